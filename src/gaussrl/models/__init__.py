@@ -1,0 +1,1 @@
+"""Model backends: ``gaussrl.models.torch``, ``gaussrl.models.jax`` and ``gaussrl.models.warp``."""

@@ -1,0 +1,23 @@
+"""PyTorch backend: ``from gaussrl.models.torch import Model, GaussianMixin, DeterministicMixin``."""
+
+from gaussrl.models.torch.base import Model
+from gaussrl.models.torch.deterministic import DeterministicMixin
+from gaussrl.models.torch.gaussian import (
+    GaussianMixin,
+    gaussian_entropy,
+    gaussian_kl,
+    gaussian_log_prob,
+    reduce_log_prob,
+    tanh_log_det,
+)
+
+__all__ = [
+    "DeterministicMixin",
+    "GaussianMixin",
+    "Model",
+    "gaussian_entropy",
+    "gaussian_kl",
+    "gaussian_log_prob",
+    "reduce_log_prob",
+    "tanh_log_det",
+]
