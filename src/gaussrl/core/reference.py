@@ -129,7 +129,8 @@ def gaussian_kl(mean_p: Array, log_std_p: Array, mean_q: Array, log_std_q: Array
     """
     ratio: Array = np.exp(2.0 * (log_std_p - log_std_q))
     delta: Array = (mean_p - mean_q) * np.exp(-log_std_q)
-    return log_std_q - log_std_p + 0.5 * (ratio + delta * delta) - 0.5
+    kl: Array = log_std_q - log_std_p + 0.5 * (ratio + delta * delta) - 0.5
+    return kl
 
 
 def squash(pre_tanh: Array, plan: GaussianPlan) -> Array:
