@@ -36,7 +36,7 @@ def space_size(space: SpaceLike) -> int:
         return 0
     if isinstance(space, int):
         return space
-    if isinstance(space, Sequence):
+    if not isinstance(space, spaces.Space):
         return math.prod(int(d) for d in space)
     if isinstance(space, spaces.Discrete):
         return 1
@@ -66,7 +66,7 @@ def space_shape(space: SpaceLike) -> tuple[int, ...]:
         return ()
     if isinstance(space, int):
         return (space,)
-    if isinstance(space, Sequence):
+    if not isinstance(space, spaces.Space):
         return tuple(int(d) for d in space)
     if isinstance(space, spaces.Box | spaces.MultiDiscrete | spaces.MultiBinary):
         return tuple(space.shape)
