@@ -1,0 +1,64 @@
+"""Deterministic models for Warp (value functions, Q-functions, deterministic actors)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import warp as wp
+
+from gaussrl.core.errors import Mixin, check_model_ready
+from gaussrl.core.spaces import action_bounds
+from gaussrl.core.spec import DeterministicSpec
+from gaussrl.models.warp.kernels import check_array, clip_kernel
+
+
+class DeterministicMixin(Mixin):
+    """Turns a ``Model`` into a deterministic one: ``act`` returns what ``compute`` returns.
+
+    Args:
+        clip_actions: Clip the output to the Box action bounds (one launch, into a fresh array).
+        role: Role played by the model.
+
+    Raises:
+        TypeError: If ``Model.__init__`` has not run, or ``clip_actions`` is set without a Box.
+    """
+
+    def __init__(self, *, clip_actions: bool = False, role: str = "") -> None:
+        check_model_ready(self, "DeterministicMixin")
+        spec = DeterministicSpec(clip_actions=clip_actions, role=role)
+        bounds = action_bounds(self.action_space, "clip_actions=True") if spec.clip_actions else None
+        self._deterministic = (spec, bounds)
+
+    def act(self, inputs: Mapping[str, Any], *, role: str = "") -> tuple[wp.array, dict[str, Any]]:
+        """Run ``compute`` and optionally clip its output.
+
+        Args:
+            inputs: Model inputs (Warp arrays on the model's device).
+            role: Role played by the model.
+
+        Returns:
+            The output (N, num_actions or 1) and the extra outputs of ``compute``.
+
+        Raises:
+            ValueError: If clipping and the output's width is not the number of actions.
+        """
+        self.check_inputs(inputs)
+        actions, outputs = self.compute(inputs, role)
+        check_array("compute()'s output", actions, self.device)
+        bounds = self._deterministic[1]
+        if bounds is None:
+            return actions, outputs
+        if actions.ndim != 2 or actions.shape[1] != bounds.low.size:
+            raise ValueError(
+                f"compute() returned an output of shape {tuple(actions.shape)}; clip_actions=True needs "
+                f"(N, {bounds.low.size}), one column per action dimension."
+            )
+        table = np.stack([bounds.low, bounds.high]).astype(wp.dtype_to_numpy(actions.dtype))
+        table = wp.array(table, dtype=actions.dtype, device=actions.device)
+        out = wp.empty(actions.shape, dtype=actions.dtype, device=actions.device, requires_grad=actions.requires_grad)
+        wp.launch(
+            clip_kernel(actions.dtype), dim=actions.shape, inputs=[actions, table], outputs=[out], device=out.device
+        )
+        return out, outputs

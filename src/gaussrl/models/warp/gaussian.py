@@ -1,0 +1,383 @@
+"""Gaussian (diagonal Normal) policies for NVIDIA Warp: pure functions and ``GaussianMixin``.
+
+The formulas are those of :mod:`gaussrl.core.reference`, written as Warp kernels
+(:mod:`gaussrl.models.warp.kernels`). ``GaussianMixin.act`` runs the whole head (clamps,
+sampling, squashing, log-density, reduction and entropy) in one kernel launch, writes every
+output element exactly once into fresh arrays, and is differentiable with ``wp.Tape``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import warp as wp
+
+from gaussrl.core.errors import (
+    Mixin,
+    NotReadyError,
+    check_model_ready,
+    log_std_shape_error,
+    mean_shape_error,
+    missing_log_std_error,
+    non_finite_error,
+)
+from gaussrl.core.reference import log_std_floor
+from gaussrl.core.spec import GaussianPlan, GaussianSpec, Reduction, make_plan
+from gaussrl.models.warp.kernels import (
+    REDUCTION_CODES,
+    check_array,
+    head_kernel,
+    kl_kernel,
+    log_prob_kernel,
+    reduce_kernel,
+    unary_kernel,
+)
+
+
+def _rows(x: wp.array) -> tuple[wp.array, int]:
+    """A 2-D view of ``x`` and whether it has one row per sample (1) or one shared row (0)."""
+    view = x.reshape((1, x.shape[0])) if x.ndim == 1 else x
+    return view, int(view.shape[0] != 1)
+
+
+def _empty(shape: tuple[int, ...], like: wp.array, *sources: wp.array) -> wp.array:
+    grad = any(s.requires_grad for s in (like, *sources))
+    return wp.empty(shape, dtype=like.dtype, device=like.device, requires_grad=grad)
+
+
+def gaussian_log_prob(x: wp.array, mean: wp.array, log_std: wp.array) -> wp.array:
+    """Per-dimension log-density of a diagonal Normal (one launch).
+
+    Args:
+        x: Points, shape (N, A).
+        mean: Shape (N, A).
+        log_std: Shape (A,), (1, A) or (N, A); used as is.
+
+    Returns:
+        Shape (N, A).
+    """
+    view, per_row = _rows(log_std)
+    out = _empty(mean.shape, mean, x, log_std)
+    kernel = log_prob_kernel(mean.dtype)
+    wp.launch(kernel, dim=mean.shape, inputs=[x, mean, view, per_row], outputs=[out], device=mean.device)
+    return out
+
+
+def _unary(x: wp.array, op: int) -> wp.array:
+    view, _ = _rows(x)
+    out = _empty(x.shape, x)
+    wp.launch(unary_kernel(x.dtype), dim=view.shape, inputs=[view, op], outputs=[_rows(out)[0]], device=x.device)
+    return out
+
+
+def gaussian_entropy(log_std: wp.array) -> wp.array:
+    """Per-dimension entropy ``1/2 + log(sqrt(2 pi)) + log_std`` (one launch).
+
+    Args:
+        log_std: Shape (A,) or (N, A).
+
+    Returns:
+        Same shape.
+    """
+    return _unary(log_std, 0)
+
+
+def tanh_log_det(pre_tanh: wp.array) -> wp.array:
+    """``log(1 - tanh(u)^2)`` as ``2 (log 2 - u - softplus(-2u))``, finite for any finite ``u`` (one launch).
+
+    Args:
+        pre_tanh: Shape (A,) or (N, A).
+
+    Returns:
+        Same shape.
+    """
+    return _unary(pre_tanh, 2)
+
+
+def reduce_log_prob(log_prob: wp.array, reduction: Reduction) -> wp.array:
+    """Reduce per-dimension log-densities over the last axis, keeping it (one launch).
+
+    Compatibility: ``"prod"`` multiplies the per-dimension log-densities, as the
+    specification's backends do; it is not a log-density of anything.
+
+    Args:
+        log_prob: Shape (N, A).
+        reduction: One of ``"mean"``, ``"sum"``, ``"prod"``, ``"none"``.
+
+    Returns:
+        Shape (N, 1), or ``log_prob`` itself for ``"none"``.
+    """
+    GaussianSpec(reduction=reduction)
+    if reduction == "none":
+        return log_prob
+    out = _empty((log_prob.shape[0], 1), log_prob)
+    kernel = reduce_kernel(log_prob.shape[1], log_prob.dtype)
+    code = REDUCTION_CODES[reduction]
+    wp.launch(kernel, dim=log_prob.shape[0], inputs=[log_prob, code], outputs=[out], device=log_prob.device)
+    return out
+
+
+def gaussian_kl(
+    mean_p: wp.array,
+    log_std_p: wp.array,
+    mean_q: wp.array,
+    log_std_q: wp.array,
+    reduction: Reduction = "sum",
+) -> wp.array:
+    """Exact KL(p || q) between diagonal Normals, reduced like the log-prob (two launches, one for "none").
+
+    Squashing both with the same tanh map leaves the KL unchanged (it is a bijection).
+
+    Args:
+        mean_p: Shape (N, A).
+        log_std_p: Shape (A,), (1, A) or (N, A).
+        mean_q: Shape (N, A).
+        log_std_q: Shape (A,), (1, A) or (N, A).
+        reduction: As for the log-prob.
+
+    Returns:
+        Shape (N, 1), or (N, A) for ``"none"``.
+    """
+    (view_p, row_p), (view_q, row_q) = _rows(log_std_p), _rows(log_std_q)
+    out = _empty(mean_p.shape, mean_p, log_std_p, mean_q, log_std_q)
+    inputs = [mean_p, view_p, mean_q, view_q, wp.vec2i(row_p, row_q)]
+    wp.launch(kl_kernel(mean_p.dtype), dim=mean_p.shape, inputs=inputs, outputs=[out], device=mean_p.device)
+    return reduce_log_prob(out, reduction)
+
+
+@dataclass
+class _Constants:
+    """The plan as Warp arrays of one device and dtype."""
+
+    table: wp.array
+    dummy_taken: wp.array
+    log_std_low: float
+    log_std_high: float
+    eps: float
+
+    @property
+    def scalars(self) -> tuple[float, float, float]:
+        """The head kernel's scalar arguments: log-std clamp bounds and the dtype's eps."""
+        return self.log_std_low, self.log_std_high, self.eps
+
+
+@dataclass
+class _GaussianState:
+    """Everything ``GaussianMixin`` keeps: the plan, array constants, and the last call's outputs."""
+
+    plan: GaussianPlan
+    constants: dict[tuple[str, Any], _Constants] = field(default_factory=dict)
+    last: tuple[wp.array, wp.array, wp.array] | None = None
+
+    def arrays(self, like: wp.array) -> _Constants:
+        key = (str(like.device), like.dtype)
+        found = self.constants.get(key)
+        if found is None:
+            plan, dtype = self.plan, wp.dtype_to_numpy(like.dtype)
+            table = np.stack([plan.clip.low, plan.clip.high, plan.squash_center, plan.squash_scale])
+            table = np.concatenate([table, np.log(plan.squash_scale)[None]]).astype(dtype)
+            found = _Constants(
+                table=wp.array(table, dtype=like.dtype, device=like.device),
+                dummy_taken=wp.zeros((1, plan.num_actions), dtype=like.dtype, device=like.device),
+                log_std_low=max(plan.min_log_std, log_std_floor(dtype)),
+                log_std_high=plan.max_log_std,
+                eps=float(np.finfo(dtype).eps),
+            )
+            self.constants[key] = found
+        return found
+
+
+def _check_log_std(log_std: wp.array, mean: wp.array, num_actions: int) -> None:
+    if log_std.ndim > 2 or log_std.shape[-1] != num_actions:
+        raise log_std_shape_error(log_std.shape, num_actions)
+    if log_std.ndim == 2 and log_std.shape[0] not in (1, mean.shape[0]):
+        raise ValueError(
+            f"compute() returned log_std of shape {tuple(log_std.shape)} for mean actions of shape "
+            f"{tuple(mean.shape)}; expected ({num_actions},), (1, {num_actions}) or ({mean.shape[0]}, {num_actions}). "
+            f"Return one log-std row per sample, or one shared row."
+        )
+    if log_std.dtype != mean.dtype:
+        raise TypeError(
+            f"compute() returned mean actions of dtype {mean.dtype.__name__} and log_std of dtype "
+            f"{log_std.dtype.__name__}; expected one dtype. Build both as float32."
+        )
+
+
+class GaussianMixin(Mixin):
+    """Turns a ``Model`` whose ``compute`` returns ``mean_actions, {"log_std": ...}`` into a Gaussian policy.
+
+    ``compute`` returns Warp arrays: the mean (N, A) and the log-std, (A,) for a
+    state-independent parameter or (N, A) for a state-dependent head.
+
+    Args:
+        clip_actions: Clip sampled actions to the Box bounds; the log-prob scores the clipped action.
+        clip_mean_actions: Clip the mean to the Box bounds before sampling.
+        clip_log_std: Clamp the log-std to ``[min_log_std, max_log_std]``.
+        min_log_std: Lower log-std bound.
+        max_log_std: Upper log-std bound.
+        reduction: ``"sum"``, ``"mean"``, ``"prod"`` or ``"none"`` over the action axis.
+        role: Role played by the model.
+        squash_actions: ``True``: tanh onto the Box bounds; ``"tanh"``: onto (-1, 1). The log-prob is
+            the exact density of the squashed action.
+        check_finite: Raise if ``compute()`` returns NaN or infinity (copies both outputs to the host).
+
+    Raises:
+        ValueError: For an invalid option.
+        TypeError: If ``Model.__init__`` has not run, or clipping needs a Box the model does not have.
+    """
+
+    def __init__(
+        self,
+        *,
+        clip_actions: bool = False,
+        clip_mean_actions: bool = False,
+        clip_log_std: bool = True,
+        min_log_std: float = -20,
+        max_log_std: float = 2,
+        reduction: Reduction = "sum",
+        role: str = "",
+        squash_actions: bool | str = False,
+        check_finite: bool = False,
+    ) -> None:
+        check_model_ready(self, "GaussianMixin")
+        spec = GaussianSpec(
+            clip_actions=clip_actions,
+            clip_mean_actions=clip_mean_actions,
+            clip_log_std=clip_log_std,
+            min_log_std=float(min_log_std),
+            max_log_std=float(max_log_std),
+            reduction=reduction,
+            role=role,
+            squash_actions=squash_actions,  # type: ignore[arg-type]
+            check_finite=check_finite,
+        )
+        self._gaussian = _GaussianState(make_plan(spec, self.action_space, self.num_actions))
+
+    def _network_outputs(self, inputs: Mapping[str, Any], role: str) -> tuple[wp.array, wp.array, dict[str, Any]]:
+        self.check_inputs(inputs)
+        mean_actions, outputs = self.compute(inputs, role)
+        log_std = outputs.get("log_std")
+        if log_std is None:
+            raise missing_log_std_error(role, list(outputs))
+        num_actions = self._gaussian.plan.num_actions
+        check_array("compute()'s log_std", log_std, self.device)
+        check_array("compute()'s mean actions", mean_actions, self.device)
+        if mean_actions.ndim != 2 or mean_actions.shape[-1] != num_actions:
+            raise mean_shape_error(mean_actions.shape, num_actions)
+        _check_log_std(log_std, mean_actions, num_actions)
+        if self._gaussian.plan.spec.check_finite:
+            for name, value in (("mean_actions", mean_actions), ("log_std", log_std)):
+                if not np.isfinite(value.numpy()).all():
+                    raise non_finite_error(name, role)
+        return mean_actions, log_std, outputs
+
+    def _taken_actions(self, inputs: Mapping[str, Any], mean: wp.array) -> wp.array | None:
+        taken = inputs.get("taken_actions")
+        if taken is None:
+            return None
+        check_array('inputs["taken_actions"]', taken, self.device)
+        if tuple(taken.shape) != tuple(mean.shape) or taken.dtype != mean.dtype:
+            raise ValueError(
+                f'inputs["taken_actions"] is {taken.dtype.__name__} of shape {tuple(taken.shape)}; expected '
+                f"{mean.dtype.__name__} of shape {tuple(mean.shape)}, like the mean actions. Pass the actions "
+                f"stored for these observations, one row per observation."
+            )
+        return taken
+
+    def act(self, inputs: Mapping[str, Any], *, role: str = "") -> tuple[wp.array, dict[str, Any]]:
+        """Sample actions by reparameterization and score them (or ``inputs["taken_actions"]``), in one launch.
+
+        Args:
+            inputs: Model inputs (Warp arrays on the model's device): ``"observations"``, ``"states"``,
+                and optionally ``"taken_actions"`` (N, A).
+            role: Role played by the model, passed to ``compute``.
+
+        Returns:
+            Actions (N, A) and ``outputs`` with ``"log_prob"`` ((N, 1); (N, A) for ``"none"``),
+            ``"log_std"`` (after clamping, shaped as ``compute`` returned it) and ``"mean_actions"``
+            (after ``clip_mean_actions``; squashed when squashing), plus whatever ``compute`` returned.
+            Every array is freshly allocated, so results of earlier calls are never overwritten.
+        """
+        mean, log_std, outputs = self._network_outputs(inputs, role)
+        taken = self._taken_actions(inputs, mean)
+        state = self._gaussian
+        plan, k = state.plan, state.arrays(mean)
+        n, a = mean.shape
+        log_std_view, per_row = _rows(log_std)
+        reduction = REDUCTION_CODES[plan.spec.reduction]
+        actions, mean_out, entropy = (_empty((n, a), mean, log_std) for _ in range(3))
+        log_prob = _empty((n, a) if reduction == 0 else (n, 1), mean, log_std)
+        log_std_out = _empty(log_std.shape, log_std, mean)
+        ints = wp.vec4i(per_row, int(plan.spec.clip_mean_actions), reduction, self.next_seed())
+        flags = wp.vec4i(int(taken is not None), int(plan.spec.clip_actions), int(plan.squash != "none"), 0)
+        wp.launch(
+            head_kernel(a, mean.dtype),
+            dim=n,
+            inputs=[mean, log_std_view, k.dummy_taken if taken is None else taken, k.table, *k.scalars, ints, flags],
+            outputs=[actions, log_prob, _rows(log_std_out)[0], mean_out, entropy],
+            device=mean.device,
+        )
+        state.last = (mean_out, log_std_out, entropy)
+        outputs["log_prob"] = log_prob
+        outputs["log_std"] = log_std_out
+        outputs["mean_actions"] = mean_out
+        return actions, outputs
+
+    def _last_call(self, method: str) -> tuple[wp.array, wp.array, wp.array]:
+        if self._gaussian.last is None:
+            raise NotReadyError(
+                f"{method}() was called before any act(); it describes the distribution of the last act() "
+                f"call. Call policy.act(inputs, role=...) first."
+            )
+        return self._gaussian.last
+
+    def get_entropy(self, stddev: wp.array | None = None, *, role: str = "") -> wp.array:
+        """Per-dimension entropy, of the last ``act()`` call's distribution or of a given stddev.
+
+        The specification's JAX signature takes ``stddev``; here it is optional. Without it,
+        the entropy comes from the last ``act()`` (computed in the same launch, and on its tape).
+        With ``squash_actions`` that is a single-sample estimate of the squashed policy's
+        entropy: the base Gaussian's closed form plus ``log|da/du|`` at the last sample
+        (unbiased, since ``H(a) = H(u) + E[log|da/du|]``). A given ``stddev`` gets the base
+        Gaussian's closed form, ``1/2 + log(sqrt(2 pi)) + log(stddev)``.
+
+        Args:
+            stddev: Standard deviation, shape (A,) or (N, A); None for the last ``act()``.
+            role: Role played by the model.
+
+        Returns:
+            Shape (N, A) for the last ``act()``; the shape of ``stddev`` otherwise.
+
+        Raises:
+            NotReadyError: If ``stddev`` is None and ``act()`` has not been called.
+        """
+        if stddev is not None:
+            check_array("get_entropy()'s stddev", stddev, self.device)
+            return _unary(stddev, 1)
+        return self._last_call("get_entropy")[2]
+
+    def get_kl_divergence(self, mean_actions: wp.array, log_std: wp.array, *, role: str = "") -> wp.array:
+        """Exact KL(given || last ``act()`` distribution), reduced with the model's reduction.
+
+        Args:
+            mean_actions: Mean of the other distribution before any squash, shape (N, A).
+            log_std: Its log-std, shape (A,) or (N, A).
+            role: Role played by the model.
+
+        Returns:
+            Shape (N, 1), or (N, A) for ``"none"``.
+
+        Raises:
+            NotReadyError: If ``act()`` has not been called.
+            NotImplementedError: With ``squash_actions``: ``act()`` keeps only the squashed mean.
+        """
+        mean, current_log_std, _ = self._last_call("get_kl_divergence")
+        if self._gaussian.plan.squash != "none":
+            raise NotImplementedError(
+                "get_kl_divergence() needs the pre-squash mean, but a squashing act() keeps only the squashed "
+                "mean; call gaussian_kl(mean_p, log_std_p, mean_q, log_std_q) on compute()'s outputs instead."
+            )
+        return gaussian_kl(mean_actions, log_std, mean, current_log_std, self._gaussian.plan.spec.reduction)
