@@ -208,8 +208,9 @@ class Model(nn.Module):
             **kwargs: Passed to the initialiser.
         """
         initializer = _initializer(method_name)
-        for parameter in self.parameters():
-            initializer(parameter.data, *args, **kwargs)
+        with torch.no_grad():
+            for parameter in self.parameters():
+                initializer(parameter, *args, **kwargs)
 
     def init_weights(self, method_name: str = "orthogonal_", *args: Any, **kwargs: Any) -> None:
         """Initialise the weights (parameters named ``weight``) of every submodule.
@@ -220,9 +221,10 @@ class Model(nn.Module):
             **kwargs: Passed to the initialiser.
         """
         initializer = _initializer(method_name)
-        for name, parameter in self.named_parameters():
-            if name.rsplit(".", 1)[-1].startswith("weight"):
-                initializer(parameter.data, *args, **kwargs)
+        with torch.no_grad():
+            for name, parameter in self.named_parameters():
+                if name.rsplit(".", 1)[-1].startswith("weight"):
+                    initializer(parameter, *args, **kwargs)
 
     def init_biases(self, method_name: str = "constant_", *args: Any, **kwargs: Any) -> None:
         """Initialise the biases (parameters named ``bias``) of every submodule.
@@ -235,9 +237,10 @@ class Model(nn.Module):
         initializer = _initializer(method_name)
         if method_name == "constant_" and not args and "val" not in kwargs:
             args = (0.0,)
-        for name, parameter in self.named_parameters():
-            if name.rsplit(".", 1)[-1].startswith("bias"):
-                initializer(parameter.data, *args, **kwargs)
+        with torch.no_grad():
+            for name, parameter in self.named_parameters():
+                if name.rsplit(".", 1)[-1].startswith("bias"):
+                    initializer(parameter, *args, **kwargs)
 
     def freeze_parameters(self, freeze: bool = True) -> None:
         """Stop (or restart) gradient tracking for every parameter.

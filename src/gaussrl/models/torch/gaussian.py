@@ -126,12 +126,57 @@ class _Constants:
 
 
 @dataclass
+class _Scale:
+    """Terms derived from one log-std tensor: clamped log-std, std, log-normaliser, entropy."""
+
+    source: torch.Tensor
+    version: int
+    data_ptr: int
+    log_std: torch.Tensor
+    std: torch.Tensor
+    normaliser: torch.Tensor
+    """``-log_std - log(sqrt(2 pi))``, so that ``log N(x) = normaliser - z^2 / 2``."""
+    _entropy: torch.Tensor | None = None
+
+    @property
+    def entropy(self) -> torch.Tensor:
+        if self._entropy is None:
+            self._entropy = gaussian_entropy(self.log_std)
+        return self._entropy
+
+
+@dataclass
 class _GaussianState:
     """Everything ``GaussianMixin`` keeps: the plan, tensor constants, and the last call."""
 
     plan: GaussianPlan
     constants: dict[tuple[torch.device, torch.dtype], _Constants] = field(default_factory=dict)
-    last: tuple[torch.Tensor, torch.Tensor, torch.Tensor | None] | None = None
+    last: tuple[torch.Tensor, _Scale, torch.Tensor | None] | None = None
+    scale: _Scale | None = None
+    """Reused while its source tensor is unchanged and no autograd graph is being built."""
+
+    def scale_of(self, raw: torch.Tensor, k: _Constants) -> _Scale:
+        """The clamped log-std and its derived terms, computed once per distinct log-std.
+
+        A state-independent log-std (a parameter) is the same tensor on every rollout call; its
+        terms are reused while torch's version counter and data pointer say it is unchanged.
+        In-place writes through ``.data`` bypass the version counter: write under
+        ``torch.no_grad()`` instead (as optimizers, ``load_state_dict`` and ``update_parameters`` do).
+        """
+        cached = self.scale
+        tracked = raw.requires_grad and torch.is_grad_enabled()
+        if (
+            cached is not None
+            and cached.source is raw
+            and not tracked
+            and cached.version == raw._version
+            and cached.data_ptr == raw.data_ptr()
+        ):
+            return cached
+        log_std = raw.clamp(k.log_std_low, k.log_std_high)
+        scale = _Scale(raw, raw._version, raw.data_ptr(), log_std, log_std.exp(), torch.rsub(log_std, -LOG_SQRT_2PI))
+        self.scale = None if tracked or raw.dim() != 1 else scale
+        return scale
 
     def tensors(self, like: torch.Tensor) -> _Constants:
         key = (like.device, like.dtype)
@@ -236,49 +281,49 @@ class GaussianMixin(Mixin):
         """
         mean, log_std, outputs = self._network_outputs(inputs, role)
         state = self._gaussian
-        plan, k = state.plan, state.tensors(mean)
-        log_std = log_std.clamp(k.log_std_low, k.log_std_high)
-        if plan.spec.clip_mean_actions:
+        spec, k = state.plan.spec, state.tensors(mean)
+        scale = state.scale_of(log_std, k)
+        if spec.clip_mean_actions:
             mean = torch.clamp(mean, k.clip_low, k.clip_high)
         noise = torch.randn_like(mean)
-        pre_tanh = torch.addcmul(mean, log_std.exp(), noise)
+        sample = torch.addcmul(mean, scale.std, noise)
         taken = inputs.get("taken_actions")
-        if plan.squash != "none":
-            actions, log_prob = self._squashed(mean, log_std, noise, pre_tanh, taken=taken, k=k)
-            outputs["mean_actions"] = k.squash_center + k.squash_scale * torch.tanh(mean)
+        if state.plan.squash != "none":
+            actions, log_prob = self._squashed(mean, scale, noise, sample, taken=taken, k=k)
+            outputs["mean_actions"] = torch.addcmul(k.squash_center, k.squash_scale, torch.tanh(mean))
         else:
-            actions = torch.clamp(pre_tanh, k.clip_low, k.clip_high) if plan.spec.clip_actions else pre_tanh
-            if taken is None and not plan.spec.clip_actions:
-                log_prob = -0.5 * noise * noise - log_std - LOG_SQRT_2PI
-            else:
-                log_prob = gaussian_log_prob(actions if taken is None else taken, mean, log_std)
+            actions = torch.clamp(sample, k.clip_low, k.clip_high) if spec.clip_actions else sample
+            scored = actions if taken is None else taken
+            # For the unclipped fresh sample, z is the standard-normal draw itself: no subtraction, no division.
+            z = noise if scored is sample else (scored - mean) / scale.std
+            log_prob = torch.addcmul(scale.normaliser, z, z, value=-0.5)
             outputs["mean_actions"] = mean
-        state.last = (mean, log_std, pre_tanh if plan.squash != "none" else None)
-        outputs["log_prob"] = reduce_log_prob(log_prob, plan.spec.reduction)
-        outputs["log_std"] = log_std
+        state.last = (mean, scale, sample if state.plan.squash != "none" else None)
+        outputs["log_prob"] = reduce_log_prob(log_prob, spec.reduction)
+        outputs["log_std"] = scale.log_std
         return actions, outputs
 
     def _squashed(
         self,
         mean: torch.Tensor,
-        log_std: torch.Tensor,
+        scale: _Scale,
         noise: torch.Tensor,
-        pre_tanh: torch.Tensor,
+        sample: torch.Tensor,
         *,
         taken: torch.Tensor | None,
         k: _Constants,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        actions = k.squash_center + k.squash_scale * torch.tanh(pre_tanh)
+        actions = torch.addcmul(k.squash_center, k.squash_scale, torch.tanh(sample))
         if taken is None:
-            gaussian = -0.5 * noise * noise - log_std - LOG_SQRT_2PI
-            scored = pre_tanh
+            pre_tanh, z = sample, noise
         else:
             eps = torch.finfo(taken.dtype).eps
-            scored = torch.atanh(((taken - k.squash_center) / k.squash_scale).clamp(-1.0 + eps, 1.0 - eps))
-            gaussian = gaussian_log_prob(scored, mean, log_std)
-        return actions, gaussian - tanh_log_det(scored) - k.log_scale
+            pre_tanh = torch.atanh(((taken - k.squash_center) / k.squash_scale).clamp(-1.0 + eps, 1.0 - eps))
+            z = (pre_tanh - mean) / scale.std
+        log_prob = torch.addcmul(scale.normaliser, z, z, value=-0.5)
+        return actions, log_prob - tanh_log_det(pre_tanh) - k.log_scale
 
-    def _last_call(self, method: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    def _last_call(self, method: str) -> tuple[torch.Tensor, _Scale, torch.Tensor | None]:
         if self._gaussian.last is None:
             raise NotReadyError(
                 f"{method}() was called before any act(); it describes the distribution of the last act() "
@@ -302,11 +347,10 @@ class GaussianMixin(Mixin):
         Raises:
             NotReadyError: If ``act()`` has not been called.
         """
-        mean, log_std, pre_tanh = self._last_call("get_entropy")
-        entropy = gaussian_entropy(log_std)
+        mean, scale, pre_tanh = self._last_call("get_entropy")
         if pre_tanh is not None:
-            return entropy + tanh_log_det(pre_tanh) + self._gaussian.tensors(mean).log_scale
-        return entropy.expand_as(mean)
+            return scale.entropy + tanh_log_det(pre_tanh) + self._gaussian.tensors(mean).log_scale
+        return scale.entropy.expand_as(mean)
 
     def distribution(self, *, role: str = "") -> torch.distributions.Normal:
         """The ``torch.distributions.Normal`` of the last ``act()`` call (before any squash).
@@ -320,8 +364,8 @@ class GaussianMixin(Mixin):
         Raises:
             NotReadyError: If ``act()`` has not been called.
         """
-        mean, log_std, _ = self._last_call("distribution")
-        return torch.distributions.Normal(mean, log_std.exp().expand_as(mean), validate_args=False)
+        mean, scale, _ = self._last_call("distribution")
+        return torch.distributions.Normal(mean, scale.std.expand_as(mean), validate_args=False)
 
     def get_kl_divergence(self, mean_actions: torch.Tensor, log_std: torch.Tensor, *, role: str = "") -> torch.Tensor:
         """Exact KL(given || last ``act()`` distribution), reduced with the model's reduction.
@@ -334,5 +378,5 @@ class GaussianMixin(Mixin):
         Returns:
             Shape (N, 1), or (N, A) for ``"none"``.
         """
-        mean, current_log_std, _ = self._last_call("get_kl_divergence")
-        return gaussian_kl(mean_actions, log_std, mean, current_log_std, self._gaussian.plan.spec.reduction)
+        mean, scale, _ = self._last_call("get_kl_divergence")
+        return gaussian_kl(mean_actions, log_std, mean, scale.log_std, self._gaussian.plan.spec.reduction)

@@ -1,0 +1,62 @@
+"""The reuse of state-independent log-std terms never serves a stale or graph-less value."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from tests.torch.test_model import Policy
+
+ENTROPY_CONST = 0.5 + 0.5 * math.log(2 * math.pi)
+
+
+def _rollout(policy):
+    with torch.no_grad():
+        _, outputs = policy.act({"observations": torch.zeros(3, 3)})
+        return outputs["log_std"].clone(), policy.get_entropy().clone()
+
+
+def test_optimizer_step_is_seen_by_the_next_rollout():
+    policy = Policy()
+    optimizer = torch.optim.SGD(policy.parameters(), lr=0.5)
+    before, _ = _rollout(policy)
+    _, outputs = policy.act({"observations": torch.zeros(3, 3)})
+    outputs["log_prob"].sum().backward()
+    optimizer.step()
+    after, entropy = _rollout(policy)
+    torch.testing.assert_close(after, policy.log_std_parameter.detach())
+    assert not torch.equal(before, after)
+    torch.testing.assert_close(entropy[0], after + ENTROPY_CONST)
+
+
+@pytest.mark.parametrize("write", ["no_grad_copy", "load_state_dict", "init_parameters", "update_parameters"])
+def test_writes_to_the_parameter_are_seen(write):
+    policy, other = Policy(), Policy()
+    with torch.no_grad():
+        other.log_std_parameter.fill_(0.3)
+    _rollout(policy)
+    if write == "no_grad_copy":
+        with torch.no_grad():
+            policy.log_std_parameter.copy_(torch.tensor([0.3, 0.3]))
+    elif write == "load_state_dict":
+        policy.load_state_dict(other.state_dict())
+    elif write == "init_parameters":
+        policy.init_parameters("constant_", 0.3)
+    else:
+        policy.update_parameters(other)
+    log_std, entropy = _rollout(policy)
+    torch.testing.assert_close(log_std, torch.tensor([0.3, 0.3]))
+    torch.testing.assert_close(entropy, torch.full((3, 2), 0.3 + ENTROPY_CONST))
+
+
+def test_every_training_call_builds_its_own_graph():
+    policy = Policy()
+    _rollout(policy)
+    for weight in (1.0, 2.0, 3.0):
+        policy.log_std_parameter.grad = None
+        _, outputs = policy.act({"observations": torch.zeros(4, 3)})
+        (outputs["log_prob"].sum() + weight * policy.get_entropy().sum()).backward()
+        # d/dlog_std of a fresh sample's log-prob is -1 per row, of the entropy +1 per row.
+        torch.testing.assert_close(policy.log_std_parameter.grad, torch.full((2,), 4.0 * (weight - 1.0)))
