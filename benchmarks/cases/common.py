@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 
 OBSERVATIONS, HIDDEN, ACTIONS = 17, 64, 6
@@ -13,7 +15,7 @@ def weights(seed: int = 0) -> list[tuple[np.ndarray, np.ndarray]]:
     rng = np.random.default_rng(seed)
     sizes = (OBSERVATIONS, HIDDEN, HIDDEN, ACTIONS)
     layers = []
-    for fan_in, fan_out in zip(sizes[:-1], sizes[1:], strict=True):
+    for fan_in, fan_out in itertools.pairwise(sizes):
         bound = 1.0 / np.sqrt(fan_in)
         w = rng.uniform(-bound, bound, size=(fan_in, fan_out)).astype(np.float32)
         b = rng.uniform(-bound, bound, size=fan_out).astype(np.float32)
