@@ -1,0 +1,82 @@
+"""Running ``warp_nn`` RNN/GRU/LSTM layers the way recurrent policies need during rollout and training.
+
+The Warp counterpart of ``gaussrl.models.torch.recurrent.run_recurrent``, shared by
+``rnn.py``, ``gru.py`` and ``lstm.py`` (run them from this folder, or put it on ``sys.path``).
+
+During rollout a batch is one step of each environment. During training it is ``N``
+sequences of ``L`` consecutive steps flattened to ``N * L`` rows, with the hidden state
+stored at every step; only the state at each sequence's first step is used, and it is reset
+to zero after any step whose ``terminated`` flag is set.
+
+``warp_nn`` layers return the same cached output arrays for every call with the same input
+shape. Inside one ``wp.Tape`` a second call would overwrite what the backward pass of the
+first needs, so the layer's cache is emptied before each segment: each call then writes
+fresh arrays, and the tape keeps the old ones alive.
+"""
+
+import numpy as np
+import warp as wp
+from warp_nn import nn
+from warp_nn.utils import contiguous, copy
+
+
+@wp.kernel
+def _keep_unless_done(hidden: wp.array3d(dtype=float), done: wp.array(dtype=float), out: wp.array3d(dtype=float)):
+    layer, row, k = wp.tid()
+    out[layer, row, k] = hidden[layer, row, k] * (1.0 - done[row])
+
+
+def _as_state(rnn, hidden):
+    return (hidden[0], hidden[1]) if isinstance(rnn, nn.LSTM) else hidden[0]
+
+
+def _as_list(state):
+    return list(state) if isinstance(state, tuple) else [state]
+
+
+def _reset(state, done):
+    flags = wp.array(done.astype(np.float32), dtype=float, device=state[0].device)
+    out = [wp.empty_like(h, requires_grad=h.requires_grad) for h in state]
+    for h, o in zip(state, out, strict=True):
+        wp.launch(_keep_unless_done, dim=h.shape, inputs=[h, flags], outputs=[o], device=h.device)
+    return out
+
+
+def _segment(rnn, sequences, state, start, stop):
+    rnn._cache.clear()  # fresh output arrays for this call (see the module docstring)
+    return rnn(contiguous(sequences[:, start:stop]), _as_state(rnn, state))
+
+
+def run_recurrent(rnn, features, hidden, *, sequence_length, training, terminated=None):
+    """Run a ``warp_nn.nn.RNN``/``GRU``/``LSTM`` over rollout steps or training sequences.
+
+    Args:
+        rnn: The recurrent layer (batch-first, as every ``warp_nn`` recurrent layer).
+        features: Shape (N, F) for a rollout step, or (N * L, F) for N training sequences.
+        hidden: Hidden states, each (num_layers, N, H) in rollout or (num_layers, N * L, H) in training
+            (one stored state per step); ``[h]`` for RNN/GRU, ``[h, c]`` for LSTM.
+        sequence_length: L.
+        training: True for stored sequences, False for one rollout step.
+        terminated: Shape (N * L,) or (N * L, 1); nonzero where an episode ended at that step.
+
+    Returns:
+        Outputs of shape (N, H) or (N * L, H), and the final hidden states (num_layers, N, H).
+    """
+    rows, size = features.shape
+    if not training:
+        rnn._cache.clear()
+        output, state = rnn(features.reshape((rows, 1, size)), _as_state(rnn, hidden))
+        return output.reshape((rows, output.shape[-1])), _as_list(state)
+    n, length = rows // sequence_length, sequence_length
+    sequences = features.reshape((n, length, size))
+    state = [contiguous(h.reshape((h.shape[0], n, length, h.shape[-1]))[:, :, 0]) for h in hidden]
+    done = np.zeros((n, length), bool) if terminated is None else terminated.numpy().reshape(n, length) != 0
+    cuts = (np.flatnonzero(done[:, :-1].any(axis=0)) + 1).tolist()
+    result = None
+    for start, stop in zip([0, *cuts], [*cuts, length], strict=True):
+        output, final = _segment(rnn, sequences, state, start, stop)
+        if result is None:
+            result = wp.empty((n, length, output.shape[-1]), device=output.device, requires_grad=output.requires_grad)
+        copy(output, result[:, start:stop])
+        state = _reset(_as_list(final), done[:, stop - 1]) if stop < length else _as_list(final)
+    return result.reshape((n * length, result.shape[-1])), state
