@@ -1,0 +1,67 @@
+"""Deterministic models for JAX/Flax (value functions, Q-functions, deterministic actors)."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Mapping
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+
+from gaussrl.core.errors import Mixin, check_model_ready
+from gaussrl.core.spaces import ActionBounds, action_bounds
+from gaussrl.core.spec import DeterministicSpec
+
+
+def _traced_act(
+    model: Any, bounds: ActionBounds | None, params: Any, inputs: Mapping[str, Any], *, role: str, frozen: bool
+) -> tuple[jax.Array, dict[str, Any]]:
+    """The body that ``act()`` compiles: the network and the optional clip."""
+    if frozen:
+        params = jax.lax.stop_gradient(params)
+    model.check_inputs(inputs)
+    actions, outputs = model.apply(params, inputs, role)
+    if bounds is not None:
+        dtype = jnp.result_type(actions)
+        actions = jnp.clip(actions, jnp.asarray(bounds.low, dtype), jnp.asarray(bounds.high, dtype))
+    return actions, dict(outputs)
+
+
+class DeterministicMixin(Mixin):
+    """Turns a ``Model`` into a deterministic one: ``act`` returns what ``__call__`` returns.
+
+    Args:
+        clip_actions: Clip the output to the Box action bounds.
+        role: Role played by the model.
+
+    Raises:
+        TypeError: If ``Model.__init__`` has not run, or ``clip_actions`` is set without a Box.
+    """
+
+    def __init__(self, *, clip_actions: bool = False, role: str = "") -> None:
+        check_model_ready(self, "DeterministicMixin")
+        spec = DeterministicSpec(clip_actions=clip_actions, role=role)
+        bounds = action_bounds(self.action_space, "clip_actions=True") if spec.clip_actions else None
+        self._deterministic = (spec, bounds, {})
+
+    def act(self, inputs: Mapping[str, Any], *, role: str = "", params: Any = None) -> tuple[jax.Array, dict[str, Any]]:
+        """Run ``__call__`` (compiled, the role static) and optionally clip its output.
+
+        Args:
+            inputs: Model inputs; never modified.
+            role: Role played by the model.
+            params: Parameters to use instead of ``state_dict.params`` (e.g. under ``jax.grad``).
+
+        Returns:
+            The output (N, num_actions or 1) and the extra outputs of ``__call__``.
+
+        Raises:
+            NotReadyError: If ``init_state_dict()`` has not been called.
+        """
+        state_dict = self.ready_state_dict("act")
+        _, bounds, compiled = self._deterministic
+        if "act" not in compiled:
+            compiled["act"] = jax.jit(functools.partial(_traced_act, self, bounds), static_argnames=("role", "frozen"))
+        params = state_dict.params if params is None else params
+        return compiled["act"](params, inputs, role=role, frozen=self._frozen)

@@ -1,0 +1,373 @@
+"""Gaussian (diagonal Normal) policies for JAX/Flax: pure functions and ``GaussianMixin``.
+
+The formulas are those of :mod:`gaussrl.core.reference`, written for ``jax.numpy``. ``act()``
+compiles the network, the key split, the sampling and the log-density into one ``jax.jit``
+call (the role is static), so a call costs about one dispatch.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from gaussrl.core.errors import (
+    Mixin,
+    check_model_ready,
+    log_std_shape_error,
+    mean_shape_error,
+    missing_log_std_error,
+    non_finite_error,
+)
+from gaussrl.core.reference import LOG_2, LOG_SQRT_2PI, log_std_floor
+from gaussrl.core.spec import GaussianPlan, GaussianSpec, Reduction, make_plan
+
+FINITE_CHECKED = ("mean_actions", "log_std")
+"""The outputs of ``__call__`` that ``check_finite=True`` checks, in this order."""
+
+
+def gaussian_log_prob(x: jax.Array, mean: jax.Array, log_std: jax.Array) -> jax.Array:
+    """Per-dimension log-density of a diagonal Normal.
+
+    Args:
+        x: Points, shape (N, A).
+        mean: Shape (N, A).
+        log_std: Shape (A,) or (N, A).
+
+    Returns:
+        Shape (N, A).
+    """
+    z = (x - mean) * jnp.exp(-log_std)
+    return -0.5 * z * z - log_std - LOG_SQRT_2PI
+
+
+def gaussian_entropy(log_std: jax.Array) -> jax.Array:
+    """Per-dimension entropy ``1/2 + log(sqrt(2 pi)) + log_std``.
+
+    Args:
+        log_std: Any shape.
+
+    Returns:
+        Same shape.
+    """
+    return log_std + (0.5 + LOG_SQRT_2PI)
+
+
+def tanh_log_det(pre_tanh: jax.Array) -> jax.Array:
+    """``log(1 - tanh(u)^2)`` as ``2 (log 2 - u - softplus(-2u))``, finite for any finite ``u``.
+
+    Args:
+        pre_tanh: Any shape.
+
+    Returns:
+        Same shape.
+    """
+    return 2.0 * (LOG_2 - pre_tanh - jax.nn.softplus(-2.0 * pre_tanh))
+
+
+def reduce_log_prob(log_prob: jax.Array, reduction: Reduction) -> jax.Array:
+    """Reduce per-dimension log-densities over the last axis, keeping it.
+
+    Compatibility: ``"prod"`` multiplies the per-dimension log-densities, as the
+    specification's backends do.
+
+    Args:
+        log_prob: Shape (N, A).
+        reduction: One of ``"mean"``, ``"sum"``, ``"prod"``, ``"none"``.
+
+    Returns:
+        Shape (N, 1), or (N, A) for ``"none"``.
+    """
+    if reduction == "sum":
+        return jnp.sum(log_prob, axis=-1, keepdims=True)
+    if reduction == "none":
+        return log_prob
+    if reduction == "mean":
+        return jnp.mean(log_prob, axis=-1, keepdims=True)
+    return jnp.prod(log_prob, axis=-1, keepdims=True)
+
+
+def gaussian_kl(
+    mean_p: jax.Array,
+    log_std_p: jax.Array,
+    mean_q: jax.Array,
+    log_std_q: jax.Array,
+    reduction: Reduction = "sum",
+) -> jax.Array:
+    """Exact KL(p || q) between diagonal Normals, reduced like the log-prob.
+
+    Squashing both with the same tanh map leaves the KL unchanged (it is a bijection).
+
+    Args:
+        mean_p: Shape (N, A).
+        log_std_p: Shape (A,) or (N, A).
+        mean_q: Shape (N, A).
+        log_std_q: Shape (A,) or (N, A).
+        reduction: As for the log-prob.
+
+    Returns:
+        Shape (N, 1), or (N, A) for ``"none"``.
+    """
+    ratio = jnp.exp(2.0 * (log_std_p - log_std_q))
+    delta = (mean_p - mean_q) * jnp.exp(-log_std_q)
+    return reduce_log_prob(log_std_q - log_std_p + 0.5 * (ratio + delta * delta) - 0.5, reduction)
+
+
+@dataclass(frozen=True)
+class _Constants:
+    """The plan's arrays in one dtype; built while tracing, so they become compile-time constants."""
+
+    log_std_low: float
+    log_std_high: float
+    clip_low: jax.Array
+    clip_high: jax.Array
+    squash_center: jax.Array
+    squash_scale: jax.Array
+    log_scale: jax.Array
+
+    @classmethod
+    def of(cls, plan: GaussianPlan, dtype: Any) -> _Constants:
+        def array(values: Any) -> jax.Array:
+            return jnp.asarray(values, dtype=dtype)
+
+        return cls(
+            log_std_low=max(plan.min_log_std, log_std_floor(np.dtype(dtype))),
+            log_std_high=plan.max_log_std,
+            clip_low=array(plan.clip.low),
+            clip_high=array(plan.clip.high),
+            squash_center=array(plan.squash_center),
+            squash_scale=array(plan.squash_scale),
+            log_scale=array(np.log(plan.squash_scale)),
+        )
+
+
+def _network_outputs(
+    model: Any, params: Any, inputs: Mapping[str, Any], role: str
+) -> tuple[jax.Array, jax.Array, dict[str, Any]]:
+    """Run ``__call__`` and check its outputs' keys and shapes (at trace time: shapes are static)."""
+    model.check_inputs(inputs)
+    mean_actions, outputs = model.apply(params, inputs, role)
+    outputs = dict(outputs)
+    log_std = outputs.get("log_std")
+    if log_std is None:
+        raise missing_log_std_error(role, list(outputs))
+    num_actions = model.num_actions
+    if jnp.shape(log_std)[-1:] != (num_actions,):
+        raise log_std_shape_error(jnp.shape(log_std), num_actions)
+    if jnp.shape(mean_actions)[-1:] != (num_actions,):
+        raise mean_shape_error(jnp.shape(mean_actions), num_actions)
+    return mean_actions, log_std, outputs
+
+
+def _squashed(
+    mean: jax.Array,
+    log_std: jax.Array,
+    noise: jax.Array,
+    pre_tanh: jax.Array,
+    *,
+    taken: jax.Array | None,
+    k: _Constants,
+) -> tuple[jax.Array, jax.Array]:
+    """Squashed actions and the exact log-density of the scored (sampled or taken) action."""
+    actions = k.squash_center + k.squash_scale * jnp.tanh(pre_tanh)
+    if taken is None:
+        gaussian = -0.5 * noise * noise - log_std - LOG_SQRT_2PI
+        scored = pre_tanh
+    else:
+        eps = jnp.finfo(taken.dtype).eps
+        scored = jnp.arctanh(jnp.clip((taken - k.squash_center) / k.squash_scale, -1.0 + eps, 1.0 - eps))
+        gaussian = gaussian_log_prob(scored, mean, log_std)
+    return actions, gaussian - tanh_log_det(scored) - k.log_scale
+
+
+def gaussian_head(
+    mean: jax.Array, log_std: jax.Array, noise: jax.Array, taken: jax.Array | None, plan: GaussianPlan
+) -> tuple[jax.Array, dict[str, jax.Array]]:
+    """Everything ``act()`` does after the network, as a pure function (what :func:`reference.act` does).
+
+    Compatibility: with ``clip_actions`` the log-density scores the clipped action, as the
+    specification does.
+
+    Args:
+        mean: Network mean, shape (N, A).
+        log_std: Network log-std, shape (A,) or (N, A).
+        noise: Standard-normal draw, shape (N, A).
+        taken: Actions to score instead of the sample, shape (N, A), or None.
+        plan: The resolved options.
+
+    Returns:
+        Actions (N, A) and ``{"log_prob", "log_std", "mean_actions"}`` (plus ``"pre_tanh"`` when squashing).
+    """
+    k = _Constants.of(plan, mean.dtype)
+    log_std = jnp.clip(log_std, k.log_std_low, k.log_std_high)
+    if plan.spec.clip_mean_actions:
+        mean = jnp.clip(mean, k.clip_low, k.clip_high)
+    pre_tanh = mean + jnp.exp(log_std) * noise
+    extra: dict[str, jax.Array] = {}
+    if plan.squash != "none":
+        actions, log_prob = _squashed(mean, log_std, noise, pre_tanh, taken=taken, k=k)
+        extra = {"mean_actions": k.squash_center + k.squash_scale * jnp.tanh(mean), "pre_tanh": pre_tanh}
+    else:
+        actions = jnp.clip(pre_tanh, k.clip_low, k.clip_high) if plan.spec.clip_actions else pre_tanh
+        if taken is None and not plan.spec.clip_actions:
+            log_prob = -0.5 * noise * noise - log_std - LOG_SQRT_2PI
+        else:
+            log_prob = gaussian_log_prob(actions if taken is None else taken, mean, log_std)
+        extra = {"mean_actions": mean}
+    return actions, {"log_prob": reduce_log_prob(log_prob, plan.spec.reduction), "log_std": log_std, **extra}
+
+
+def _traced_act(
+    model: Any, params: Any, key: jax.Array, inputs: Mapping[str, Any], *, role: str, frozen: bool
+) -> tuple[jax.Array, dict[str, Any], jax.Array, jax.Array | None]:
+    """The body that ``act()`` compiles: network, key split, sampling and log-density."""
+    plan = model._gaussian.plan
+    if frozen:
+        params = jax.lax.stop_gradient(params)
+    key, sample_key = jax.random.split(key)
+    mean, log_std, outputs = _network_outputs(model, params, inputs, role)
+    flags = None
+    if plan.spec.check_finite:
+        flags = jnp.stack([jnp.all(jnp.isfinite(mean)), jnp.all(jnp.isfinite(log_std))])
+    noise = jax.random.normal(sample_key, jnp.shape(mean), mean.dtype)
+    actions, head = gaussian_head(mean, log_std, noise, inputs.get("taken_actions"), plan)
+    outputs.update(head)
+    return actions, outputs, key, flags
+
+
+def _traced_entropy(plan: GaussianPlan, stddev: jax.Array, pre_tanh: jax.Array | None) -> jax.Array:
+    entropy = gaussian_entropy(jnp.log(stddev))
+    if pre_tanh is None:
+        return entropy
+    return entropy + tanh_log_det(pre_tanh) + _Constants.of(plan, pre_tanh.dtype).log_scale
+
+
+@dataclass
+class _GaussianState:
+    """Everything ``GaussianMixin`` keeps: the plan and its compiled functions (built on first use)."""
+
+    plan: GaussianPlan
+    compiled: dict[str, Callable[..., Any]] = field(default_factory=dict)
+
+
+class GaussianMixin(Mixin):
+    """Turns a ``Model`` whose ``__call__`` returns ``mean_actions, {"log_std": ...}`` into a Gaussian policy.
+
+    Args:
+        clip_actions: Clip sampled actions to the Box bounds; the log-prob scores the clipped action.
+        clip_mean_actions: Clip the mean to the Box bounds before sampling.
+        clip_log_std: Clamp the log-std to ``[min_log_std, max_log_std]``.
+        min_log_std: Lower log-std bound.
+        max_log_std: Upper log-std bound.
+        reduction: ``"sum"``, ``"mean"``, ``"prod"`` or ``"none"`` over the action axis.
+        role: Role played by the model.
+        squash_actions: ``True``: tanh onto the Box bounds; ``"tanh"``: onto (-1, 1). The log-prob is
+            the exact density of the squashed action.
+        check_finite: Raise if ``__call__`` returns NaN or infinity. The check reads the values after
+            the compiled call (one device-to-host sync); inside an outer ``jax.jit`` it is skipped.
+
+    Raises:
+        ValueError: For an invalid option.
+        TypeError: If ``Model.__init__`` has not run, or clipping needs a Box the model does not have.
+    """
+
+    def __init__(
+        self,
+        *,
+        clip_actions: bool = False,
+        clip_mean_actions: bool = False,
+        clip_log_std: bool = True,
+        min_log_std: float = -20,
+        max_log_std: float = 2,
+        reduction: Reduction = "sum",
+        role: str = "",
+        squash_actions: bool | str = False,
+        check_finite: bool = False,
+    ) -> None:
+        check_model_ready(self, "GaussianMixin")
+        spec = GaussianSpec(
+            clip_actions=clip_actions,
+            clip_mean_actions=clip_mean_actions,
+            clip_log_std=clip_log_std,
+            min_log_std=float(min_log_std),
+            max_log_std=float(max_log_std),
+            reduction=reduction,
+            role=role,
+            squash_actions=squash_actions,  # type: ignore[arg-type]
+            check_finite=check_finite,
+        )
+        self._gaussian = _GaussianState(make_plan(spec, self.action_space, self.num_actions))
+
+    def _compiled(self, name: str) -> Callable[..., Any]:
+        compiled = self._gaussian.compiled.get(name)
+        if compiled is None:
+            if name == "act":
+                compiled = jax.jit(functools.partial(_traced_act, self), static_argnames=("role", "frozen"))
+            else:
+                compiled = jax.jit(functools.partial(_traced_entropy, self._gaussian.plan))
+            self._gaussian.compiled[name] = compiled
+        return compiled
+
+    def act(
+        self, inputs: Mapping[str, Any], *, role: str = "", params: Any = None, key: jax.Array | None = None
+    ) -> tuple[jax.Array, dict[str, Any]]:
+        """Sample actions by reparameterization and score them (or ``inputs["taken_actions"]``).
+
+        Each call splits the model's key (see ``seed()``), so consecutive calls are independent and
+        a seed reproduces them. Inside an outer ``jax.jit`` the model's key is a compile-time
+        constant: pass ``key`` there to get fresh noise on every execution.
+
+        Args:
+            inputs: Model inputs: ``"observations"``, ``"states"``, and optionally ``"taken_actions"``;
+                never modified.
+            role: Role played by the model, passed to ``__call__`` (static under ``jit``).
+            params: Parameters to use instead of ``state_dict.params`` (e.g. under ``jax.grad``).
+            key: PRNG key for this call's sample; the model's own key is then left unchanged.
+
+        Returns:
+            Actions (N, A) and ``outputs`` with ``"log_prob"`` ((N, 1); (N, A) for ``"none"``),
+            ``"log_std"`` (after clamping), ``"mean_actions"`` (after ``clip_mean_actions``; squashed
+            when squashing), ``"pre_tanh"`` when squashing, plus whatever ``__call__`` returned.
+
+        Raises:
+            NotReadyError: If ``init_state_dict()`` has not been called.
+            NonFiniteOutputError: With ``check_finite=True``, for NaN or infinity from ``__call__``.
+        """
+        state_dict = self.ready_state_dict("act")
+        actions, outputs, next_key, flags = self._compiled("act")(
+            state_dict.params if params is None else params,
+            self._key if key is None else key,
+            inputs,
+            role=role,
+            frozen=self._frozen,
+        )
+        if key is None:
+            self.advance_key(next_key)
+        if flags is not None and not isinstance(flags, jax.core.Tracer):
+            for name, finite in zip(FINITE_CHECKED, np.asarray(flags), strict=True):
+                if not finite:
+                    raise non_finite_error(name, role)
+        return actions, outputs
+
+    def get_entropy(self, stddev: jax.Array, *, role: str = "", pre_tanh: jax.Array | None = None) -> jax.Array:
+        """Per-dimension entropy of a Gaussian with standard deviation ``stddev``.
+
+        Without ``pre_tanh`` this is the base Gaussian's closed form, also when squashing. Pass
+        ``outputs["pre_tanh"]`` of a squashing policy's ``act()`` to get the single-sample estimate
+        of the squashed policy's entropy, ``H(u) + log|da/du|`` (unbiased, since
+        ``H(a) = H(u) + E[log|da/du|]``).
+
+        Args:
+            stddev: Standard deviation, e.g. ``jnp.exp(outputs["log_std"])``; shape (A,) or (N, A).
+            role: Role played by the model.
+            pre_tanh: The pre-squash sample, shape (N, A), or None.
+
+        Returns:
+            ``stddev``'s shape, or (N, A) with ``pre_tanh``.
+        """
+        return self._compiled("entropy")(stddev, pre_tanh)
