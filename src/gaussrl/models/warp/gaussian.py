@@ -43,8 +43,15 @@ def _rows(x: wp.array) -> tuple[wp.array, int]:
     return view, int(view.shape[0] != 1)
 
 
+def _recording() -> bool:
+    """Whether a ``wp.Tape`` is recording; True when Warp's runtime cannot be inspected."""
+    runtime = getattr(getattr(getattr(wp, "_src", None), "context", None), "runtime", None)
+    return getattr(runtime, "tape", True) is not None
+
+
 def _empty(shape: tuple[int, ...], like: wp.array, *sources: wp.array) -> wp.array:
-    grad = any(s.requires_grad for s in (like, *sources))
+    # Gradient arrays cost an allocation and a memset each; outside a tape nobody can use them.
+    grad = _recording() and any(s.requires_grad for s in (like, *sources))
     return wp.empty(shape, dtype=like.dtype, device=like.device, requires_grad=grad)
 
 
@@ -171,6 +178,13 @@ class _GaussianState:
     plan: GaussianPlan
     constants: dict[tuple[str, Any], _Constants] = field(default_factory=dict)
     last: tuple[wp.array, wp.array, wp.array] | None = None
+    log_std_view: tuple[wp.array, wp.array, int] | None = None
+
+    def rows(self, log_std: wp.array) -> tuple[wp.array, int]:
+        """``_rows(log_std)``, remembered for a log-std parameter passed again and again."""
+        if self.log_std_view is None or self.log_std_view[0] is not log_std:
+            self.log_std_view = (log_std, *_rows(log_std))
+        return self.log_std_view[1], self.log_std_view[2]
 
     def arrays(self, like: wp.array) -> _Constants:
         key = (str(like.device), like.dtype)
@@ -306,20 +320,21 @@ class GaussianMixin(Mixin):
         state = self._gaussian
         plan, k = state.plan, state.arrays(mean)
         n, a = mean.shape
-        log_std_view, per_row = _rows(log_std)
+        log_std_view, per_row = state.rows(log_std)
         reduction = REDUCTION_CODES[plan.spec.reduction]
         actions, mean_out, entropy = (_empty((n, a), mean, log_std) for _ in range(3))
         log_prob = _empty((n, a) if reduction == 0 else (n, 1), mean, log_std)
-        log_std_out = _empty(log_std.shape, log_std, mean)
+        log_std_flat = _empty((log_std.size,), log_std, mean)
         ints = wp.vec4i(per_row, int(plan.spec.clip_mean_actions), reduction, self.next_seed())
         flags = wp.vec4i(int(taken is not None), int(plan.spec.clip_actions), int(plan.squash != "none"), 0)
         wp.launch(
             head_kernel(a, mean.dtype),
             dim=n,
             inputs=[mean, log_std_view, k.dummy_taken if taken is None else taken, k.table, *k.scalars, ints, flags],
-            outputs=[actions, log_prob, _rows(log_std_out)[0], mean_out, entropy],
+            outputs=[actions, log_prob, log_std_flat, mean_out, entropy],
             device=mean.device,
         )
+        log_std_out = log_std_flat if log_std.ndim == 1 else log_std_flat.reshape(log_std.shape)
         state.last = (mean_out, log_std_out, entropy)
         outputs["log_prob"] = log_prob
         outputs["log_std"] = log_std_out

@@ -166,7 +166,7 @@ def head_kernel(num_actions: int, dtype: Any) -> Any:
     ``log_std_low``/``log_std_high`` clamp bounds; ``eps`` of the dtype; ``ints`` = (per_row,
     clip_mean, reduction, seed); ``flags`` = (has_taken, clip_actions, squash, 0). Outputs,
     each element written exactly once: ``actions`` (N, A), ``log_prob`` (N, 1) or (N, A),
-    ``log_std_out`` shaped like ``log_std``, ``mean_out`` (N, A), ``entropy`` (N, A).
+    ``log_std_out`` flat (A or N * A values, read as ``log_std``'s rows), ``mean_out`` (N, A), ``entropy`` (N, A).
 
     Args:
         num_actions: A, unrolled at compile time.
@@ -184,7 +184,7 @@ def head_kernel(num_actions: int, dtype: Any) -> Any:
     def gaussian_head(  # noqa: PLR0917
         mean: arr, log_std: arr, taken: arr, k: arr, log_std_low: DT, log_std_high: DT, eps: DT,
         ints: wp.vec4i, flags: wp.vec4i,
-        actions: arr, log_prob: arr, log_std_out: arr, mean_out: arr, entropy: arr,
+        actions: arr, log_prob: arr, log_std_out: wp.array(dtype=DT), mean_out: arr, entropy: arr,
     ):  # fmt: skip
         i = wp.tid()
         row = i * ints[0]
@@ -194,7 +194,7 @@ def head_kernel(num_actions: int, dtype: Any) -> Any:
         for j in range(wp.static(num_actions)):
             ls = wp.clamp(log_std[row, j], log_std_low, log_std_high)
             if ints[0] == 1 or i == 0:
-                log_std_out[row, j] = ls
+                log_std_out[row * wp.static(num_actions) + j] = ls
             mu = mean[i, j]
             if ints[1] == 1:
                 mu = wp.clamp(mu, k[0, j], k[1, j])
