@@ -145,7 +145,9 @@ class Model(nn.Module):
                 f"gaussrl models are configured through their constructor."
             )
         args, kwargs = vars(self)[INIT_ARGS_ATTRIBUTE]
-        return type(self)(*args, **kwargs, parent=parent, name=updates.get("name", self.name))
+        clone = type(self)(*args, **kwargs, parent=parent, name=updates.get("name", self.name))
+        object.__setattr__(clone, "training", self.training)
+        return clone
 
     @nn.nowrap
     def check_inputs(self, inputs: Mapping[str, Any]) -> None:
@@ -302,7 +304,7 @@ class Model(nn.Module):
 
     @nn.nowrap
     def enable_training_mode(self, enabled: bool = True) -> None:
-        """Switch training mode on or off (read it from ``self.training`` in ``__call__``).
+        """Switch training mode on or off (read it from ``self.training`` in ``__call__``; ``act`` retraces).
 
         Args:
             enabled: True for training mode, False for evaluation mode.

@@ -15,9 +15,17 @@ from gaussrl.core.spec import DeterministicSpec
 
 
 def _traced_act(
-    model: Any, bounds: ActionBounds | None, params: Any, inputs: Mapping[str, Any], *, role: str, frozen: bool
+    model: Any,
+    bounds: ActionBounds | None,
+    params: Any,
+    inputs: Mapping[str, Any],
+    *,
+    role: str,
+    frozen: bool,
+    training: bool,
 ) -> tuple[jax.Array, dict[str, Any]]:
-    """The body that ``act()`` compiles: the network and the optional clip."""
+    """The body that ``act()`` compiles: the network and the optional clip (``training`` keys the cache)."""
+    del training
     if frozen:
         params = jax.lax.stop_gradient(params)
     model.check_inputs(inputs)
@@ -62,6 +70,8 @@ class DeterministicMixin(Mixin):
         state_dict = self.ready_state_dict("act")
         _, bounds, compiled = self._deterministic
         if "act" not in compiled:
-            compiled["act"] = jax.jit(functools.partial(_traced_act, self, bounds), static_argnames=("role", "frozen"))
+            compiled["act"] = jax.jit(
+                functools.partial(_traced_act, self, bounds), static_argnames=("role", "frozen", "training")
+            )
         params = state_dict.params if params is None else params
-        return compiled["act"](params, inputs, role=role, frozen=self._frozen)
+        return compiled["act"](params, inputs, role=role, frozen=self._frozen, training=self.training)

@@ -223,9 +223,13 @@ def gaussian_head(
 
 
 def _traced_act(
-    model: Any, params: Any, key: jax.Array, inputs: Mapping[str, Any], *, role: str, frozen: bool
+    model: Any, params: Any, key: jax.Array, inputs: Mapping[str, Any], *, role: str, frozen: bool, training: bool
 ) -> tuple[jax.Array, dict[str, Any], jax.Array, jax.Array | None]:
-    """The body that ``act()`` compiles: network, key split, sampling and log-density."""
+    """The body that ``act()`` compiles: network, key split, sampling and log-density.
+
+    ``training`` is static only so that ``enable_training_mode()`` retraces (``apply`` reads it).
+    """
+    del training
     plan = model._gaussian.plan
     if frozen:
         params = jax.lax.stop_gradient(params)
@@ -307,7 +311,7 @@ class GaussianMixin(Mixin):
         compiled = self._gaussian.compiled.get(name)
         if compiled is None:
             if name == "act":
-                compiled = jax.jit(functools.partial(_traced_act, self), static_argnames=("role", "frozen"))
+                compiled = jax.jit(functools.partial(_traced_act, self), static_argnames=("role", "frozen", "training"))
             else:
                 compiled = jax.jit(functools.partial(_traced_entropy, self._gaussian.plan))
             self._gaussian.compiled[name] = compiled
@@ -345,6 +349,7 @@ class GaussianMixin(Mixin):
             inputs,
             role=role,
             frozen=self._frozen,
+            training=self.training,
         )
         if key is None:
             self.advance_key(next_key)
