@@ -1,0 +1,143 @@
+"""An LSTM Gaussian policy in JAX/Flax, written setup-style and compact-style.
+
+The hidden and cell states travel through ``inputs["rnn"]`` and come back in ``outputs["rnn"]``, each of
+shape (num_layers, N, hidden_size) as ``get_specification()`` describes. In rollouts each row
+is one environment step; in training mode (``enable_training_mode(True)``) the batch holds
+``N * sequence_length`` rows, sequence after sequence, and ``inputs["terminated"]`` resets the
+hidden state inside a sequence.
+
+Run: ``python examples/jax/lstm.py``.
+"""
+
+from __future__ import annotations
+
+import flax.linen as nn
+import jax.numpy as jnp
+import numpy as np
+from gymnasium import spaces
+
+from gaussrl.models.jax import GaussianMixin, Model
+
+
+def unroll(cell, inputs, hidden_size, sequence_length, training):
+    """Run ``cell`` over the observations; return the outputs (rows, hidden_size) and the last [h, c] states."""
+    x = inputs["observations"]
+    zeros = jnp.zeros((1, x.shape[0], hidden_size), x.dtype)
+    hidden, cell_state = inputs["rnn"] if "rnn" in inputs else (zeros, zeros)
+    if not training:
+        (cell_state, hidden), y = cell((cell_state[0], hidden[0]), x)
+        return y, [hidden[None], cell_state[None]]
+    x = x.reshape((-1, sequence_length, x.shape[-1]))
+    hidden = hidden.reshape((1, -1, sequence_length, hidden_size))[0, :, 0]
+    cell_state = cell_state.reshape((1, -1, sequence_length, hidden_size))[0, :, 0]
+    terminated = inputs.get("terminated")
+    done = None if terminated is None else terminated.reshape((-1, sequence_length))
+    ys = []
+    for t in range(sequence_length):
+        if done is not None and t > 0:
+            hidden = jnp.where(done[:, t - 1 : t], 0.0, hidden)
+            cell_state = jnp.where(done[:, t - 1 : t], 0.0, cell_state)
+        (cell_state, hidden), y = cell((cell_state, hidden), x[:, t])
+        ys.append(y)
+    return jnp.stack(ys, axis=1).reshape((-1, hidden_size)), [hidden[None], cell_state[None]]
+
+
+class RecurrentPolicy(GaussianMixin, Model):
+    """The specification's constructor plus the recurrent sizes; subclasses define the network."""
+
+    def __init__(
+        self,
+        observation_space,
+        state_space,
+        action_space,
+        device=None,
+        clip_actions=False,
+        clip_mean_actions=False,
+        clip_log_std=True,
+        min_log_std=-20,
+        max_log_std=2,
+        reduction="sum",
+        num_envs=1,
+        hidden_size=16,
+        sequence_length=4,
+    ):
+        Model.__init__(
+            self,
+            observation_space=observation_space,
+            state_space=state_space,
+            action_space=action_space,
+            device=device,
+        )
+        GaussianMixin.__init__(
+            self,
+            clip_actions=clip_actions,
+            clip_mean_actions=clip_mean_actions,
+            clip_log_std=clip_log_std,
+            min_log_std=min_log_std,
+            max_log_std=max_log_std,
+            reduction=reduction,
+        )
+        self.num_envs = num_envs
+        self.hidden_size = hidden_size
+        self.sequence_length = sequence_length
+
+    @nn.nowrap
+    def get_specification(self):
+        return {"rnn": {"sequence_length": self.sequence_length, "sizes": [(1, self.num_envs, self.hidden_size)] * 2}}
+
+
+class LSTMSetup(RecurrentPolicy):
+    """Layers declared in ``setup()``."""
+
+    def setup(self):
+        self.cell = nn.LSTMCell(self.hidden_size)
+        self.fc = nn.Dense(self.num_actions)
+        self.log_std_parameter = self.param("log_std_parameter", nn.initializers.zeros, (self.num_actions,))
+
+    def __call__(self, inputs, role):
+        y, states = unroll(self.cell, inputs, self.hidden_size, self.sequence_length, self.training)
+        return nn.tanh(self.fc(y)), {"log_std": self.log_std_parameter, "rnn": states}
+
+
+class LSTMCompact(RecurrentPolicy):
+    """The same network, declared inline with ``@nn.compact``."""
+
+    @nn.compact
+    def __call__(self, inputs, role):
+        cell = nn.LSTMCell(self.hidden_size)
+        y, states = unroll(cell, inputs, self.hidden_size, self.sequence_length, self.training)
+        log_std = self.param("log_std_parameter", nn.initializers.zeros, (self.num_actions,))
+        return nn.tanh(nn.Dense(self.num_actions)(y)), {"log_std": log_std, "rnn": states}
+
+
+def main(num_envs: int = 3) -> dict[str, dict[str, np.ndarray]]:
+    observation_space = spaces.Box(low=-1.0, high=1.0, shape=(5,))
+    action_space = spaces.Box(low=-1.0, high=1.0, shape=(2,))
+    results = {}
+    for cls in (LSTMSetup, LSTMCompact):
+        policy = cls(observation_space, None, action_space, num_envs=num_envs)
+        policy.init_state_dict(role="policy", key=0)
+        spec = policy.get_specification()["rnn"]
+        length, sizes = spec["sequence_length"], spec["sizes"]
+        rollout = {"observations": jnp.ones((num_envs, 5)), "rnn": [jnp.zeros(size) for size in sizes]}
+        actions, outputs = policy.act(rollout, role="policy")
+        policy.enable_training_mode(True)
+        rows = num_envs * length
+        batch = {
+            "observations": jnp.ones((rows, 5)),
+            "rnn": [jnp.zeros((size[0], rows, size[2])) for size in sizes],
+            "terminated": jnp.zeros((rows, 1), bool).at[1].set(True),
+            "taken_actions": jnp.zeros((rows, 2)),
+        }
+        _, training = policy.act(batch, role="policy")
+        print(f"{cls.__name__}: actions {actions.shape}, rnn {[h.shape for h in outputs['rnn']]}")
+        results[cls.__name__] = {
+            "actions": np.asarray(actions),
+            "rnn": np.asarray(outputs["rnn"][0]),
+            "training_log_prob": np.asarray(training["log_prob"]),
+        }
+    return results
+
+
+if __name__ == "__main__":
+    main()
