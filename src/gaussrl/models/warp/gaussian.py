@@ -161,14 +161,8 @@ class _Constants:
 
     table: wp.array
     dummy_taken: wp.array
-    log_std_low: float
-    log_std_high: float
-    eps: float
-
-    @property
-    def scalars(self) -> tuple[float, float, float]:
-        """The head kernel's scalar arguments: log-std clamp bounds and the dtype's eps."""
-        return self.log_std_low, self.log_std_high, self.eps
+    scalars: tuple[float, float, float]
+    """The head kernel's scalar arguments: the log-std clamp bounds and the dtype's eps."""
 
 
 @dataclass
@@ -196,9 +190,7 @@ class _GaussianState:
             found = _Constants(
                 table=wp.array(table, dtype=like.dtype, device=like.device),
                 dummy_taken=wp.zeros((1, plan.num_actions), dtype=like.dtype, device=like.device),
-                log_std_low=max(plan.min_log_std, log_std_floor(dtype)),
-                log_std_high=plan.max_log_std,
-                eps=float(np.finfo(dtype).eps),
+                scalars=(max(plan.min_log_std, log_std_floor(dtype)), plan.max_log_std, float(np.finfo(dtype).eps)),
             )
             self.constants[key] = found
         return found
@@ -224,7 +216,12 @@ class GaussianMixin(Mixin):
     """Turns a ``Model`` whose ``compute`` returns ``mean_actions, {"log_std": ...}`` into a Gaussian policy.
 
     ``compute`` returns Warp arrays: the mean (N, A) and the log-std, (A,) for a
-    state-independent parameter or (N, A) for a state-dependent head.
+    state-independent parameter or (N, A) for a state-dependent head. Record ``act`` in a
+    ``wp.Tape`` for gradients; ``warp_nn`` layers reuse their output arrays per input shape, so
+    do not run the same network twice with the same batch shape inside one tape.
+
+    Compatibility: as in the specification, ``clip_actions`` scores the clipped action with the
+    unclipped density, and ``reduction="prod"`` multiplies the per-dimension log-densities.
 
     Args:
         clip_actions: Clip sampled actions to the Box bounds; the log-prob scores the clipped action.

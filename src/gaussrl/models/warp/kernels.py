@@ -9,6 +9,12 @@ runtime flag, so the head costs one compilation per (A, dtype).
 Loops over the action axis use ``range(wp.static(A))`` with ``max_unroll >= A``: Warp
 unrolls them, so the product accumulator of ``"prod"`` is differentiated correctly (a
 dynamic loop with a loop-carried product gives wrong gradients without any warning).
+
+The head kernel takes: mean (N, A); log_std (1, A) or (N, A); taken (N, A) or a (1, A) dummy;
+k (5, A): clip low/high, squash center/scale, log(scale); the log-std bounds; eps; ints
+(per_row, clip_mean, reduction, seed); flags (has_taken, clip_actions, squash, 0). It writes
+actions, log_prob ((N, 1) or (N, A)), the clamped log-std (flat), mean_out and the
+per-dimension entropy (N, A).
 """
 
 import functools
@@ -158,15 +164,7 @@ def _reduce_func(num_actions: int, dtype: Any) -> Any:
 
 @functools.cache
 def head_kernel(num_actions: int, dtype: Any) -> Any:
-    """The whole Gaussian head in one launch of one thread per row.
-
-    Kernel arguments: ``mean`` (N, A); ``log_std`` (1, A) or (N, A) with ``per_row`` 0 or 1;
-    ``taken`` (N, A) or a (1, A) dummy; ``k`` (5, A) constants (rows: clip low,
-    clip high, squash center, squash scale, log(scale));
-    ``log_std_low``/``log_std_high`` clamp bounds; ``eps`` of the dtype; ``ints`` = (per_row,
-    clip_mean, reduction, seed); ``flags`` = (has_taken, clip_actions, squash, 0). Outputs,
-    each element written exactly once: ``actions`` (N, A), ``log_prob`` (N, 1) or (N, A),
-    ``log_std_out`` flat (A or N * A values, read as ``log_std``'s rows), ``mean_out`` (N, A), ``entropy`` (N, A).
+    """The whole Gaussian head (arguments: see the module docstring) in one launch, one thread per row.
 
     Args:
         num_actions: A, unrolled at compile time.
@@ -187,10 +185,8 @@ def head_kernel(num_actions: int, dtype: Any) -> Any:
         actions: arr, log_prob: arr, log_std_out: wp.array(dtype=DT), mean_out: arr, entropy: arr,
     ):  # fmt: skip
         i = wp.tid()
-        row = i * ints[0]
-        taken_row = i * flags[0]
-        total = DT(0.0)
-        product = DT(1.0)
+        row, taken_row = i * ints[0], i * flags[0]
+        total, product = DT(0.0), DT(1.0)
         for j in range(wp.static(num_actions)):
             ls = wp.clamp(log_std[row, j], log_std_low, log_std_high)
             if ints[0] == 1 or i == 0:
