@@ -53,8 +53,9 @@ def test_recurrent_state_is_carried_and_reset():
     policy.enable_training_mode(True)
     observations = np.ones((6, 2), np.float32)
     zeros = [np.zeros((1, 6, 4), np.float32)]
+    # Two arrays, not one changed in place: on CPU, JAX may read a NumPy input after act() returns.
+    _, plain = policy.act({"observations": observations, "rnn": zeros, "terminated": np.zeros((6, 1), bool)})
     terminated = np.zeros((6, 1), bool)
-    _, plain = policy.act({"observations": observations, "rnn": zeros, "terminated": terminated})
     terminated[1] = True
     _, reset = policy.act({"observations": observations, "rnn": zeros, "terminated": terminated})
     # A reset after the second step of the first sequence makes its last state that of one fresh step.

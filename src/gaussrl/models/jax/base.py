@@ -29,6 +29,14 @@ INIT_ARGS_ATTRIBUTE = "_gaussrl_init_args"
 
 INPUT_SPACES = (("observations", "observation_space"), ("states", "state_space"))
 
+KEY_IMPL = "philox4x32"
+"""PRNG of the keys a model makes from int seeds (keys passed in keep their own).
+
+On CPU, threefry lowers to a rolled loop whose many small steps push XLA:CPU into its
+multi-threaded executor, which costs about 2x the whole ``act()`` at small batches; Philox is
+counter-based, has a proper ``split`` and compiles to a few fused loops.
+"""
+
 _NOT_GIVEN: Any = object()
 
 
@@ -341,9 +349,12 @@ _UNSPECIFIED_PARENT = Model.__dataclass_fields__["parent"].default
 
 
 def _as_key(seed: int | jax.Array) -> jax.Array:
-    if isinstance(seed, int | np.integer):
+    if not isinstance(seed, int | np.integer):
+        return seed
+    try:
+        return jax.random.key(int(seed), impl=KEY_IMPL)
+    except ValueError:  # a JAX release without philox4x32: its default threefry
         return jax.random.key(int(seed))
-    return seed
 
 
 def _check_same_tree(source: Any, target: Any, what: str) -> None:
