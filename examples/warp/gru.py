@@ -2,14 +2,14 @@
 
 During rollout (``policy.train(False)``) each batch row is one environment's step. During
 training the batch is sequences of ``sequence_length`` steps, and the hidden state is reset
-after steps where ``inputs["terminated"]`` is set (see ``recurrent.py`` in this folder).
+after steps where ``inputs["terminated"]`` is set (see ``gaussrl.models.warp.recurrent``).
 """
 
 import warp as wp
-from recurrent import run_recurrent
 from warp_nn import nn
 
 from gaussrl.models.warp import GaussianMixin, Model
+from gaussrl.models.warp.recurrent import run_recurrent
 
 
 class GRU(GaussianMixin, Model):

@@ -1,13 +1,13 @@
 """A Gaussian policy with an LSTM for Warp; ``inputs["rnn"]`` holds ``[h, c]`` and ``outputs["rnn"]`` returns them.
 
-See ``gru.py`` for rollout and training modes, and ``recurrent.py`` in this folder.
+See ``gru.py`` for rollout and training modes, and ``gaussrl.models.warp.recurrent``.
 """
 
 import warp as wp
-from recurrent import run_recurrent
 from warp_nn import nn
 
 from gaussrl.models.warp import GaussianMixin, Model
+from gaussrl.models.warp.recurrent import run_recurrent
 
 
 class LSTM(GaussianMixin, Model):

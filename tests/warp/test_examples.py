@@ -15,9 +15,8 @@ OBS, ACT = spaces.Box(-1, 1, (3,), np.float32), spaces.Box(-1, 1, (2,), np.float
 
 
 @pytest.fixture
-def examples(monkeypatch):
+def examples():
     """Load ``examples/warp/<name>.py`` under a unique module name (the torch examples use the same file names)."""
-    monkeypatch.syspath_prepend(str(EXAMPLES))  # for their ``from recurrent import run_recurrent``
 
     def load(name):
         spec = importlib.util.spec_from_file_location(f"gaussrl_warp_example_{name}", EXAMPLES / f"{name}.py")

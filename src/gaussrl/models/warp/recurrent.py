@@ -1,7 +1,7 @@
 """Running ``warp_nn`` RNN/GRU/LSTM layers the way recurrent policies need during rollout and training.
 
-The Warp counterpart of ``gaussrl.models.torch.recurrent.run_recurrent``, shared by
-``rnn.py``, ``gru.py`` and ``lstm.py`` (run them from this folder, or put it on ``sys.path``).
+The Warp counterpart of ``gaussrl.models.torch.recurrent.run_recurrent``, used by the
+RNN, GRU and LSTM examples in ``examples/warp/``.
 
 During rollout a batch is one step of each environment. During training it is ``N``
 sequences of ``L`` consecutive steps flattened to ``N * L`` rows, with the hidden state
