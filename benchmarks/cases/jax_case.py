@@ -44,7 +44,7 @@ def make_case(batch: int, seed: int = 0) -> tuple[Callable[[], Any], Callable[[]
 
     def run_act():
         actions, outputs = policy.act(inputs, role="policy")
-        entropy = policy.get_entropy(jnp.exp(outputs["log_std"]), role="policy")
+        entropy = policy.get_entropy(outputs["stddev"], role="policy")
         return jax.block_until_ready((actions, outputs["log_prob"], entropy))
 
     def run_forward():

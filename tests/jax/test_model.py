@@ -239,7 +239,8 @@ def test_random_act_within_bounds():
 def test_entropy_with_pre_tanh_adds_the_squash_term():
     policy = _policy(squash_actions="tanh", reduction="none")
     _, outputs = policy.act(_inputs())
-    stddev = jnp.exp(outputs["log_std"])
+    stddev = outputs["stddev"]
+    np.testing.assert_allclose(stddev, np.exp(outputs["log_std"]), rtol=1e-6)
     base = policy.get_entropy(stddev)
     squashed = policy.get_entropy(stddev, pre_tanh=outputs["pre_tanh"])
     u = np.asarray(outputs["pre_tanh"], np.float64)

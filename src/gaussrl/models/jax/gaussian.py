@@ -201,13 +201,14 @@ def gaussian_head(
         plan: The resolved options.
 
     Returns:
-        Actions (N, A) and ``{"log_prob", "log_std", "mean_actions"}`` (plus ``"pre_tanh"`` when squashing).
+        Actions (N, A) and ``{"log_prob", "log_std", "stddev", "mean_actions"}`` (+ ``"pre_tanh"`` when squashing).
     """
     k = _Constants.of(plan, mean.dtype)
     log_std = jnp.clip(log_std, k.log_std_low, k.log_std_high)
     if plan.spec.clip_mean_actions:
         mean = jnp.clip(mean, k.clip_low, k.clip_high)
-    pre_tanh = mean + jnp.exp(log_std) * noise
+    stddev = jnp.exp(log_std)
+    pre_tanh = mean + stddev * noise
     extra: dict[str, jax.Array] = {}
     if plan.squash != "none":
         actions, log_prob = _squashed(mean, log_std, noise, pre_tanh, taken=taken, k=k)
@@ -219,7 +220,8 @@ def gaussian_head(
         else:
             log_prob = gaussian_log_prob(actions if taken is None else taken, mean, log_std)
         extra = {"mean_actions": mean}
-    return actions, {"log_prob": reduce_log_prob(log_prob, plan.spec.reduction), "log_std": log_std, **extra}
+    log_prob = reduce_log_prob(log_prob, plan.spec.reduction)
+    return actions, {"log_prob": log_prob, "log_std": log_std, "stddev": stddev, **extra}
 
 
 def _traced_act(
@@ -335,8 +337,9 @@ class GaussianMixin(Mixin):
 
         Returns:
             Actions (N, A) and ``outputs`` with ``"log_prob"`` ((N, 1); (N, A) for ``"none"``),
-            ``"log_std"`` (after clamping), ``"mean_actions"`` (after ``clip_mean_actions``; squashed
-            when squashing), ``"pre_tanh"`` when squashing, plus whatever ``__call__`` returned.
+            ``"log_std"`` (after clamping), ``"stddev"`` (its exp, for :meth:`get_entropy`, as the
+            specification's JAX backend returns it), ``"mean_actions"`` (after ``clip_mean_actions``;
+            squashed when squashing), ``"pre_tanh"`` when squashing, plus whatever ``__call__`` returned.
 
         Raises:
             NotReadyError: If ``init_state_dict()`` has not been called.
@@ -368,7 +371,7 @@ class GaussianMixin(Mixin):
         ``H(a) = H(u) + E[log|da/du|]``).
 
         Args:
-            stddev: Standard deviation, e.g. ``jnp.exp(outputs["log_std"])``; shape (A,) or (N, A).
+            stddev: Standard deviation, ``outputs["stddev"]`` of ``act()``; shape (A,) or (N, A).
             role: Role played by the model.
             pre_tanh: The pre-squash sample, shape (N, A), or None.
 
