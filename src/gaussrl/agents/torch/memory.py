@@ -1,0 +1,218 @@
+"""Storage of the torch agents: running normalisation, GAE, the PPO rollout and the SAC replay buffer."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+NORMALIZED_CLIP = 5.0
+"""Normalised values are clipped to +-5 standard deviations, as skrl's RunningStandardScaler does."""
+
+
+class RunningStandardScaler:
+    """Running mean and variance of a stream of batches (Chan et al.'s parallel update), in float64.
+
+    Args:
+        size: Number of features.
+        device: Device of the statistics.
+    """
+
+    def __init__(self, size: int, device: str | torch.device = "cpu") -> None:
+        self.mean = torch.zeros(size, dtype=torch.float64, device=device)
+        self.var = torch.ones(size, dtype=torch.float64, device=device)
+        self.count = torch.zeros((), dtype=torch.float64, device=device)
+        self._cache: tuple[torch.Tensor, torch.Tensor] | None = None
+
+    def update(self, batch: torch.Tensor) -> None:
+        """Fold a batch into the statistics.
+
+        Args:
+            batch: Shape (B, size).
+        """
+        batch = batch.detach().reshape(-1, self.mean.shape[0]).to(torch.float64)
+        n = batch.shape[0]
+        batch_mean = batch.mean(0)
+        batch_var = batch.var(0, unbiased=False)
+        total = self.count + n
+        delta = batch_mean - self.mean
+        self.var = (self.var * self.count + batch_var * n + delta * delta * self.count * n / total) / total
+        self.mean = self.mean + delta * n / total
+        self.count = total
+        self._cache = None
+
+    def _float(self, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if self._cache is None or self._cache[0].dtype != like.dtype:
+            std = self.var.sqrt().clamp_min(1e-8)
+            self._cache = (self.mean.to(like.dtype), std.to(like.dtype))
+        return self._cache
+
+    def normalize(self, x: torch.Tensor) -> torch.Tensor:
+        """``(x - mean) / std``, clipped to +-5.
+
+        Args:
+            x: Shape (..., size).
+
+        Returns:
+            Same shape and dtype.
+        """
+        mean, std = self._float(x)
+        return ((x - mean) / std).clamp(-NORMALIZED_CLIP, NORMALIZED_CLIP)
+
+    def denormalize(self, y: torch.Tensor) -> torch.Tensor:
+        """``y * std + mean``, the inverse of :meth:`normalize` inside the clip range.
+
+        Args:
+            y: Shape (..., size).
+
+        Returns:
+            Same shape and dtype.
+        """
+        mean, std = self._float(y)
+        return y * std + mean
+
+    def state(self) -> dict[str, torch.Tensor]:
+        """The statistics, for a checkpoint.
+
+        Returns:
+            ``{"mean", "var", "count"}``.
+        """
+        return {"mean": self.mean, "var": self.var, "count": self.count}
+
+    def load_state(self, state: dict[str, torch.Tensor]) -> None:
+        """Restore statistics written by :meth:`state`.
+
+        Args:
+            state: ``{"mean", "var", "count"}``.
+        """
+        self.mean, self.var, self.count = (state[k].to(self.mean) for k in ("mean", "var", "count"))
+        self._cache = None
+
+
+def compute_gae(
+    rewards: torch.Tensor,
+    values: torch.Tensor,
+    dones: torch.Tensor,
+    last_values: torch.Tensor,
+    *,
+    discount_factor: float,
+    gae_lambda: float,
+) -> torch.Tensor:
+    """Generalized advantage estimation (Schulman et al., 2016, eq. 16), backwards over time.
+
+    ``delta_t = r_t + gamma (1 - d_t) V_{t+1} - V_t`` and ``A_t = delta_t + gamma lambda (1 - d_t) A_{t+1}``.
+    Truncated episodes count as done here; their bootstrap value is already in ``r_t``.
+
+    Args:
+        rewards: Shape (T, N, 1).
+        values: V(s_t), shape (T, N, 1).
+        dones: Episode ended after step t, shape (T, N, 1), bool or float.
+        last_values: V(s_T) of the observation after the rollout, shape (N, 1).
+        discount_factor: gamma.
+        gae_lambda: lambda.
+
+    Returns:
+        Advantages, shape (T, N, 1).
+    """
+    not_done = 1.0 - dones.to(values.dtype)
+    advantages = torch.zeros_like(values)
+    advantage = torch.zeros_like(last_values)
+    next_values = last_values
+    for t in range(rewards.shape[0] - 1, -1, -1):
+        delta = rewards[t] + discount_factor * not_done[t] * next_values - values[t]
+        advantage = delta + discount_factor * gae_lambda * not_done[t] * advantage
+        advantages[t] = advantage
+        next_values = values[t]
+    return advantages
+
+
+class TensorStore:
+    """Named tensors of a fixed leading capacity, with a write position (the base of both buffers).
+
+    Args:
+        capacity: Leading size of every tensor.
+        num_envs: Second dimension of every tensor.
+        specs: Name to trailing shape (``()`` adds no dimension) and dtype.
+        device: Device.
+    """
+
+    def __init__(
+        self,
+        capacity: int,
+        num_envs: int,
+        specs: dict[str, tuple[tuple[int, ...], torch.dtype]],
+        device: str | torch.device = "cpu",
+    ) -> None:
+        self.capacity = capacity
+        self.tensors = {
+            name: torch.zeros((capacity, num_envs, *shape), dtype=dtype, device=device)
+            for name, (shape, dtype) in specs.items()
+        }
+        self.position = 0
+        self.filled = False
+
+    def add(self, **values: torch.Tensor) -> None:
+        """Write one step of every tensor at the current position and advance it (wrapping around).
+
+        Args:
+            **values: One tensor per name, shape (N, ...).
+
+        Raises:
+            KeyError: If a name is missing or unknown.
+        """
+        if values.keys() != self.tensors.keys():
+            raise KeyError(f"add() got {sorted(values)}; expected {sorted(self.tensors)}.")
+        for name, value in values.items():
+            self.tensors[name][self.position].copy_(value)
+        self.position += 1
+        if self.position == self.capacity:
+            self.position, self.filled = 0, True
+
+    def __len__(self) -> int:
+        return self.capacity if self.filled else self.position
+
+    def state(self) -> dict[str, Any]:
+        """The written rows, position and fill flag, for a checkpoint.
+
+        Returns:
+            A nested dict of tensors and ints.
+        """
+        rows = len(self)
+        return {
+            "tensors": {k: v[:rows] for k, v in self.tensors.items()},
+            "position": self.position,
+            "filled": self.filled,
+        }
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        """Restore what :meth:`state` returned.
+
+        Args:
+            state: As returned by :meth:`state`.
+
+        Raises:
+            ValueError: If the shapes differ from this buffer's.
+        """
+        for name, tensor in self.tensors.items():
+            saved = state["tensors"][name]
+            if saved.shape[1:] != tensor.shape[1:] or saved.shape[0] > tensor.shape[0]:
+                raise ValueError(
+                    f"checkpoint buffer {name!r} has shape {tuple(saved.shape)}; this run's is {tuple(tensor.shape)} "
+                    f"(was the run started with other rollouts/memory_size/num_envs?)."
+                )
+            tensor[: saved.shape[0]].copy_(saved)
+        self.position, self.filled = int(state["position"]), bool(state["filled"])
+
+    def sample(self, batch_size: int) -> dict[str, torch.Tensor]:
+        """Uniform random transitions (with replacement) from what has been written.
+
+        Args:
+            batch_size: Number of transitions.
+
+        Returns:
+            Name to tensor of shape (batch_size, ...).
+        """
+        num_envs = next(iter(self.tensors.values())).shape[1]
+        flat = torch.randint(len(self) * num_envs, (batch_size,), device=self.tensors["rewards"].device)
+        rows, envs = flat // num_envs, flat % num_envs
+        return {name: tensor[rows, envs] for name, tensor in self.tensors.items()}

@@ -1,0 +1,181 @@
+"""The default networks of gaussrl's torch agents: MLP Gaussian policies, values and Q-functions.
+
+All of them are ``Model`` subclasses with a mixin, so they follow the skrl model API. Inputs are
+already-normalised observations; actions live in the normalised Box ``[-1, 1]^A`` (the
+environment wrapper rescales them). The recurrent models are in
+:mod:`gaussrl.agents.torch.recurrent`.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any, Literal
+
+import torch
+from torch import nn
+
+from gaussrl.core.spaces import SpaceLike
+from gaussrl.models.torch import DeterministicMixin, GaussianMixin, Model
+
+Activation = Literal["tanh", "relu"]
+ACTIVATIONS: dict[str, type[nn.Module]] = {"tanh": nn.Tanh, "relu": nn.ReLU}
+
+
+def mlp(
+    num_inputs: int, hidden_sizes: Sequence[int], num_outputs: int, *, activation: Activation, output_gain: float
+) -> nn.Sequential:
+    """An MLP with orthogonal initialisation (gain sqrt(2) hidden, ``output_gain`` last; zero biases).
+
+    Orthogonal initialisation with a small policy-output gain follows Andrychowicz et al. (2021),
+    "What matters in on-policy RL", which found it among the choices that matter most for PPO.
+
+    Args:
+        num_inputs: Input features.
+        hidden_sizes: Hidden layer widths.
+        num_outputs: Output features.
+        activation: ``"tanh"`` or ``"relu"`` between layers.
+        output_gain: Orthogonal gain of the last layer.
+
+    Returns:
+        The network.
+    """
+    layers: list[nn.Module] = []
+    sizes = [num_inputs, *hidden_sizes]
+    for fan_in, fan_out in itertools.pairwise(sizes):
+        layers += [_linear(fan_in, fan_out, math.sqrt(2.0)), ACTIVATIONS[activation]()]
+    layers.append(_linear(sizes[-1], num_outputs, output_gain))
+    return nn.Sequential(*layers)
+
+
+def _linear(fan_in: int, fan_out: int, gain: float) -> nn.Linear:
+    layer = nn.Linear(fan_in, fan_out)
+    nn.init.orthogonal_(layer.weight, gain)
+    nn.init.zeros_(layer.bias)
+    return layer
+
+
+class GaussianMLPPolicy(GaussianMixin, Model):
+    """Diagonal Gaussian policy with an MLP mean.
+
+    Args:
+        observation_space: Observation space.
+        action_space: Action space (the normalised Box).
+        hidden_sizes: Hidden layer widths.
+        activation: Hidden activation.
+        state_dependent_std: Predict the log-std from the observation (SAC) instead of a free
+            parameter (PPO).
+        initial_log_std: Initial value of the free log-std parameter.
+        squash_actions: Passed to ``GaussianMixin`` (``True`` for SAC's tanh-squashed policy).
+        device: Device.
+    """
+
+    def __init__(
+        self,
+        observation_space: SpaceLike,
+        action_space: SpaceLike,
+        *,
+        hidden_sizes: Sequence[int] = (64, 64),
+        activation: Activation = "tanh",
+        state_dependent_std: bool = False,
+        initial_log_std: float = 0.0,
+        squash_actions: bool = False,
+        device: str | torch.device | None = None,
+    ) -> None:
+        Model.__init__(self, observation_space=observation_space, action_space=action_space, device=device)
+        # SAC's state-dependent log-std is bounded as in SB3/CleanRL: [-20, 2] keeps exp() finite.
+        GaussianMixin.__init__(self, squash_actions=squash_actions, min_log_std=-20.0, max_log_std=2.0)
+        outputs = 2 * self.num_actions if state_dependent_std else self.num_actions
+        self.net = mlp(self.num_observations, hidden_sizes, outputs, activation=activation, output_gain=0.01)
+        self.state_dependent_std = state_dependent_std
+        self.log_std_parameter = nn.Parameter(torch.full((self.num_actions,), float(initial_log_std)))
+        self.to(self.device)
+
+    def compute(self, inputs: Mapping[str, Any], role: str = "") -> tuple[torch.Tensor, dict[str, Any]]:
+        """Mean actions and log-std.
+
+        Args:
+            inputs: ``{"observations": (N, num_observations)}``.
+            role: Unused.
+
+        Returns:
+            Mean (N, A) and ``{"log_std": (A,) or (N, A)}``.
+        """
+        output = self.net(inputs["observations"])
+        if self.state_dependent_std:
+            mean, log_std = output.chunk(2, dim=-1)
+            return mean, {"log_std": log_std}
+        return output, {"log_std": self.log_std_parameter}
+
+
+class ValueMLP(DeterministicMixin, Model):
+    """State-value function V(s).
+
+    Args:
+        observation_space: Observation space.
+        hidden_sizes: Hidden layer widths.
+        activation: Hidden activation.
+        device: Device.
+    """
+
+    def __init__(
+        self,
+        observation_space: SpaceLike,
+        *,
+        hidden_sizes: Sequence[int] = (64, 64),
+        activation: Activation = "tanh",
+        device: str | torch.device | None = None,
+    ) -> None:
+        Model.__init__(self, observation_space=observation_space, action_space=1, device=device)
+        DeterministicMixin.__init__(self)
+        self.net = mlp(self.num_observations, hidden_sizes, 1, activation=activation, output_gain=1.0)
+        self.to(self.device)
+
+    def compute(self, inputs: Mapping[str, Any], role: str = "") -> tuple[torch.Tensor, dict[str, Any]]:
+        """Values.
+
+        Args:
+            inputs: ``{"observations": (N, num_observations)}``.
+            role: Unused.
+
+        Returns:
+            Values (N, 1) and an empty dict.
+        """
+        return self.net(inputs["observations"]), {}
+
+
+class QMLP(DeterministicMixin, Model):
+    """Action-value function Q(s, a) on the concatenation of observation and action.
+
+    Args:
+        observation_space: Observation space.
+        action_space: Action space.
+        hidden_sizes: Hidden layer widths.
+        device: Device.
+    """
+
+    def __init__(
+        self,
+        observation_space: SpaceLike,
+        action_space: SpaceLike,
+        *,
+        hidden_sizes: Sequence[int] = (256, 256),
+        device: str | torch.device | None = None,
+    ) -> None:
+        Model.__init__(self, observation_space=observation_space, action_space=action_space, device=device)
+        DeterministicMixin.__init__(self)
+        self.net = mlp(self.num_observations + self.num_actions, hidden_sizes, 1, activation="relu", output_gain=1.0)
+        self.to(self.device)
+
+    def compute(self, inputs: Mapping[str, Any], role: str = "") -> tuple[torch.Tensor, dict[str, Any]]:
+        """Q-values.
+
+        Args:
+            inputs: ``{"observations": (N, num_observations), "taken_actions": (N, A)}``.
+            role: Unused.
+
+        Returns:
+            Q-values (N, 1) and an empty dict.
+        """
+        return self.net(torch.cat([inputs["observations"], inputs["taken_actions"]], dim=-1)), {}

@@ -1,0 +1,345 @@
+"""Proximal Policy Optimization for PyTorch (Schulman et al., 2017), MLP or recurrent policies.
+
+The agent stores the exact action it sampled and scores that same action at update time; it
+never clips actions (the environment wrapper clips and rescales them at its boundary).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from gaussrl.agents.config import PPOConfig
+from gaussrl.agents.torch.memory import RunningStandardScaler, TensorStore, compute_gae
+from gaussrl.envs.gymnasium import Step
+from gaussrl.models.torch import Model
+
+KL_FACTOR = 2.0
+LR_FACTOR = 1.5
+LR_BOUNDS = (1e-6, 1e-2)
+"""skrl's KLAdaptiveLR constants: shrink the rate by 1.5 above 2x the target KL, grow it below 1/2x."""
+
+
+def rnn_sizes(model: Model) -> list[tuple[int, int, int]]:
+    """Hidden-state shapes from a model's specification (empty for feed-forward models).
+
+    Args:
+        model: A model.
+
+    Returns:
+        ``[(num_layers, num_envs, hidden_size), ...]``.
+    """
+    return [tuple(s) for s in model.get_specification().get("rnn", {}).get("sizes", [])]  # type: ignore[misc]
+
+
+def zero_states(model: Model, batch: int) -> list[torch.Tensor]:
+    """Zero hidden states of a recurrent model for ``batch`` environments (empty list otherwise).
+
+    Args:
+        model: A model.
+        batch: Number of environments.
+
+    Returns:
+        One tensor of shape (num_layers, batch, hidden_size) per state.
+    """
+    return [torch.zeros((layers, batch, size), device=model.device) for layers, _, size in rnn_sizes(model)]
+
+
+def reset_states(states: list[torch.Tensor], dones: torch.Tensor) -> list[torch.Tensor]:
+    """Zero the hidden states of environments whose episode ended.
+
+    Args:
+        states: Each of shape (num_layers, N, hidden_size).
+        dones: Shape (N, 1), bool.
+
+    Returns:
+        The states with ended environments zeroed.
+    """
+    keep = (~dones).to(torch.float32).view(1, -1, 1)
+    return [s * keep for s in states]
+
+
+class PPO:
+    """PPO with GAE, clipped surrogate, optional value clipping, entropy bonus and KL-adaptive rate.
+
+    Args:
+        policy: A ``GaussianMixin`` model acting in the normalised action Box.
+        value: A ``DeterministicMixin`` value model.
+        config: Hyperparameters.
+        num_envs: Number of parallel environments.
+
+    Raises:
+        ValueError: If the rollout cannot be split as configured.
+    """
+
+    def __init__(self, *, policy: Model, value: Model, config: PPOConfig, num_envs: int) -> None:
+        self.policy, self.value, self.config, self.num_envs = policy, value, config, num_envs
+        self.device = policy.device
+        self.recurrent = bool(rnn_sizes(policy))
+        config.check_batch(num_envs, self.recurrent)
+        self.optimizer = torch.optim.Adam([*policy.parameters(), *value.parameters()], lr=config.learning_rate)
+        num_obs, num_actions = policy.num_observations, policy.num_actions
+        self.obs_scaler = RunningStandardScaler(num_obs, self.device) if config.observation_normalization else None
+        self.value_scaler = RunningStandardScaler(1, self.device) if config.value_normalization else None
+        f32 = torch.float32
+        specs = {
+            "observations": ((num_obs,), f32),
+            "actions": ((num_actions,), f32),
+            "log_prob": ((1,), f32),
+            "mean_actions": ((num_actions,), f32),
+            "log_std": ((num_actions,), f32),
+            "values": ((1,), f32),
+            "rewards": ((1,), f32),
+            "dones": ((1,), torch.bool),
+        }
+        for prefix, model in (("policy_rnn", policy), ("value_rnn", value)):
+            for i, (layers, _, size) in enumerate(rnn_sizes(model)):
+                specs[f"{prefix}{i}"] = ((layers, size), f32)
+        self.rollout = TensorStore(config.rollouts, num_envs, specs, self.device)
+        self.policy_states = zero_states(policy, num_envs)
+        self.value_states = zero_states(value, num_envs)
+        self._pending: dict[str, Any] = {}
+        self.updates = 0
+
+    def _normalize(self, observations: torch.Tensor, *, update: bool = False) -> torch.Tensor:
+        if self.obs_scaler is None:
+            return observations
+        if update:
+            self.obs_scaler.update(observations)
+        return self.obs_scaler.normalize(observations)
+
+    def _values(self, x: torch.Tensor, states: list[torch.Tensor]) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        values, outputs = self.value.act({"observations": x, "rnn": states}, role="value")
+        if self.value_scaler is not None:
+            values = self.value_scaler.denormalize(values)
+        return values, outputs.get("rnn", [])
+
+    @torch.no_grad()
+    def act(self, observations: torch.Tensor) -> torch.Tensor:
+        """Sample actions for a rollout step (and update the observation statistics).
+
+        Args:
+            observations: Shape (N, num_observations).
+
+        Returns:
+            Actions (N, A), unclipped: exactly the samples whose log-prob is stored.
+        """
+        x = self._normalize(observations, update=True)
+        actions, outputs = self.policy.act({"observations": x, "rnn": self.policy_states}, role="policy")
+        values, value_states = self._values(x, self.value_states)
+        self._pending = {
+            "observations": x,
+            "actions": actions,
+            "log_prob": outputs["log_prob"],
+            "mean_actions": outputs["mean_actions"],
+            "log_std": outputs["log_std"].expand_as(actions),
+            "values": values,
+            "next_states": (outputs.get("rnn", []), value_states),
+        }
+        return actions
+
+    @torch.no_grad()
+    def observe(self, step: Step) -> dict[str, float]:
+        """Store the transition of the last :meth:`act`; update when the rollout is full.
+
+        Args:
+            step: What the environment returned for those actions.
+
+        Returns:
+            Update metrics when an update ran, else an empty dict.
+        """
+        pending = self._pending
+        next_policy_states, next_value_states = pending.pop("next_states")
+        rewards = step.rewards * self.config.reward_scale
+        bootstrap = step.truncated & ~step.terminated
+        if self.config.time_limit_bootstrap and bool(bootstrap.any()):
+            final_values, _ = self._values(self._normalize(step.final_observations), next_value_states)
+            rewards = rewards + self.config.discount_factor * final_values * bootstrap
+        dones = step.terminated | step.truncated
+        hidden = {f"policy_rnn{i}": s.movedim(1, 0) for i, s in enumerate(self.policy_states)}
+        hidden.update({f"value_rnn{i}": s.movedim(1, 0) for i, s in enumerate(self.value_states)})
+        self.rollout.add(**pending, rewards=rewards, dones=dones, **hidden)
+        self.policy_states = reset_states(next_policy_states, dones)
+        self.value_states = reset_states(next_value_states, dones)
+        self._pending = {}
+        if not self.rollout.filled:
+            return {}
+        self.rollout.filled = False
+        with torch.enable_grad():
+            return self.update(step.observations)
+
+    def _targets(self, next_observations: torch.Tensor) -> dict[str, torch.Tensor]:
+        data = dict(self.rollout.tensors)
+        last_values, _ = self._values(self._normalize(next_observations), self.value_states)
+        advantages = compute_gae(
+            data["rewards"],
+            data["values"],
+            data["dones"],
+            last_values,
+            discount_factor=self.config.discount_factor,
+            gae_lambda=self.config.gae_lambda,
+        )
+        data["returns"] = advantages + data["values"]
+        if self.value_scaler is not None:
+            self.value_scaler.update(data["returns"])
+            data["returns"] = self.value_scaler.normalize(data["returns"])
+            data["values"] = self.value_scaler.normalize(data["values"])
+        data["advantages"] = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
+        return data
+
+    def _units(self, data: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Arrange (T, N, ...) tensors as samples (T * N, ...) or sequences (N * T / L, L, ...)."""
+        if not self.recurrent:
+            return {k: v.reshape(-1, *v.shape[2:]) for k, v in data.items()}
+        length = self.config.sequence_length
+        chunks = self.config.rollouts // length
+        units = {}
+        for name, v in data.items():
+            if "rnn" in name:
+                units[name] = v[::length].movedim(1, 0).reshape(-1, *v.shape[2:])
+            else:
+                units[name] = v.reshape(chunks, length, *v.shape[1:]).movedim(2, 0).reshape(-1, length, *v.shape[2:])
+        return units
+
+    def _minibatch(self, units: dict[str, torch.Tensor], index: torch.Tensor) -> dict[str, Any]:
+        batch = {k: v[index] for k, v in units.items()}
+        if not self.recurrent:
+            return batch
+        flat = {k: v.reshape(-1, *v.shape[2:]) for k, v in batch.items() if "rnn" not in k}
+        for prefix, model in (("policy_rnn", self.policy), ("value_rnn", self.value)):
+            flat[prefix] = [batch[f"{prefix}{i}"].movedim(0, 1) for i in range(len(rnn_sizes(model)))]
+        return flat
+
+    def _loss(self, batch: dict[str, Any]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        cfg = self.config
+        inputs = {"observations": batch["observations"], "taken_actions": batch["actions"]}
+        if self.recurrent:
+            inputs.update(rnn=batch["policy_rnn"], terminated=batch["dones"])
+        _, outputs = self.policy.act(inputs, role="policy")
+        kl = self.policy.get_kl_divergence(batch["mean_actions"], batch["log_std"], role="policy").mean()
+        entropy = self.policy.get_entropy(role="policy").sum(-1).mean()
+        ratio = torch.exp(outputs["log_prob"] - batch["log_prob"])
+        advantages = batch["advantages"]
+        surrogate = torch.min(advantages * ratio, advantages * ratio.clamp(1.0 - cfg.ratio_clip, 1.0 + cfg.ratio_clip))
+        value_inputs = {"observations": batch["observations"]}
+        if self.recurrent:
+            value_inputs.update(rnn=batch["value_rnn"], terminated=batch["dones"])
+        predicted, _ = self.value.act(value_inputs, role="value")
+        if cfg.clip_predicted_values:
+            predicted = batch["values"] + (predicted - batch["values"]).clamp(-cfg.value_clip, cfg.value_clip)
+        policy_loss = -surrogate.mean()
+        value_loss = F.mse_loss(predicted, batch["returns"])
+        loss = policy_loss - cfg.entropy_loss_scale * entropy + cfg.value_loss_scale * value_loss
+        return loss, {"policy_loss": policy_loss, "value_loss": value_loss, "entropy": entropy, "kl": kl}
+
+    def _adapt_learning_rate(self, kl: float) -> None:
+        target = self.config.kl_adaptive_threshold
+        for group in self.optimizer.param_groups:
+            if kl > target * KL_FACTOR:
+                group["lr"] = max(group["lr"] / LR_FACTOR, LR_BOUNDS[0])
+            elif kl < target / KL_FACTOR:
+                group["lr"] = min(group["lr"] * LR_FACTOR, LR_BOUNDS[1])
+
+    def update(self, next_observations: torch.Tensor) -> dict[str, float]:
+        """Run the learning epochs on the stored rollout.
+
+        Args:
+            next_observations: Observations after the rollout's last step, shape (N, num_observations).
+
+        Returns:
+            Mean losses, KL, entropy, learning rate and policy std of the update.
+        """
+        cfg = self.config
+        with torch.no_grad():
+            units = self._units(self._targets(next_observations))
+        count = units["advantages"].shape[0]
+        parameters = [p for group in self.optimizer.param_groups for p in group["params"]]
+        history: list[dict[str, torch.Tensor]] = []
+        for _ in range(cfg.learning_epochs):
+            epoch_kl = []
+            for index in torch.randperm(count, device=self.device).chunk(cfg.mini_batches):
+                loss, metrics = self._loss(self._minibatch(units, index))
+                self.optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                if cfg.grad_norm_clip > 0:
+                    torch.nn.utils.clip_grad_norm_(parameters, cfg.grad_norm_clip)
+                self.optimizer.step()
+                history.append({k: v.detach() for k, v in metrics.items()})
+                epoch_kl.append(metrics["kl"].detach())
+                if cfg.kl_threshold and float(metrics["kl"]) > cfg.kl_threshold:
+                    break
+            if cfg.learning_rate_scheduler == "kl_adaptive":
+                self._adapt_learning_rate(float(torch.stack(epoch_kl).mean()))
+            if cfg.kl_threshold and float(epoch_kl[-1]) > cfg.kl_threshold:
+                break
+        self.updates += 1
+        result = {k: float(torch.stack([h[k] for h in history]).mean()) for k in history[0]}
+        result["learning_rate"] = float(self.optimizer.param_groups[0]["lr"])
+        result["policy_std"] = float(self.rollout.tensors["log_std"][-1].exp().mean())
+        return result
+
+    @torch.no_grad()
+    def act_eval(
+        self, observations: torch.Tensor, states: list[torch.Tensor], *, deterministic: bool = True
+    ) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """Act for evaluation without touching the training state.
+
+        Args:
+            observations: Shape (N, num_observations).
+            states: Hidden states from :meth:`eval_states` (empty for MLP policies).
+            deterministic: Take the mean action instead of a sample.
+
+        Returns:
+            Actions (N, A) and the next hidden states.
+        """
+        x = self._normalize(observations)
+        actions, outputs = self.policy.act({"observations": x, "rnn": states}, role="policy")
+        return (outputs["mean_actions"] if deterministic else actions), outputs.get("rnn", [])
+
+    def eval_states(self, batch: int) -> list[torch.Tensor]:
+        """Initial hidden states for ``batch`` evaluation environments.
+
+        Args:
+            batch: Number of environments.
+
+        Returns:
+            Zero states (empty for MLP policies).
+        """
+        return zero_states(self.policy, batch)
+
+    def state(self) -> dict[str, Any]:
+        """Everything a resumed run needs, as nested dicts of tensors and JSON values.
+
+        Returns:
+            Models, optimizer, normalisers, rollout, hidden states and counters.
+        """
+        return {
+            "policy": self.policy.state_dict(),
+            "value": self.value.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "obs_scaler": self.obs_scaler.state() if self.obs_scaler else None,
+            "value_scaler": self.value_scaler.state() if self.value_scaler else None,
+            "rollout": self.rollout.state(),
+            "policy_states": list(self.policy_states),
+            "value_states": list(self.value_states),
+            "updates": self.updates,
+        }
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        """Restore what :meth:`state` returned.
+
+        Args:
+            state: As returned by :meth:`state`.
+        """
+        self.policy.load_state_dict(state["policy"])
+        self.value.load_state_dict(state["value"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        for scaler, key in ((self.obs_scaler, "obs_scaler"), (self.value_scaler, "value_scaler")):
+            if scaler is not None:
+                scaler.load_state(state[key])
+        self.rollout.load_state(state["rollout"])
+        self.policy_states = [s.to(self.device) for s in state["policy_states"]]
+        self.value_states = [s.to(self.device) for s in state["value_states"]]
+        self.updates = int(state["updates"])

@@ -1,0 +1,217 @@
+"""Recurrent (RNN/GRU/LSTM) Gaussian policies and values, after the specification's skrl examples.
+
+Hidden states travel through ``inputs["rnn"]`` (a list: ``[h]`` for RNN/GRU, ``[h, c]`` for
+LSTM, each of shape (num_layers, B, hidden_size)) and come back in ``outputs["rnn"]``.
+``get_specification()`` returns ``{"rnn": {"sequence_length": L, "sizes": [...]}}``.
+
+With B hidden states and ``B * L`` observations the model runs B sequences of length L
+(training); with ``L = 1`` it takes one step of B environments (rollout). ``inputs["terminated"]``
+(shape (B * L, 1), episode ended after that step) resets the hidden state inside a sequence.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Mapping, Sequence
+from typing import Any, Literal
+
+import torch
+from torch import nn
+
+from gaussrl.agents.torch.networks import mlp
+from gaussrl.core.spaces import SpaceLike
+from gaussrl.models.torch import DeterministicMixin, GaussianMixin, Model
+
+Cell = Literal["rnn", "gru", "lstm"]
+CELLS: dict[str, type[nn.RNNBase]] = {"rnn": nn.RNN, "gru": nn.GRU, "lstm": nn.LSTM}
+
+
+class RecurrentCore(nn.Module):
+    """A recurrent layer stack that runs rollout steps or training sequences with resets.
+
+    Args:
+        num_inputs: Input features.
+        cell: ``"rnn"``, ``"gru"`` or ``"lstm"``.
+        hidden_size: Hidden features.
+        num_layers: Stacked layers.
+
+    Raises:
+        ValueError: For an unknown cell.
+    """
+
+    def __init__(self, num_inputs: int, cell: Cell, hidden_size: int, num_layers: int) -> None:
+        super().__init__()
+        if cell not in CELLS:
+            raise ValueError(f"cell={cell!r} must be one of {sorted(CELLS)}.")
+        self.cell = cell
+        self.hidden_size = hidden_size
+        self.num_layers = num_layers
+        self.rnn = CELLS[cell](num_inputs, hidden_size, num_layers, batch_first=True)
+
+    def sizes(self, batch: int) -> list[tuple[int, int, int]]:
+        """Shapes of the hidden-state tensors for ``batch`` environments.
+
+        Args:
+            batch: Number of environments.
+
+        Returns:
+            One shape per tensor (two for LSTM).
+        """
+        return [(self.num_layers, batch, self.hidden_size)] * (2 if self.cell == "lstm" else 1)
+
+    def _run(self, x: torch.Tensor, states: list[torch.Tensor]) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        if self.cell == "lstm":
+            out, (h, c) = self.rnn(x, (states[0], states[1]))
+            return out, [h, c]
+        out, h = self.rnn(x, states[0])
+        return out, [h]
+
+    def forward(
+        self, observations: torch.Tensor, states: Sequence[torch.Tensor], terminated: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """Run ``B`` sequences of ``L = len(observations) / B`` steps.
+
+        Args:
+            observations: Shape (B * L, num_inputs), sequence-major.
+            states: Initial hidden states, each (num_layers, B, hidden_size).
+            terminated: Optional, shape (B * L, 1): reset the state after these steps.
+
+        Returns:
+            Features (B * L, hidden_size) and the final hidden states.
+        """
+        batch = states[0].shape[1]
+        length = observations.shape[0] // batch
+        x = observations.reshape(batch, length, -1)
+        states = [s.contiguous() for s in states]
+        if terminated is None or length == 1:
+            out, states = self._run(x, states)
+            return out.reshape(batch * length, -1), states
+        done = terminated.reshape(batch, length).bool()
+        # Split where any sequence ends an episode (after skrl's recurrent examples): the
+        # segments run as whole cuDNN/oneDNN calls, and only the ended sequences are reset.
+        cuts = (done[:, :-1].any(dim=0).nonzero(as_tuple=True)[0] + 1).tolist()
+        bounds = [0, *cuts, length]
+        outputs = []
+        for start, stop in itertools.pairwise(bounds):
+            out, states = self._run(x[:, start:stop], states)
+            keep = (~done[:, stop - 1]).to(out.dtype).view(1, batch, 1)
+            states = [s * keep for s in states]
+            outputs.append(out)
+        return torch.cat(outputs, dim=1).reshape(batch * length, -1), states
+
+
+class RecurrentGaussianPolicy(GaussianMixin, Model):
+    """Gaussian policy whose mean is an MLP on a recurrent core's features.
+
+    Args:
+        observation_space: Observation space.
+        action_space: Action space (the normalised Box).
+        num_envs: Number of environments whose hidden states the agent keeps.
+        cell: ``"rnn"``, ``"gru"`` or ``"lstm"``.
+        hidden_size: Recurrent hidden size.
+        num_layers: Recurrent layers.
+        sequence_length: Training sequence length L.
+        hidden_sizes: MLP widths after the core.
+        initial_log_std: Initial log-std.
+        device: Device.
+    """
+
+    def __init__(
+        self,
+        observation_space: SpaceLike,
+        action_space: SpaceLike,
+        *,
+        num_envs: int,
+        cell: Cell = "lstm",
+        hidden_size: int = 64,
+        num_layers: int = 1,
+        sequence_length: int = 16,
+        hidden_sizes: Sequence[int] = (64,),
+        initial_log_std: float = 0.0,
+        device: str | torch.device | None = None,
+    ) -> None:
+        Model.__init__(self, observation_space=observation_space, action_space=action_space, device=device)
+        GaussianMixin.__init__(self)
+        self.num_envs = num_envs
+        self.sequence_length = sequence_length
+        self.core = RecurrentCore(self.num_observations, cell, hidden_size, num_layers)
+        self.net = mlp(hidden_size, hidden_sizes, self.num_actions, activation="tanh", output_gain=0.01)
+        self.log_std_parameter = nn.Parameter(torch.full((self.num_actions,), float(initial_log_std)))
+        self.to(self.device)
+
+    def get_specification(self) -> dict[str, Any]:
+        """The hidden states the agent must keep.
+
+        Returns:
+            ``{"rnn": {"sequence_length": L, "sizes": [(num_layers, num_envs, hidden_size), ...]}}``.
+        """
+        return {"rnn": {"sequence_length": self.sequence_length, "sizes": self.core.sizes(self.num_envs)}}
+
+    def compute(self, inputs: Mapping[str, Any], role: str = "") -> tuple[torch.Tensor, dict[str, Any]]:
+        """Mean actions, log-std and next hidden states.
+
+        Args:
+            inputs: ``"observations"``, ``"rnn"`` and optionally ``"terminated"``.
+            role: Unused.
+
+        Returns:
+            Mean (B * L, A) and ``{"log_std", "rnn"}``.
+        """
+        features, states = self.core(inputs["observations"], inputs["rnn"], inputs.get("terminated"))
+        return self.net(features), {"log_std": self.log_std_parameter, "rnn": states}
+
+
+class RecurrentValue(DeterministicMixin, Model):
+    """State-value function on a recurrent core's features.
+
+    Args:
+        observation_space: Observation space.
+        num_envs: Number of environments whose hidden states the agent keeps.
+        cell: ``"rnn"``, ``"gru"`` or ``"lstm"``.
+        hidden_size: Recurrent hidden size.
+        num_layers: Recurrent layers.
+        sequence_length: Training sequence length L.
+        hidden_sizes: MLP widths after the core.
+        device: Device.
+    """
+
+    def __init__(
+        self,
+        observation_space: SpaceLike,
+        *,
+        num_envs: int,
+        cell: Cell = "lstm",
+        hidden_size: int = 64,
+        num_layers: int = 1,
+        sequence_length: int = 16,
+        hidden_sizes: Sequence[int] = (64,),
+        device: str | torch.device | None = None,
+    ) -> None:
+        Model.__init__(self, observation_space=observation_space, action_space=1, device=device)
+        DeterministicMixin.__init__(self)
+        self.num_envs = num_envs
+        self.sequence_length = sequence_length
+        self.core = RecurrentCore(self.num_observations, cell, hidden_size, num_layers)
+        self.net = mlp(hidden_size, hidden_sizes, 1, activation="tanh", output_gain=1.0)
+        self.to(self.device)
+
+    def get_specification(self) -> dict[str, Any]:
+        """The hidden states the agent must keep.
+
+        Returns:
+            ``{"rnn": {"sequence_length": L, "sizes": [(num_layers, num_envs, hidden_size), ...]}}``.
+        """
+        return {"rnn": {"sequence_length": self.sequence_length, "sizes": self.core.sizes(self.num_envs)}}
+
+    def compute(self, inputs: Mapping[str, Any], role: str = "") -> tuple[torch.Tensor, dict[str, Any]]:
+        """Values and next hidden states.
+
+        Args:
+            inputs: ``"observations"``, ``"rnn"`` and optionally ``"terminated"``.
+            role: Unused.
+
+        Returns:
+            Values (B * L, 1) and ``{"rnn"}``.
+        """
+        features, states = self.core(inputs["observations"], inputs["rnn"], inputs.get("terminated"))
+        return self.net(features), {"rnn": states}

@@ -1,0 +1,265 @@
+"""Gymnasium environments seen by agents as batched torch tensors.
+
+:class:`TorchVecEnv` wraps a Gymnasium vector env (sync or async) with autoreset disabled and
+does the resets itself, so that
+
+* terminated and truncated stay apart, and the observation an episode ended on is returned
+  (``final_observations``) for bootstrapping on truncation;
+* each episode of each sub-environment is reset with its own seed, derived from
+  ``(seed, env index, episode index)``: a run is reproducible, and a resumed run continues the
+  episode sequence (see :meth:`TorchVecEnv.load_state`);
+* agents act in ``[-1, 1]^A`` and actions are clipped and rescaled onto the Box bounds here, at
+  the environment boundary;
+* episode returns and lengths are recorded.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import gymnasium
+import numpy as np
+import torch
+from gymnasium import spaces
+from gymnasium.vector import AsyncVectorEnv, AutoresetMode, SyncVectorEnv, VectorEnv
+
+from gaussrl.envs.wrappers import register_envs
+
+Vectorization = Literal["sync", "async"]
+
+
+class EnvError(ValueError):
+    """An environment that cannot be made or trained on (unknown id, action space not a Box)."""
+
+
+def episode_seed(seed: int, env_index: int, episode: int) -> int:
+    """The reset seed of one episode of one sub-environment.
+
+    Args:
+        seed: The run's seed.
+        env_index: Index of the sub-environment.
+        episode: Index of the episode within that sub-environment.
+
+    Returns:
+        A 31-bit seed, independent across the three arguments (``numpy.random.SeedSequence``).
+    """
+    return int(np.random.SeedSequence([seed, env_index, episode]).generate_state(1)[0] >> 1)
+
+
+def check_env_id(env_id: str) -> gymnasium.Env[Any, Any]:
+    """Make one environment, checking that it exists and has a Box action space.
+
+    Args:
+        env_id: A registered Gymnasium id.
+
+    Returns:
+        The environment.
+
+    Raises:
+        EnvError: For an unknown id, a missing dependency, or a non-Box action space.
+    """
+    register_envs()
+    try:
+        env = gymnasium.make(env_id)
+    except gymnasium.error.Error as error:
+        raise EnvError(f"cannot make environment {env_id!r}: {error}") from None
+    if not isinstance(env.action_space, spaces.Box):
+        env.close()
+        raise EnvError(
+            f"environment {env_id!r} has action space {env.action_space}; gaussrl's Gaussian policies need a "
+            f"continuous Box action space."
+        )
+    return env
+
+
+def make_vector_env(env_id: str, num_envs: int, vectorization: Vectorization = "sync") -> VectorEnv:
+    """A Gymnasium vector env of ``num_envs`` copies with autoreset disabled.
+
+    Args:
+        env_id: A registered Gymnasium id.
+        num_envs: Number of copies.
+        vectorization: ``"sync"`` (one process) or ``"async"`` (one subprocess per copy).
+
+    Returns:
+        The vector env.
+
+    Raises:
+        EnvError: As :func:`check_env_id`.
+        ValueError: For an invalid ``num_envs`` or ``vectorization``.
+    """
+    if num_envs < 1:
+        raise ValueError(f"num_envs={num_envs} must be at least 1.")
+    check_env_id(env_id).close()
+    fns = [lambda: gymnasium.make(env_id) for _ in range(num_envs)]
+    if vectorization == "sync":
+        return SyncVectorEnv(fns, autoreset_mode=AutoresetMode.DISABLED)
+    if vectorization == "async":
+        return AsyncVectorEnv(fns, autoreset_mode=AutoresetMode.DISABLED)
+    raise ValueError(f"vectorization={vectorization!r} must be 'sync' or 'async'.")
+
+
+@dataclass
+class Step:
+    """One vector step, as tensors of shape (N, ...).
+
+    Attributes:
+        observations: Next observations; for sub-environments whose episode ended, the first
+            observation of the next episode.
+        rewards: Shape (N, 1).
+        terminated: Shape (N, 1), bool: the episode reached a terminal state (no bootstrap).
+        truncated: Shape (N, 1), bool: the episode was cut (e.g. time limit; bootstrap).
+        final_observations: The observations the episodes ended on (equal to ``observations``
+            where no episode ended).
+    """
+
+    observations: torch.Tensor
+    rewards: torch.Tensor
+    terminated: torch.Tensor
+    truncated: torch.Tensor
+    final_observations: torch.Tensor
+
+
+class TorchVecEnv:
+    """A vector env that takes and returns torch tensors; see the module docstring.
+
+    Args:
+        env: A vector env with autoreset disabled (:func:`make_vector_env`).
+        seed: Seed of the episode resets.
+        device: Device of the tensors.
+
+    Raises:
+        EnvError: If the action space is not a Box.
+    """
+
+    def __init__(self, env: VectorEnv, *, seed: int, device: str | torch.device = "cpu") -> None:
+        space = env.single_action_space
+        if not isinstance(space, spaces.Box):
+            raise EnvError(f"action space {space} is not a Box; gaussrl's Gaussian policies need a Box.")
+        self.env = env
+        self.seed = int(seed)
+        self.device = torch.device(device)
+        self.num_envs = env.num_envs
+        self.observation_space = env.single_observation_space
+        self.env_action_space = space
+        self.action_space = spaces.Box(-1.0, 1.0, shape=space.shape, dtype=np.float32)
+        low, high = space.low.astype(np.float64).reshape(-1), space.high.astype(np.float64).reshape(-1)
+        bounded = np.isfinite(low) & np.isfinite(high)
+        self._bounded = bounded
+        self._center = np.where(bounded, (high + low) / 2.0, 0.0)
+        self._scale = np.where(bounded, (high - low) / 2.0, 1.0)
+        self.episodes = np.zeros(self.num_envs, dtype=np.int64)
+        self._returns = np.zeros(self.num_envs)
+        self._lengths = np.zeros(self.num_envs, dtype=np.int64)
+        self._finished: list[tuple[float, int]] = []
+
+    def _tensor(self, array: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(np.asarray(array, dtype=np.float32).reshape(self.num_envs, -1)).to(self.device)
+
+    def _seeds(self, mask: np.ndarray) -> list[int | None]:
+        pairs = enumerate(zip(self.episodes, mask, strict=True))
+        return [episode_seed(self.seed, i, int(e)) if m else None for i, (e, m) in pairs]
+
+    def reset(self) -> torch.Tensor:
+        """Start a fresh episode in every sub-environment (the episode counters are kept).
+
+        Returns:
+            Observations, shape (N, num_observations).
+        """
+        observations, _ = self.env.reset(seed=self._seeds(np.ones(self.num_envs, dtype=bool)))
+        self._returns[:] = 0.0
+        self._lengths[:] = 0
+        return self._tensor(observations)
+
+    def to_env_actions(self, actions: torch.Tensor) -> np.ndarray:
+        """Clip actions to [-1, 1] and rescale them onto the Box (unbounded dimensions pass through).
+
+        Args:
+            actions: Shape (N, A), in the agent's normalised action space.
+
+        Returns:
+            Environment actions, shape (N, *action_shape), in the Box's dtype.
+        """
+        raw = actions.detach().to("cpu", torch.float64).numpy()
+        scaled = np.where(self._bounded, self._center + self._scale * np.clip(raw, -1.0, 1.0), raw)
+        return scaled.reshape((self.num_envs, *self.env_action_space.shape)).astype(self.env_action_space.dtype)
+
+    def step(self, actions: torch.Tensor) -> Step:
+        """Step every sub-environment, resetting those whose episode ended.
+
+        Args:
+            actions: Shape (N, A), in [-1, 1] (values outside are clipped).
+
+        Returns:
+            The step.
+        """
+        observations, rewards, terminated, truncated, _ = self.env.step(self.to_env_actions(actions))
+        rewards = np.asarray(rewards, dtype=np.float64)
+        self._returns += rewards
+        self._lengths += 1
+        done = np.logical_or(terminated, truncated)
+        final = self._tensor(observations)
+        if done.any():
+            self._end_episodes(done)
+            observations, _ = self.env.reset(seed=self._seeds(done), options={"reset_mask": done})
+            next_observations = self._tensor(observations)
+        else:
+            next_observations = final
+        column = (self.num_envs, 1)
+        return Step(
+            observations=next_observations,
+            rewards=torch.from_numpy(rewards.astype(np.float32).reshape(column)).to(self.device),
+            terminated=torch.from_numpy(np.asarray(terminated, dtype=bool).reshape(column)).to(self.device),
+            truncated=torch.from_numpy(np.asarray(truncated, dtype=bool).reshape(column)).to(self.device),
+            final_observations=final,
+        )
+
+    def _end_episodes(self, done: np.ndarray) -> None:
+        for i in np.flatnonzero(done):
+            self._finished.append((float(self._returns[i]), int(self._lengths[i])))
+        self._returns[done] = 0.0
+        self._lengths[done] = 0
+        self.episodes[done] += 1
+
+    def pop_episodes(self) -> list[tuple[float, int]]:
+        """The (return, length) of each episode finished since the last call.
+
+        Returns:
+            A list in order of completion.
+        """
+        finished, self._finished = self._finished, []
+        return finished
+
+    def state(self) -> dict[str, Any]:
+        """The episode counters, for a checkpoint.
+
+        Returns:
+            A JSON-serialisable dict.
+        """
+        return {"seed": self.seed, "episodes": self.episodes.tolist()}
+
+    def load_state(self, state: dict[str, Any]) -> torch.Tensor:
+        """Restore the episode counters and start the next episode of each sub-environment.
+
+        Gymnasium cannot save a simulator's internal state in general, so an episode that was in
+        progress when the checkpoint was written restarts from its first step (same seed). A
+        resumed run therefore equals the uninterrupted one exactly when the checkpoint falls on an
+        episode boundary of every sub-environment (e.g. Pendulum-v1, whose episodes all last 200
+        steps, with checkpoints every multiple of 200 vector steps).
+
+        Args:
+            state: As returned by :meth:`state`.
+
+        Returns:
+            Observations, shape (N, num_observations).
+        """
+        episodes = np.asarray(state["episodes"], dtype=np.int64)
+        if episodes.shape != (self.num_envs,):
+            raise ValueError(f"the checkpoint has {episodes.size} environments; this run has {self.num_envs}.")
+        self.seed = int(state["seed"])
+        self.episodes = episodes
+        return self.reset()
+
+    def close(self) -> None:
+        """Close the vector env."""
+        self.env.close()

@@ -1,0 +1,104 @@
+"""Build the default agents (PPO or SAC with gaussrl's default networks) for an environment."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+from gymnasium import spaces
+
+from gaussrl.agents.config import PPOConfig, SACConfig
+from gaussrl.agents.torch.networks import QMLP, GaussianMLPPolicy, ValueMLP
+from gaussrl.agents.torch.ppo import PPO
+from gaussrl.agents.torch.recurrent import RecurrentGaussianPolicy, RecurrentValue
+from gaussrl.agents.torch.sac import SAC
+
+Algo = Literal["ppo", "sac"]
+PolicyKind = Literal["mlp", "rnn", "gru", "lstm"]
+
+
+def build_ppo(
+    config: PPOConfig,
+    observation_space: spaces.Space,  # type: ignore[type-arg]
+    action_space: spaces.Box,
+    *,
+    num_envs: int,
+    policy: PolicyKind,
+    device: str | torch.device,
+) -> PPO:
+    """PPO with an MLP or recurrent (RNN/GRU/LSTM) policy and value.
+
+    Args:
+        config: PPO hyperparameters (including network sizes).
+        observation_space: Single-environment observation space.
+        action_space: The normalised action Box.
+        num_envs: Number of parallel environments.
+        policy: ``"mlp"``, ``"rnn"``, ``"gru"`` or ``"lstm"``.
+        device: Device.
+
+    Returns:
+        The agent.
+    """
+    if policy == "mlp":
+        actor = GaussianMLPPolicy(
+            observation_space,
+            action_space,
+            hidden_sizes=config.hidden_sizes,
+            initial_log_std=config.initial_log_std,
+            device=device,
+        )
+        critic = ValueMLP(observation_space, hidden_sizes=config.hidden_sizes, device=device)
+    else:
+        recurrent = {
+            "num_envs": num_envs,
+            "cell": policy,
+            "hidden_size": config.rnn_hidden_size,
+            "num_layers": config.rnn_num_layers,
+            "sequence_length": config.sequence_length,
+            "hidden_sizes": config.hidden_sizes,
+            "device": device,
+        }
+        actor = RecurrentGaussianPolicy(
+            observation_space, action_space, initial_log_std=config.initial_log_std, **recurrent
+        )
+        critic = RecurrentValue(observation_space, **recurrent)
+    return PPO(policy=actor, value=critic, config=config, num_envs=num_envs)
+
+
+def build_sac(
+    config: SACConfig,
+    observation_space: spaces.Space,  # type: ignore[type-arg]
+    action_space: spaces.Box,
+    *,
+    num_envs: int,
+    device: str | torch.device,
+) -> SAC:
+    """SAC with a tanh-squashed MLP Gaussian policy and twin MLP critics.
+
+    Args:
+        config: SAC hyperparameters (including network sizes).
+        observation_space: Single-environment observation space.
+        action_space: The normalised action Box.
+        num_envs: Number of parallel environments.
+        device: Device.
+
+    Returns:
+        The agent.
+    """
+    actor = GaussianMLPPolicy(
+        observation_space,
+        action_space,
+        hidden_sizes=config.hidden_sizes,
+        activation="relu",
+        state_dependent_std=True,
+        squash_actions=True,
+        device=device,
+    )
+    critics = [QMLP(observation_space, action_space, hidden_sizes=config.hidden_sizes, device=device) for _ in range(4)]
+    return SAC(
+        policy=actor,
+        critics=(critics[0], critics[1]),
+        target_critics=(critics[2], critics[3]),
+        config=config,
+        num_envs=num_envs,
+    )
