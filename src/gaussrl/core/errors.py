@@ -163,3 +163,16 @@ def check_input_shape(name: str, shape: Sequence[int], size: int, space_shape: S
     rest = tuple(shape[1:])
     if rest != (size,) and rest != tuple(space_shape):
         raise observation_shape_error(name, shape, size, space_shape)
+
+
+def check_polyak(polyak: float) -> None:
+    """Accept a soft-update factor in [0, 1].
+
+    Args:
+        polyak: ``theta <- polyak * theta_source + (1 - polyak) * theta``.
+
+    Raises:
+        ValueError: If ``polyak`` is outside [0, 1].
+    """
+    if not 0.0 <= polyak <= 1.0:
+        raise ValueError(f"polyak={polyak} is outside [0, 1]; use 1 for a hard copy, ~0.005 for soft updates.")

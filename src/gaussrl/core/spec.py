@@ -95,7 +95,7 @@ class DeterministicSpec:
         _check_bool("clip_actions", self.clip_actions)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class GaussianPlan:
     """Everything ``act()`` needs that does not change between calls, as float64 NumPy.
 

@@ -20,7 +20,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from gaussrl.core.errors import MODEL_READY_ATTRIBUTE, NotReadyError, check_input_shape, check_mixin_order
+from gaussrl.core.errors import MODEL_READY_ATTRIBUTE, NotReadyError, check_input_shape, check_mixin_order, check_polyak
 from gaussrl.core.spaces import SpaceLike, action_bounds, space_shape, space_size
 from gaussrl.io.atomic import write_atomic
 
@@ -303,8 +303,7 @@ class Model(nn.Module):
             model: Source model with the same parameter structure and shapes (else ``ValueError``).
             polyak: Interpolation factor in [0, 1] (else ``ValueError``).
         """
-        if not 0.0 <= polyak <= 1.0:
-            raise ValueError(f"polyak={polyak} is outside [0, 1]; use 1 for a hard copy, ~0.005 for soft updates.")
+        check_polyak(polyak)
         source = model.ready_state_dict("update_parameters").params
         target = self.ready_state_dict("update_parameters").params
         _check_same_tree(source, target, f"update_parameters({type(model).__name__})")

@@ -13,7 +13,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from gaussrl.core.errors import MODEL_READY_ATTRIBUTE, check_input_shape, check_mixin_order
+from gaussrl.core.errors import MODEL_READY_ATTRIBUTE, check_input_shape, check_mixin_order, check_polyak
 from gaussrl.core.spaces import SpaceLike, space_shape, space_size
 from gaussrl.io.atomic import write_atomic
 
@@ -263,8 +263,7 @@ class Model(nn.Module):
         Raises:
             ValueError: If ``polyak`` is outside [0, 1].
         """
-        if not 0.0 <= polyak <= 1.0:
-            raise ValueError(f"polyak={polyak} is outside [0, 1]; use 1 for a hard copy, ~0.005 for soft updates.")
+        check_polyak(polyak)
         with torch.no_grad():
             for target, source in zip(self.parameters(), model.parameters(), strict=True):
                 if polyak == 1.0:

@@ -19,7 +19,7 @@ from warp_nn import initializers, nn
 from warp_nn.modules.buffer import Buffer
 from warp_nn.modules.parameter import Parameter
 
-from gaussrl.core.errors import MODEL_READY_ATTRIBUTE, check_input_shape, check_mixin_order
+from gaussrl.core.errors import MODEL_READY_ATTRIBUTE, check_input_shape, check_mixin_order, check_polyak
 from gaussrl.core.spaces import SpaceLike, space_shape, space_size
 from gaussrl.io.atomic import write_atomic
 from gaussrl.models.warp.kernels import check_array, lerp_kernel, random_kernel
@@ -319,8 +319,7 @@ class Model(nn.Module):
         Raises:
             ValueError: If ``polyak`` is outside [0, 1], or the models' parameters differ.
         """
-        if not 0.0 <= polyak <= 1.0:
-            raise ValueError(f"polyak={polyak} is outside [0, 1]; use 1 for a hard copy, ~0.005 for soft updates.")
+        check_polyak(polyak)
         targets, sources = dict(named_arrays(self)), dict(named_arrays(model))
         if {k: v.shape for k, v in targets.items()} != {k: v.shape for k, v in sources.items()}:
             raise ValueError(
