@@ -113,11 +113,6 @@ class PPOConfig:
             raise ValueError(
                 f"learning_rate_scheduler={self.learning_rate_scheduler!r} must be 'constant' or 'kl_adaptive'."
             )
-        if self.rollouts % self.sequence_length:
-            raise ValueError(
-                f"sequence_length={self.sequence_length} must divide rollouts={self.rollouts} so that each "
-                f"rollout splits into whole sequences; e.g. use rollouts={self.sequence_length * 64}."
-            )
 
     def check_batch(self, num_envs: int, recurrent: bool) -> None:
         """Check that a rollout of ``num_envs`` environments splits into ``mini_batches`` minibatches.
@@ -127,8 +122,14 @@ class PPOConfig:
             recurrent: Whether minibatches are made of whole sequences.
 
         Raises:
-            ValueError: If there are fewer samples (or sequences) than minibatches.
+            ValueError: If there are fewer samples (or sequences) than minibatches, or (recurrent)
+                sequence_length does not divide rollouts.
         """
+        if recurrent and self.rollouts % self.sequence_length:
+            raise ValueError(
+                f"sequence_length={self.sequence_length} must divide rollouts={self.rollouts} so that each "
+                f"rollout splits into whole sequences; e.g. use rollouts={self.sequence_length * 64}."
+            )
         unit = self.sequence_length if recurrent else 1
         samples = self.rollouts * num_envs // unit
         if samples < self.mini_batches:

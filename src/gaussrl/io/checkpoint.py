@@ -197,7 +197,7 @@ def load_checkpoint(path: str | os.PathLike[str], device: str | torch.device = "
     Raises:
         CheckpointError: If the checkpoint is missing, incomplete or corrupt.
     """
-    json_path = latest_checkpoint(path) if Path(path).is_dir() else Path(path)
+    json_path = Path(path) if Path(path).suffix == ".json" else latest_checkpoint(path)
     record = _read_record(json_path)
     tensor_path = json_path.parent / str(record.get("tensors_file", ""))
     if not tensor_path.is_file():
