@@ -3,7 +3,7 @@
     python scripts/run_targets.py ppo            # PPO Pendulum-v1, 100k steps, seeds 0 1 2
     python scripts/run_targets.py sac            # SAC Pendulum-v1, 20k steps, seeds 0 1 2
     python scripts/run_targets.py lstm           # PPO + LSTM on gaussrl/PendulumNoVel-v1 (+ plot)
-    python scripts/run_targets.py ppo --seeds 0 --out runs/targets
+    python scripts/run_targets.py ppo --seeds 0 --out runs/targets --no-progress   # other options go to gaussrl
 
 Each run is ``gaussrl train ...`` (printed before it starts); its directory holds summary.json.
 """
@@ -30,12 +30,11 @@ def main() -> None:
     parser.add_argument("target", choices=sorted(TARGETS))
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--out", default="runs/targets")
-    parser.add_argument("extra", nargs="*", help="more gaussrl train options, after --")
-    args = parser.parse_args()
+    args, extra = parser.parse_known_args()  # anything else is passed on to gaussrl train
     rows = []
     for seed in args.seeds:
         run_dir = Path(args.out) / f"{args.target}-seed{seed}"
-        argv = ["gaussrl", "train", *TARGETS[args.target], "--seed", str(seed), "--out", str(run_dir), *args.extra]
+        argv = ["gaussrl", "train", *TARGETS[args.target], "--seed", str(seed), "--out", str(run_dir), *extra]
         print("$", shlex.join(argv), flush=True)
         subprocess.run([sys.executable, "-m", "gaussrl", *argv[1:]], check=True)
         if args.target == "lstm":

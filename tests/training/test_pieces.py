@@ -185,3 +185,23 @@ def test_episode_seed_is_deterministic_and_distinct():
     assert episode_seed(5, 1, 2) == episode_seed(5, 1, 2)
     assert all(0 <= s < 2**31 for s in seeds)
     assert not math.isnan(float(episode_seed(1, 0, 0)))
+
+
+def test_linear_learning_rate_schedule_decays_per_update():
+    torch.manual_seed(0)
+    env = TorchVecEnv(make_vector_env("Pendulum-v1", 2), seed=0)
+    config = PPOConfig(rollouts=8, mini_batches=2, learning_epochs=1, learning_rate_scheduler="linear")
+    with pytest.raises(ValueError, match="needs total_updates"):
+        build_ppo(config, env.observation_space, env.action_space, num_envs=2, policy="mlp", device="cpu")
+    agent = build_ppo(
+        config, env.observation_space, env.action_space, num_envs=2, policy="mlp", device="cpu", total_timesteps=64
+    )
+    observations, rates = env.reset(), []
+    for _ in range(32):
+        step = env.step(agent.act(observations))
+        metrics = agent.observe(step)
+        observations = step.observations
+        if metrics:
+            rates.append(metrics["learning_rate"])
+    np.testing.assert_allclose(rates, [1e-3, 0.75e-3, 0.5e-3, 0.25e-3])
+    env.close()

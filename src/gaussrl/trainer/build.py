@@ -25,6 +25,7 @@ def build_ppo(
     num_envs: int,
     policy: PolicyKind,
     device: str | torch.device,
+    total_timesteps: int | None = None,
 ) -> PPO:
     """PPO with an MLP or recurrent (RNN/GRU/LSTM) policy and value.
 
@@ -35,6 +36,7 @@ def build_ppo(
         num_envs: Number of parallel environments.
         policy: ``"mlp"``, ``"rnn"``, ``"gru"`` or ``"lstm"``.
         device: Device.
+        total_timesteps: Environment steps of the run (for the "linear" learning-rate schedule).
 
     Returns:
         The agent.
@@ -62,7 +64,9 @@ def build_ppo(
             observation_space, action_space, initial_log_std=config.initial_log_std, **recurrent
         )
         critic = RecurrentValue(observation_space, **recurrent)
-    return PPO(policy=actor, value=critic, config=config, num_envs=num_envs)
+    per_update = config.rollouts * num_envs
+    total_updates = -(-total_timesteps // per_update) if total_timesteps else None
+    return PPO(policy=actor, value=critic, config=config, num_envs=num_envs, total_updates=total_updates)
 
 
 def build_sac(

@@ -128,7 +128,8 @@ def build_agent(config: TrainConfig, env: TorchVecEnv) -> Agent:
     """
     common = {"num_envs": env.num_envs, "device": config.device}
     if config.algo == "ppo":
-        return build_ppo(config.ppo, env.observation_space, env.action_space, policy=config.policy, **common)
+        spaces = (env.observation_space, env.action_space)
+        return build_ppo(config.ppo, *spaces, policy=config.policy, total_timesteps=config.timesteps, **common)
     return build_sac(config.sac, env.observation_space, env.action_space, **common)
 
 

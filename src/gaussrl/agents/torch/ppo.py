@@ -69,17 +69,24 @@ class PPO:
         value: A ``DeterministicMixin`` value model.
         config: Hyperparameters.
         num_envs: Number of parallel environments.
+        total_updates: Number of updates of the run; needed by the "linear" learning-rate schedule.
 
     Raises:
-        ValueError: If the rollout cannot be split as configured.
+        ValueError: If the rollout cannot be split as configured, or "linear" lacks total_updates.
     """
 
-    def __init__(self, *, policy: Model, value: Model, config: PPOConfig, num_envs: int) -> None:
+    def __init__(
+        self, *, policy: Model, value: Model, config: PPOConfig, num_envs: int, total_updates: int | None = None
+    ) -> None:
+        if config.learning_rate_scheduler == "linear" and not total_updates:
+            raise ValueError("learning_rate_scheduler='linear' needs total_updates (the number of PPO updates).")
         self.policy, self.value, self.config, self.num_envs = policy, value, config, num_envs
+        self.total_updates = total_updates
         self.device = policy.device
         self.recurrent = bool(rnn_sizes(policy))
         config.check_batch(num_envs, self.recurrent)
-        self.optimizer = torch.optim.Adam([*policy.parameters(), *value.parameters()], lr=config.learning_rate)
+        parameters = [*policy.parameters(), *value.parameters()]
+        self.optimizer = torch.optim.Adam(parameters, lr=config.learning_rate, foreach=True)
         num_obs, num_actions = policy.num_observations, policy.num_actions
         self.obs_scaler = RunningStandardScaler(num_obs, self.device) if config.observation_normalization else None
         self.value_scaler = RunningStandardScaler(1, self.device) if config.value_normalization else None
@@ -203,8 +210,15 @@ class PPO:
                 units[name] = v.reshape(chunks, length, *v.shape[1:]).movedim(2, 0).reshape(-1, length, *v.shape[2:])
         return units
 
-    def _minibatch(self, units: dict[str, torch.Tensor], index: torch.Tensor) -> dict[str, Any]:
-        batch = {k: v[index] for k, v in units.items()}
+    def _minibatches(self, units: dict[str, torch.Tensor]) -> list[dict[str, Any]]:
+        """One shuffle per epoch: a gather per tensor, then contiguous slices (views) as minibatches."""
+        order = torch.randperm(units["advantages"].shape[0], device=self.device)
+        shuffled = {k: v[order] for k, v in units.items()}
+        sizes = [len(index) for index in order.chunk(self.config.mini_batches)]
+        parts = {k: v.split(sizes) for k, v in shuffled.items()}
+        return [self._minibatch({k: parts[k][i] for k in parts}) for i in range(len(sizes))]
+
+    def _minibatch(self, batch: dict[str, torch.Tensor]) -> dict[str, Any]:
         if not self.recurrent:
             return batch
         flat = {k: v.reshape(-1, *v.shape[2:]) for k, v in batch.items() if "rnn" not in k}
@@ -252,15 +266,18 @@ class PPO:
             Mean losses, KL, entropy, learning rate and policy std of the update.
         """
         cfg = self.config
+        if cfg.learning_rate_scheduler == "linear" and self.total_updates:
+            fraction = max(1.0 - self.updates / self.total_updates, 1.0 / self.total_updates)
+            for group in self.optimizer.param_groups:
+                group["lr"] = cfg.learning_rate * fraction
         with torch.no_grad():
             units = self._units(self._targets(next_observations))
-        count = units["advantages"].shape[0]
         parameters = [p for group in self.optimizer.param_groups for p in group["params"]]
         history: list[dict[str, torch.Tensor]] = []
         for _ in range(cfg.learning_epochs):
             epoch_kl = []
-            for index in torch.randperm(count, device=self.device).chunk(cfg.mini_batches):
-                loss, metrics = self._loss(self._minibatch(units, index))
+            for batch in self._minibatches(units):
+                loss, metrics = self._loss(batch)
                 self.optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 if cfg.grad_norm_clip > 0:
