@@ -11,7 +11,9 @@ Run: ``python -m benchmarks.act`` (``--help`` for options).
 from __future__ import annotations
 
 import argparse
+import functools
 import importlib
+import inspect
 import os
 import statistics
 import sys
@@ -113,6 +115,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--rounds", type=int, default=15)
     parser.add_argument("--budget", type=float, default=0.05, help="seconds per timing in a round")
     parser.add_argument("--training", action="store_true", help="time act(taken_actions)+backward instead")
+    parser.add_argument("--head-only", action="store_true", help="identity network: the head's absolute cost")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
 
@@ -128,11 +131,15 @@ def main(argv: list[str] | None = None) -> None:
         factory = getattr(module, "make_training_case" if args.training else "make_case", None)
         if factory is None:
             continue
+        if args.head_only:
+            if "identity" not in inspect.signature(factory).parameters:
+                continue
+            factory = functools.partial(factory, identity=True)
         rows[name] = {}
         for batch in args.batches:
             rows[name][batch] = measure(*factory(batch), args.rounds, args.budget)
             print(f"{name} batch {batch}: {rows[name][batch][0]:.3f}x", file=sys.stderr)
-    kind = "training" if args.training else "act"
+    kind = "training" if args.training else "head" if args.head_only else "act"
     table = _table(rows, args.batches)
     args.out.mkdir(parents=True, exist_ok=True)
     header = f"# {kind}: time / bare network {'forward+backward' if args.training else 'forward'}\n\n"

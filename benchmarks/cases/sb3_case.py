@@ -9,11 +9,11 @@ from benchmarks.cases.common import ACTIONS, LOG_STD, observations
 from benchmarks.cases.torch_case import torch_mlp
 
 
-def make_case(batch: int, seed: int = 0):
-    net = torch_mlp(seed)
+def make_case(batch: int, seed: int = 0, identity: bool = False):
+    net = torch_mlp(seed, identity)
     distribution = DiagGaussianDistribution(ACTIONS)
     log_std = torch.as_tensor(LOG_STD)
-    x = torch.as_tensor(observations(batch))
+    x = torch.as_tensor(observations(batch)[:, : ACTIONS if identity else None])
 
     def run_act():
         with torch.no_grad():

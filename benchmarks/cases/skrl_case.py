@@ -13,10 +13,10 @@ from benchmarks.cases.torch_case import torch_mlp
 
 
 class SkrlPolicy(GaussianMixin, Model):
-    def __init__(self, net: nn.Module):
+    def __init__(self, net: nn.Module, num_observations: int = OBSERVATIONS):
         Model.__init__(
             self,
-            observation_space=gym.spaces.Box(-np.inf, np.inf, (OBSERVATIONS,)),
+            observation_space=gym.spaces.Box(-np.inf, np.inf, (num_observations,)),
             state_space=None,
             action_space=gym.spaces.Box(-1.0, 1.0, (ACTIONS,)),
             device="cpu",
@@ -29,10 +29,10 @@ class SkrlPolicy(GaussianMixin, Model):
         return self.net(inputs["observations"]), {"log_std": self.log_std_parameter}
 
 
-def make_case(batch: int, seed: int = 0):
-    net = torch_mlp(seed)
-    policy = SkrlPolicy(net)
-    x = torch.as_tensor(observations(batch))
+def make_case(batch: int, seed: int = 0, identity: bool = False):
+    net = torch_mlp(seed, identity)
+    policy = SkrlPolicy(net, ACTIONS if identity else OBSERVATIONS)
+    x = torch.as_tensor(observations(batch)[:, : ACTIONS if identity else None])
     inputs = {"observations": x}
 
     def run_act():
@@ -45,3 +45,19 @@ def make_case(batch: int, seed: int = 0):
             return net(x)
 
     return run_act, run_forward
+
+
+def make_training_case(batch: int, seed: int = 0):
+    net = torch_mlp(seed)
+    policy = SkrlPolicy(net)
+    x = torch.as_tensor(observations(batch))
+    inputs = {"observations": x, "taken_actions": torch.randn(batch, ACTIONS)}
+
+    def run_train():
+        _, outputs = policy.act(inputs, role="policy")
+        (outputs["log_prob"].mean() + policy.get_entropy(role="policy").mean()).backward()
+
+    def run_forward_backward():
+        net(x).mean().backward()
+
+    return run_train, run_forward_backward

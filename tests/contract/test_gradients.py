@@ -74,3 +74,22 @@ def test_entropy_gradient(backend, state_dependent):
     _, _, grads = backend.grads(backend.policy(box(), state_dependent=state_dependent), mean, log_std, "entropy")
     np.testing.assert_allclose(grads["mean"], 0.0, atol=1e-7)
     np.testing.assert_allclose(grads["log_std"], np.ones((32, 4)) if state_dependent else np.full(4, 32.0))
+
+
+@pytest.mark.parametrize("state_dependent", [False, True])
+@pytest.mark.parametrize("scored", [False, True])
+def test_gradient_of_a_combined_objective(backend, state_dependent, scored):
+    """log-prob + entropy + actions from one act(): each output's gradient is added once, not broadcast."""
+    mean, x = draw(10, n=32), draw(11, n=32)
+    log_std = draw(12, n=32, scale=0.3) if state_dependent else np.array([-0.3, 0.0, 0.2, 0.5], np.float32)
+    policy = backend.policy(box(), state_dependent=state_dependent)
+    actions, _, grads = backend.grads(
+        policy, mean, log_std, "log_prob+entropy+actions", taken_actions=x if scored else None
+    )
+    std = np.exp(np.broadcast_to(log_std, mean.shape).astype(np.float64))
+    z = (x - mean) / std
+    d_mean = (z / std if scored else 0.0) + 1.0
+    d_log_std = (z * z - 1.0 if scored else -1.0) + (actions - mean) + 1.0
+    np.testing.assert_allclose(grads["mean"], d_mean, rtol=1e-4, atol=1e-4)
+    want = d_log_std if state_dependent else d_log_std.sum(0)
+    np.testing.assert_allclose(grads["log_std"], want, rtol=1e-4, atol=1e-3)

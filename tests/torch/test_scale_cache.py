@@ -60,3 +60,23 @@ def test_every_training_call_builds_its_own_graph():
         (outputs["log_prob"].sum() + weight * policy.get_entropy().sum()).backward()
         # d/dlog_std of a fresh sample's log-prob is -1 per row, of the entropy +1 per row.
         torch.testing.assert_close(policy.log_std_parameter.grad, torch.full((2,), 4.0 * (weight - 1.0)))
+
+
+@pytest.mark.parametrize("reduction", ["sum", "mean", "prod", "none"])
+@pytest.mark.parametrize("scored", [False, True])
+@pytest.mark.parametrize("options", [{}, {"clip_actions": True}, {"clip_mean_actions": True}, {"squash_actions": True}])
+def test_rollout_and_training_paths_agree(reduction, scored, options):
+    """No-grad calls (cached log-std terms) and graph-building calls (recomputed) return the same numbers."""
+    policy = Policy(reduction=reduction, **options)
+    inputs = {"observations": torch.rand(16, 3) * 4 - 2}
+    if scored:
+        inputs["taken_actions"] = torch.rand(16, 2) * 0.8 + torch.tensor([-0.4, 0.5])
+    results = []
+    for grad in (False, True, False):
+        torch.manual_seed(0)
+        with torch.set_grad_enabled(grad):
+            actions, outputs = policy.act(inputs)
+            results.append((actions, outputs["log_prob"], outputs["log_std"], policy.get_entropy()))
+    for reference, other in ((results[0], results[1]), (results[0], results[2])):
+        for a, b in zip(reference, other, strict=True):
+            torch.testing.assert_close(a.detach(), b.detach(), rtol=1e-6, atol=1e-6)

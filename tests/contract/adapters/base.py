@@ -70,7 +70,8 @@ class Backend(ABC):
     ) -> tuple[np.ndarray, Arrays, Arrays]:
         """Gradient of ``sum(of)`` w.r.t. the mean input and the log-std (parameter or input).
 
-        ``of`` is ``"log_prob"``, ``"entropy"`` or ``"actions"``. Returns the actions and
+        ``of`` is ``"log_prob"``, ``"entropy"`` or ``"actions"``, or several joined by ``"+"``
+        (the gradient of the sum of their sums, all from one ``act()``). Returns the actions and
         outputs of that ``act()`` call and ``{"mean": ..., "log_std": ...}`` gradients.
         """
 

@@ -127,12 +127,12 @@ class JaxBackend(Backend):
 
             def total(obs, params):
                 actions, outputs = policy.act({**inputs, "observations": obs}, params=params)
-                value = {
+                values = {
                     "log_prob": lambda: outputs["log_prob"],
                     "actions": lambda: actions,
                     "entropy": lambda: _entropy(policy, outputs, actions.shape),
-                }[of]()
-                return jnp.sum(value), (actions, outputs)
+                }
+                return sum(jnp.sum(values[name]()) for name in of.split("+")), (actions, outputs)
 
             (grad_obs, grad_params), (actions, outputs) = jax.grad(total, argnums=(0, 1), has_aux=True)(
                 inputs["observations"], params

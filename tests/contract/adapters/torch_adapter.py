@@ -85,12 +85,8 @@ class TorchBackend(Backend):
         obs = inputs["observations"].requires_grad_(True)
         policy.log_std_parameter.grad = None
         actions, outputs = policy.act(inputs, role="")
-        value = {
-            "log_prob": lambda: outputs["log_prob"],
-            "actions": lambda: actions,
-            "entropy": policy.get_entropy,
-        }[of]()
-        value.sum().backward()
+        values = {"log_prob": lambda: outputs["log_prob"], "actions": lambda: actions, "entropy": policy.get_entropy}
+        sum(values[name]().sum() for name in of.split("+")).backward()
         a = policy.num_actions
         obs_grad = torch.zeros_like(obs) if obs.grad is None else obs.grad
         grad_log_std = obs_grad[:, a:] if policy.state_dependent else policy.log_std_parameter.grad

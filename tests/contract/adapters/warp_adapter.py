@@ -98,8 +98,9 @@ class WarpBackend(Backend):
         tape = wp.Tape()
         with tape:
             actions, outputs = policy.act(inputs, role="")
-        value = {"log_prob": outputs["log_prob"], "actions": actions, "entropy": policy.get_entropy()}[of]
-        tape.backward(grads={value: wp.ones_like(value, requires_grad=False)})
+        values = {"log_prob": outputs["log_prob"], "actions": actions, "entropy": policy.get_entropy()}
+        chosen = [values[name] for name in of.split("+")]
+        tape.backward(grads={value: wp.ones_like(value, requires_grad=False) for value in chosen})
         a = policy.num_actions
         obs_grad = _np(obs.grad)
         grad_log_std = obs_grad[:, a:] if policy.state_dependent else _np(parameter.grad)

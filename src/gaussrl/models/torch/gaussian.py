@@ -1,6 +1,7 @@
-"""Gaussian (diagonal Normal) policies for PyTorch: pure functions and ``GaussianMixin``.
+"""Gaussian (diagonal Normal) policies for PyTorch: ``GaussianMixin``.
 
-The formulas are those of :mod:`gaussrl.core.reference`, written for tensors.
+The formulas are those of :mod:`gaussrl.core.reference`, as tensor functions in
+:mod:`gaussrl.models.torch.functional`.
 """
 
 from __future__ import annotations
@@ -10,7 +11,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 
 from gaussrl.core.errors import (
     Mixin,
@@ -21,95 +21,15 @@ from gaussrl.core.errors import (
     missing_log_std_error,
     non_finite_error,
 )
-from gaussrl.core.reference import LOG_2, LOG_SQRT_2PI, log_std_floor
+from gaussrl.core.reference import LOG_SQRT_2PI, log_std_floor
 from gaussrl.core.spec import GaussianPlan, GaussianSpec, Reduction, make_plan
-
-
-def gaussian_log_prob(x: torch.Tensor, mean: torch.Tensor, log_std: torch.Tensor) -> torch.Tensor:
-    """Per-dimension log-density of a diagonal Normal.
-
-    Args:
-        x: Points, shape (N, A).
-        mean: Shape (N, A).
-        log_std: Shape (A,) or (N, A).
-
-    Returns:
-        Shape (N, A).
-    """
-    z = (x - mean) * torch.exp(-log_std)
-    return -0.5 * z * z - log_std - LOG_SQRT_2PI
-
-
-def gaussian_entropy(log_std: torch.Tensor) -> torch.Tensor:
-    """Per-dimension entropy ``1/2 + log(sqrt(2 pi)) + log_std``.
-
-    Args:
-        log_std: Any shape.
-
-    Returns:
-        Same shape.
-    """
-    return log_std + (0.5 + LOG_SQRT_2PI)
-
-
-def tanh_log_det(pre_tanh: torch.Tensor) -> torch.Tensor:
-    """``log(1 - tanh(u)^2)`` as ``2 (log 2 - u - softplus(-2u))``, finite for any finite ``u``.
-
-    Args:
-        pre_tanh: Any shape.
-
-    Returns:
-        Same shape.
-    """
-    return 2.0 * (LOG_2 - pre_tanh - F.softplus(-2.0 * pre_tanh))
-
-
-def reduce_log_prob(log_prob: torch.Tensor, reduction: Reduction) -> torch.Tensor:
-    """Reduce per-dimension log-densities over the last axis, keeping it.
-
-    Compatibility: ``"prod"`` multiplies the per-dimension log-densities, as the
-    specification's backends do.
-
-    Args:
-        log_prob: Shape (N, A).
-        reduction: One of ``"mean"``, ``"sum"``, ``"prod"``, ``"none"``.
-
-    Returns:
-        Shape (N, 1), or (N, A) for ``"none"``.
-    """
-    if reduction == "sum":
-        return log_prob.sum(-1, keepdim=True)
-    if reduction == "none":
-        return log_prob
-    if reduction == "mean":
-        return log_prob.mean(-1, keepdim=True)
-    return log_prob.prod(-1, keepdim=True)
-
-
-def gaussian_kl(
-    mean_p: torch.Tensor,
-    log_std_p: torch.Tensor,
-    mean_q: torch.Tensor,
-    log_std_q: torch.Tensor,
-    reduction: Reduction = "sum",
-) -> torch.Tensor:
-    """Exact KL(p || q) between diagonal Normals, reduced like the log-prob.
-
-    Squashing both with the same tanh map leaves the KL unchanged (it is a bijection).
-
-    Args:
-        mean_p: Shape (N, A).
-        log_std_p: Shape (A,) or (N, A).
-        mean_q: Shape (N, A).
-        log_std_q: Shape (A,) or (N, A).
-        reduction: As for the log-prob.
-
-    Returns:
-        Shape (N, 1), or (N, A) for ``"none"``.
-    """
-    ratio = torch.exp(2.0 * (log_std_p - log_std_q))
-    delta = (mean_p - mean_q) * torch.exp(-log_std_q)
-    return reduce_log_prob(log_std_q - log_std_p + 0.5 * (ratio + delta * delta) - 0.5, reduction)
+from gaussrl.models.torch.functional import (
+    gaussian_entropy,
+    gaussian_kl,
+    reduce_log_prob,
+    tanh_log_det,
+    weighted_sum,
+)
 
 
 @dataclass
@@ -123,26 +43,59 @@ class _Constants:
     squash_center: torch.Tensor
     squash_scale: torch.Tensor
     log_scale: torch.Tensor
+    reduce_weights: torch.Tensor | None
+    """(A, 1) weights that sum (or average) ``z^2`` and scale it by -1/2 in one matrix product."""
+
+
+def _reduce_weights(plan: GaussianPlan, like: torch.Tensor) -> torch.Tensor | None:
+    reduction, a = plan.spec.reduction, plan.num_actions
+    if reduction not in ("sum", "mean"):
+        return None
+    value = -0.5 if reduction == "sum" else -0.5 / a
+    return torch.full((a, 1), value, device=like.device, dtype=like.dtype)
 
 
 @dataclass
 class _Scale:
-    """Terms derived from one log-std tensor: clamped log-std, std, log-normaliser, entropy."""
+    """A clamped log-std and the terms derived from it, each computed on first use."""
 
-    source: torch.Tensor
-    version: int
-    data_ptr: int
     log_std: torch.Tensor
-    std: torch.Tensor
-    normaliser: torch.Tensor
-    """``-log_std - log(sqrt(2 pi))``, so that ``log N(x) = normaliser - z^2 / 2``."""
+    source: torch.Tensor | None = None
+    version: int = -1
+    data_ptr: int = 0
+    _std: torch.Tensor | None = None
+    _normaliser: torch.Tensor | None = None
     _entropy: torch.Tensor | None = None
+    _reduced: torch.Tensor | None = None
+
+    @property
+    def std(self) -> torch.Tensor:
+        if self._std is None:
+            self._std = self.log_std.exp()
+        return self._std
+
+    @property
+    def normaliser(self) -> torch.Tensor:
+        """``-log_std - log(sqrt(2 pi))``, so that ``log N(x) = normaliser - z^2 / 2``."""
+        if self._normaliser is None:
+            self._normaliser = torch.rsub(self.log_std, -LOG_SQRT_2PI)
+        return self._normaliser
 
     @property
     def entropy(self) -> torch.Tensor:
         if self._entropy is None:
             self._entropy = gaussian_entropy(self.log_std)
         return self._entropy
+
+    def reduced_normaliser(self, reduction: Reduction) -> torch.Tensor:
+        """The normaliser summed (or averaged) over the action axis: shape (1,) or (N, 1)."""
+        if self._reduced is None:
+            self._reduced = reduce_log_prob(self.normaliser, reduction)
+        return self._reduced
+
+    def unchanged(self, raw: torch.Tensor) -> bool:
+        """True when ``raw`` is this scale's source, untouched since (torch's version counter)."""
+        return self.source is raw and self.version == raw._version and self.data_ptr == raw.data_ptr()
 
 
 @dataclass
@@ -163,18 +116,10 @@ class _GaussianState:
         In-place writes through ``.data`` bypass the version counter: write under
         ``torch.no_grad()`` instead (as optimizers, ``load_state_dict`` and ``update_parameters`` do).
         """
-        cached = self.scale
         tracked = raw.requires_grad and torch.is_grad_enabled()
-        if (
-            cached is not None
-            and cached.source is raw
-            and not tracked
-            and cached.version == raw._version
-            and cached.data_ptr == raw.data_ptr()
-        ):
-            return cached
-        log_std = raw.clamp(k.log_std_low, k.log_std_high)
-        scale = _Scale(raw, raw._version, raw.data_ptr(), log_std, log_std.exp(), torch.rsub(log_std, -LOG_SQRT_2PI))
+        if self.scale is not None and not tracked and self.scale.unchanged(raw):
+            return self.scale
+        scale = _Scale(raw.clamp(k.log_std_low, k.log_std_high), raw, raw._version, raw.data_ptr())
         self.scale = None if tracked or raw.dim() != 1 else scale
         return scale
 
@@ -183,20 +128,15 @@ class _GaussianState:
         found = self.constants.get(key)
         if found is None:
             plan = self.plan
-
-            def tensor(values: Any) -> torch.Tensor:
-                return torch.as_tensor(values, device=like.device, dtype=like.dtype)
-
+            low, high, center, scale = (
+                torch.as_tensor(values, device=like.device, dtype=like.dtype)
+                for values in (plan.clip.low, plan.clip.high, plan.squash_center, plan.squash_scale)
+            )
             floor = log_std_floor(str(like.dtype).removeprefix("torch."))
             found = _Constants(
-                log_std_low=max(plan.min_log_std, floor),
-                log_std_high=plan.max_log_std,
-                clip_low=tensor(plan.clip.low),
-                clip_high=tensor(plan.clip.high),
-                squash_center=tensor(plan.squash_center),
-                squash_scale=tensor(plan.squash_scale),
-                log_scale=tensor(plan.squash_scale).log(),
-            )
+                max(plan.min_log_std, floor), plan.max_log_std, low, high, center, scale, scale.log(),
+                _reduce_weights(plan, like),
+            )  # fmt: skip
             self.constants[key] = found
         return found
 
@@ -279,29 +219,48 @@ class GaussianMixin(Mixin):
             ``"log_std"`` (after clamping) and ``"mean_actions"`` (after ``clip_mean_actions``;
             squashed when squashing), plus whatever ``compute`` returned.
         """
-        mean, log_std, outputs = self._network_outputs(inputs, role)
+        mean, raw_log_std, outputs = self._network_outputs(inputs, role)
         state = self._gaussian
         spec, k = state.plan.spec, state.tensors(mean)
-        scale = state.scale_of(log_std, k)
         if spec.clip_mean_actions:
             mean = torch.clamp(mean, k.clip_low, k.clip_high)
         noise = torch.randn_like(mean)
-        sample = torch.addcmul(mean, scale.std, noise)
         taken = inputs.get("taken_actions")
-        if state.plan.squash != "none":
-            actions, log_prob = self._squashed(mean, scale, noise, sample, taken=taken, k=k)
-            outputs["mean_actions"] = torch.addcmul(k.squash_center, k.squash_scale, torch.tanh(mean))
+        scale = state.scale_of(raw_log_std, k)
+        sample = torch.addcmul(mean, scale.std, noise)
+        pre_tanh = sample if state.plan.squash != "none" else None
+        if pre_tanh is None:
+            actions, log_prob = self._gaussian_head(mean, scale, noise, sample, taken=taken, k=k)
         else:
-            actions = torch.clamp(sample, k.clip_low, k.clip_high) if spec.clip_actions else sample
-            scored = actions if taken is None else taken
-            # For the unclipped fresh sample, z is the standard-normal draw itself: no subtraction, no division.
-            z = noise if scored is sample else (scored - mean) / scale.std
-            log_prob = torch.addcmul(scale.normaliser, z, z, value=-0.5)
-            outputs["mean_actions"] = mean
-        state.last = (mean, scale, sample if state.plan.squash != "none" else None)
-        outputs["log_prob"] = reduce_log_prob(log_prob, spec.reduction)
+            actions, log_prob = self._squashed(mean, scale, noise, sample, taken=taken, k=k)
+        outputs["mean_actions"] = mean if pre_tanh is None else self._squash(mean, k)
+        state.last = (mean, scale, pre_tanh)
+        outputs["log_prob"] = log_prob
         outputs["log_std"] = scale.log_std
         return actions, outputs
+
+    def _gaussian_head(
+        self,
+        mean: torch.Tensor,
+        scale: _Scale,
+        noise: torch.Tensor,
+        sample: torch.Tensor,
+        *,
+        taken: torch.Tensor | None,
+        k: _Constants,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        reduction = self._gaussian.plan.spec.reduction
+        actions = torch.clamp(sample, k.clip_low, k.clip_high) if self._gaussian.plan.spec.clip_actions else sample
+        scored = actions if taken is None else taken
+        # The unclipped fresh sample's z is the standard-normal draw itself: no subtraction, no division.
+        z = noise if scored is sample else (scored - mean) / scale.std
+        if k.reduce_weights is None:
+            return actions, reduce_log_prob(torch.addcmul(scale.normaliser, z, z, value=-0.5), reduction)
+        return actions, weighted_sum(scale.reduced_normaliser(reduction), z * z, k.reduce_weights)
+
+    @staticmethod
+    def _squash(values: torch.Tensor, k: _Constants) -> torch.Tensor:
+        return torch.addcmul(k.squash_center, k.squash_scale, torch.tanh(values))
 
     def _squashed(
         self,
@@ -313,15 +272,15 @@ class GaussianMixin(Mixin):
         taken: torch.Tensor | None,
         k: _Constants,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        actions = torch.addcmul(k.squash_center, k.squash_scale, torch.tanh(sample))
+        actions = self._squash(sample, k)
         if taken is None:
             pre_tanh, z = sample, noise
         else:
             eps = torch.finfo(taken.dtype).eps
             pre_tanh = torch.atanh(((taken - k.squash_center) / k.squash_scale).clamp(-1.0 + eps, 1.0 - eps))
             z = (pre_tanh - mean) / scale.std
-        log_prob = torch.addcmul(scale.normaliser, z, z, value=-0.5)
-        return actions, log_prob - tanh_log_det(pre_tanh) - k.log_scale
+        log_prob = torch.addcmul(scale.normaliser, z, z, value=-0.5) - tanh_log_det(pre_tanh) - k.log_scale
+        return actions, reduce_log_prob(log_prob, self._gaussian.plan.spec.reduction)
 
     def _last_call(self, method: str) -> tuple[torch.Tensor, _Scale, torch.Tensor | None]:
         if self._gaussian.last is None:

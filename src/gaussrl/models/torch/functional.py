@@ -1,0 +1,118 @@
+"""Pure Gaussian functions for PyTorch tensors: the formulas of :mod:`gaussrl.core.reference`.
+
+``weighted_sum`` reduces over the short action axis with one matrix product, the cheapest
+reduction on CPU for A of a few dozen.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from gaussrl.core.reference import LOG_2, LOG_SQRT_2PI
+from gaussrl.core.spec import Reduction
+
+
+def gaussian_log_prob(x: torch.Tensor, mean: torch.Tensor, log_std: torch.Tensor) -> torch.Tensor:
+    """Per-dimension log-density of a diagonal Normal.
+
+    Args:
+        x: Points, shape (N, A).
+        mean: Shape (N, A).
+        log_std: Shape (A,) or (N, A).
+
+    Returns:
+        Shape (N, A).
+    """
+    z = (x - mean) * torch.exp(-log_std)
+    return -0.5 * z * z - log_std - LOG_SQRT_2PI
+
+
+def gaussian_entropy(log_std: torch.Tensor) -> torch.Tensor:
+    """Per-dimension entropy ``1/2 + log(sqrt(2 pi)) + log_std``.
+
+    Args:
+        log_std: Any shape.
+
+    Returns:
+        Same shape.
+    """
+    return log_std + (0.5 + LOG_SQRT_2PI)
+
+
+def tanh_log_det(pre_tanh: torch.Tensor) -> torch.Tensor:
+    """``log(1 - tanh(u)^2)`` as ``2 (log 2 - u - softplus(-2u))``, finite for any finite ``u``.
+
+    Args:
+        pre_tanh: Any shape.
+
+    Returns:
+        Same shape.
+    """
+    return 2.0 * (LOG_2 - pre_tanh - F.softplus(-2.0 * pre_tanh))
+
+
+def reduce_log_prob(log_prob: torch.Tensor, reduction: Reduction) -> torch.Tensor:
+    """Reduce per-dimension log-densities over the last axis, keeping it.
+
+    Compatibility: ``"prod"`` multiplies the per-dimension log-densities, as the
+    specification's backends do.
+
+    Args:
+        log_prob: Shape (N, A).
+        reduction: One of ``"mean"``, ``"sum"``, ``"prod"``, ``"none"``.
+
+    Returns:
+        Shape (N, 1), or (N, A) for ``"none"``.
+    """
+    if reduction == "sum":
+        return log_prob.sum(-1, keepdim=True)
+    if reduction == "none":
+        return log_prob
+    if reduction == "mean":
+        return log_prob.mean(-1, keepdim=True)
+    return log_prob.prod(-1, keepdim=True)
+
+
+def gaussian_kl(
+    mean_p: torch.Tensor,
+    log_std_p: torch.Tensor,
+    mean_q: torch.Tensor,
+    log_std_q: torch.Tensor,
+    reduction: Reduction = "sum",
+) -> torch.Tensor:
+    """Exact KL(p || q) between diagonal Normals, reduced like the log-prob.
+
+    Squashing both with the same tanh map leaves the KL unchanged (it is a bijection).
+
+    Args:
+        mean_p: Shape (N, A).
+        log_std_p: Shape (A,) or (N, A).
+        mean_q: Shape (N, A).
+        log_std_q: Shape (A,) or (N, A).
+        reduction: As for the log-prob.
+
+    Returns:
+        Shape (N, 1), or (N, A) for ``"none"``.
+    """
+    ratio = torch.exp(2.0 * (log_std_p - log_std_q))
+    delta = (mean_p - mean_q) * torch.exp(-log_std_q)
+    return reduce_log_prob(log_std_q - log_std_p + 0.5 * (ratio + delta * delta) - 0.5, reduction)
+
+
+def weighted_sum(bias: torch.Tensor, values: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """``bias + values @ weights``: a reduction over the (short) last axis as one matrix product.
+
+    Several times faster than an element-wise op followed by ``sum(-1)`` for A of a few dozen.
+
+    Args:
+        bias: Shape (1,) or (N, 1).
+        values: Shape (N, A) (or (..., A)).
+        weights: Shape (A, 1).
+
+    Returns:
+        Shape (N, 1).
+    """
+    if values.dim() == 2:
+        return torch.addmm(bias, values, weights)
+    return torch.matmul(values, weights) + bias
