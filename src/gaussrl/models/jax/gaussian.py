@@ -1,4 +1,4 @@
-"""Gaussian (diagonal Normal) policies for JAX/Flax: pure functions and ``GaussianMixin``.
+"""Gaussian (diagonal Normal) policies for JAX/Flax: ``GaussianMixin``.
 
 The formulas are those of :mod:`gaussrl.core.reference`, written for ``jax.numpy``. ``act()``
 compiles the network, the key split, the sampling and the log-density into one ``jax.jit``
@@ -24,98 +24,17 @@ from gaussrl.core.errors import (
     missing_log_std_error,
     non_finite_error,
 )
-from gaussrl.core.reference import LOG_2, LOG_SQRT_2PI, log_std_floor
+from gaussrl.core.reference import LOG_SQRT_2PI, log_std_floor
 from gaussrl.core.spec import GaussianPlan, GaussianSpec, Reduction, make_plan
+from gaussrl.models.jax.functional import (
+    gaussian_entropy,
+    gaussian_log_prob,
+    reduce_log_prob,
+    tanh_log_det,
+)
 
 FINITE_CHECKED = ("mean_actions", "log_std")
 """The outputs of ``__call__`` that ``check_finite=True`` checks, in this order."""
-
-
-def gaussian_log_prob(x: jax.Array, mean: jax.Array, log_std: jax.Array) -> jax.Array:
-    """Per-dimension log-density of a diagonal Normal.
-
-    Args:
-        x: Points, shape (N, A).
-        mean: Shape (N, A).
-        log_std: Shape (A,) or (N, A).
-
-    Returns:
-        Shape (N, A).
-    """
-    z = (x - mean) * jnp.exp(-log_std)
-    return -0.5 * z * z - log_std - LOG_SQRT_2PI
-
-
-def gaussian_entropy(log_std: jax.Array) -> jax.Array:
-    """Per-dimension entropy ``1/2 + log(sqrt(2 pi)) + log_std``.
-
-    Args:
-        log_std: Any shape.
-
-    Returns:
-        Same shape.
-    """
-    return log_std + (0.5 + LOG_SQRT_2PI)
-
-
-def tanh_log_det(pre_tanh: jax.Array) -> jax.Array:
-    """``log(1 - tanh(u)^2)`` as ``2 (log 2 - u - softplus(-2u))``, finite for any finite ``u``.
-
-    Args:
-        pre_tanh: Any shape.
-
-    Returns:
-        Same shape.
-    """
-    return 2.0 * (LOG_2 - pre_tanh - jax.nn.softplus(-2.0 * pre_tanh))
-
-
-def reduce_log_prob(log_prob: jax.Array, reduction: Reduction) -> jax.Array:
-    """Reduce per-dimension log-densities over the last axis, keeping it.
-
-    Compatibility: ``"prod"`` multiplies the per-dimension log-densities, as the
-    specification's backends do.
-
-    Args:
-        log_prob: Shape (N, A).
-        reduction: One of ``"mean"``, ``"sum"``, ``"prod"``, ``"none"``.
-
-    Returns:
-        Shape (N, 1), or (N, A) for ``"none"``.
-    """
-    if reduction == "sum":
-        return jnp.sum(log_prob, axis=-1, keepdims=True)
-    if reduction == "none":
-        return log_prob
-    if reduction == "mean":
-        return jnp.mean(log_prob, axis=-1, keepdims=True)
-    return jnp.prod(log_prob, axis=-1, keepdims=True)
-
-
-def gaussian_kl(
-    mean_p: jax.Array,
-    log_std_p: jax.Array,
-    mean_q: jax.Array,
-    log_std_q: jax.Array,
-    reduction: Reduction = "sum",
-) -> jax.Array:
-    """Exact KL(p || q) between diagonal Normals, reduced like the log-prob.
-
-    Squashing both with the same tanh map leaves the KL unchanged (it is a bijection).
-
-    Args:
-        mean_p: Shape (N, A).
-        log_std_p: Shape (A,) or (N, A).
-        mean_q: Shape (N, A).
-        log_std_q: Shape (A,) or (N, A).
-        reduction: As for the log-prob.
-
-    Returns:
-        Shape (N, 1), or (N, A) for ``"none"``.
-    """
-    ratio = jnp.exp(2.0 * (log_std_p - log_std_q))
-    delta = (mean_p - mean_q) * jnp.exp(-log_std_q)
-    return reduce_log_prob(log_std_q - log_std_p + 0.5 * (ratio + delta * delta) - 0.5, reduction)
 
 
 @dataclass(frozen=True)

@@ -5,14 +5,14 @@ Models are ``warp_nn`` modules; inputs and outputs are ``warp.array`` objects on
 
 from gaussrl.models.warp.base import Model
 from gaussrl.models.warp.deterministic import DeterministicMixin
-from gaussrl.models.warp.gaussian import (
-    GaussianMixin,
+from gaussrl.models.warp.functional import (
     gaussian_entropy,
     gaussian_kl,
     gaussian_log_prob,
     reduce_log_prob,
     tanh_log_det,
 )
+from gaussrl.models.warp.gaussian import GaussianMixin
 
 __all__ = [
     "DeterministicMixin",
