@@ -59,8 +59,8 @@ class PPOConfig:
     """Initial Adam learning rate."""
     learning_rate_scheduler: Scheduler = "kl_adaptive"
     """"kl_adaptive" keeps the exact Gaussian KL near kl_adaptive_threshold; "linear" decays it towards 0."""
-    kl_adaptive_threshold: float = 0.016
-    """Target KL of the adaptive learning rate (skrl's KLAdaptiveLR ``kl_threshold``)."""
+    kl_adaptive_threshold: float = 0.008
+    """Target KL of the adaptive learning rate (skrl's KLAdaptiveLR ``kl_threshold``, same default)."""
     grad_norm_clip: float = 0.5
     """Global gradient-norm clip; 0 disables it."""
     ratio_clip: float = 0.2
