@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import numpy as np
 import pytest
 import warp as wp
@@ -19,15 +21,26 @@ def _array(x, dtype=wp.float32, requires_grad=False):
     return wp.array(x, dtype=dtype, device="cpu", requires_grad=requires_grad)
 
 
-def test_act_is_one_kernel_launch(monkeypatch):
-    policy = ADAPTER.policy(box(), state_dependent=True, squash_actions=True, reduction="prod")
-    inputs = {"observations": _array(draw(0, n=8, a=8)), "taken_actions": _array(np.tanh(draw(1, n=8)))}
-    policy.act(inputs)  # compile first
+def _count_launches(monkeypatch):
+    """Count wp.launch calls and replays of recorded launches (wp.Launch.launch)."""
     launches = []
-    real = wp.launch
-    monkeypatch.setattr(wp, "launch", lambda *args, **kwargs: launches.append(args[0]) or real(*args, **kwargs))
-    policy.act(inputs)
-    assert len(launches) == 1
+    launch, replay = wp.launch, wp.Launch.launch
+    monkeypatch.setattr(wp, "launch", lambda *args, **kwargs: launches.append(args[0]) or launch(*args, **kwargs))
+    monkeypatch.setattr(wp.Launch, "launch", lambda self, *args: launches.append(self.kernel) or replay(self, *args))
+    return launches
+
+
+@pytest.mark.parametrize("recording", [False, True])
+def test_act_is_one_kernel_launch(monkeypatch, recording):
+    policy = ADAPTER.policy(box(), state_dependent=True, squash_actions=True, reduction="prod")
+    obs = _array(draw(0, n=8, a=8), requires_grad=recording)
+    inputs = {"observations": obs, "taken_actions": _array(np.tanh(draw(1, n=8)))}
+    policy.act(inputs)  # compile first
+    launches = _count_launches(monkeypatch)
+    for _ in range(3):
+        with wp.Tape() if recording else contextlib.nullcontext():
+            policy.act(inputs)
+    assert len(launches) == 3  # the observation slice is not a launch: compute() only returns views
 
 
 def test_outputs_are_fresh_arrays_and_right_on_the_100th_call():

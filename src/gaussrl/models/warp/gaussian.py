@@ -3,11 +3,16 @@
 The formulas are those of :mod:`gaussrl.core.reference`, written as Warp kernels
 (:mod:`gaussrl.models.warp.kernels`). ``GaussianMixin.act`` runs the whole head (clamps,
 sampling, squashing, log-density, reduction and entropy) in one kernel launch, writes every
-output element exactly once into fresh arrays, and is differentiable with ``wp.Tape``.
+output element exactly once, and is differentiable with ``wp.Tape``.
+
+Outside a tape the launch is recorded once per input layout (``wp.launch(record_cmd=True)``)
+and replayed with a new seed, into output arrays kept in a small pool: the per-call Python
+work of packing fourteen arguments and allocating five arrays is what dominates a small batch.
 """
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,17 +31,22 @@ from gaussrl.core.errors import (
 )
 from gaussrl.core.reference import log_std_floor
 from gaussrl.core.spec import GaussianPlan, GaussianSpec, Reduction, make_plan
-from gaussrl.models.warp.functional import (
-    _empty,
-    _rows,
-    _unary,
-    gaussian_kl,
-)
+from gaussrl.models.warp.functional import _recording, _rows, _unary, gaussian_kl
 from gaussrl.models.warp.kernels import (
     REDUCTION_CODES,
     check_array,
     head_kernel,
 )
+
+POOL_SLOTS = 4
+"""Output-array sets kept per input layout; beyond that a call allocates fresh arrays."""
+POOL_LAYOUTS = 8
+"""Input layouts (shapes, dtype, taken actions or not) kept; one more empties the pool."""
+_INTS = 7
+"""Index of the head kernel's ``ints`` argument (per_row, clip_mean, reduction, seed)."""
+
+Outputs = tuple[wp.array, wp.array, wp.array, wp.array, wp.array]
+"""actions, log_prob, log_std (shaped as ``compute`` returned it), mean_out, entropy."""
 
 
 @dataclass
@@ -49,14 +59,61 @@ class _Constants:
     """The head kernel's scalar arguments: the log-std clamp bounds and the dtype's eps."""
 
 
+def _refcounts(arrays: Outputs) -> list[int]:
+    # One function takes both the baseline and the later counts, so its own references cancel out.
+    return [sys.getrefcount(array) for array in arrays]
+
+
+@dataclass(eq=False)
+class _Slot:
+    """A recorded head launch for one input layout, and the output arrays it writes.
+
+    ``refs`` are the reference counts of ``outputs`` when only the pool held them: equal counts
+    mean no caller holds an output array or any view of one (views and ``.numpy()`` reference it).
+    """
+
+    launch: Any
+    outputs: Outputs
+    bound: list[wp.array]
+    refs: list[int] = field(default_factory=list)
+
+    def free(self) -> bool:
+        """Whether nothing outside the pool references an output array."""
+        return _refcounts(self.outputs) == self.refs
+
+    def run(self, mean: wp.array, log_std: wp.array, taken: wp.array | None, seed: int) -> Outputs:
+        """Launch with these inputs (None keeps the dummy taken actions) and a new seed."""
+        launch, bound = self.launch, self.bound
+        for index, value in enumerate((mean, log_std, taken)):
+            if value is not None and bound[index] is not value:
+                launch.set_param_at_index(index, value)
+                bound[index] = value
+        launch.params[_INTS + 1][3] = seed
+        launch.launch()
+        return self.outputs
+
+
+def _allocate(mean: wp.array, log_std: wp.array, reduce: bool, grad: bool) -> list[wp.array]:
+    """The head's five output arrays: actions, log_prob, flat log-std, mean_out, entropy."""
+    n, a = mean.shape
+    shapes = ((n, a), (n, 1) if reduce else (n, a), (log_std.size,), (n, a), (n, a))
+    return [wp.empty(shape, dtype=mean.dtype, device=mean.device, requires_grad=grad) for shape in shapes]
+
+
+def _shown(arrays: list[wp.array], log_std: wp.array) -> Outputs:
+    actions, log_prob, flat, mean_out, entropy = arrays
+    return actions, log_prob, flat if log_std.ndim == 1 else flat.reshape(log_std.shape), mean_out, entropy
+
+
 @dataclass
 class _GaussianState:
-    """Everything ``GaussianMixin`` keeps: the plan, array constants, and the last call's outputs."""
+    """Everything ``GaussianMixin`` keeps: the plan, array constants, the pool and the last call's outputs."""
 
     plan: GaussianPlan
     constants: dict[tuple[str, Any], _Constants] = field(default_factory=dict)
     last: tuple[wp.array, wp.array, wp.array] | None = None
     log_std_view: tuple[wp.array, wp.array, int] | None = None
+    pool: dict[tuple[Any, ...], list[_Slot]] = field(default_factory=dict)
 
     def rows(self, log_std: wp.array) -> tuple[wp.array, int]:
         """``_rows(log_std)``, remembered for a log-std parameter passed again and again."""
@@ -78,6 +135,49 @@ class _GaussianState:
             )
             self.constants[key] = found
         return found
+
+    def arguments(self, mean: wp.array, log_std: wp.array, taken: wp.array | None, seed: int) -> list[Any]:
+        """The head kernel's inputs (see :mod:`gaussrl.models.warp.kernels`)."""
+        plan, k = self.plan, self.arrays(mean)
+        view, per_row = self.rows(log_std)
+        ints = wp.vec4i(per_row, int(plan.spec.clip_mean_actions), REDUCTION_CODES[plan.spec.reduction], seed)
+        flags = wp.vec4i(int(taken is not None), int(plan.spec.clip_actions), int(plan.squash != "none"), 0)
+        return [mean, view, k.dummy_taken if taken is None else taken, k.table, *k.scalars, ints, flags]
+
+    def launch(self, mean: wp.array, log_std: wp.array, taken: wp.array | None, seed: int) -> Outputs:
+        """Run the head into fresh arrays (with gradients when a tape records them)."""
+        grad = _recording() and (mean.requires_grad or log_std.requires_grad)
+        arrays = _allocate(mean, log_std, self.plan.spec.reduction != "none", grad)
+        kernel = head_kernel(mean.shape[1], mean.dtype)
+        arguments = self.arguments(mean, log_std, taken, seed)
+        wp.launch(kernel, dim=mean.shape[0], inputs=arguments, outputs=arrays, device=mean.device)
+        return _shown(arrays, log_std)
+
+    def _record(self, mean: wp.array, log_std: wp.array, taken: wp.array | None, seed: int) -> _Slot:
+        arguments = self.arguments(mean, log_std, taken, seed)
+        arrays = _allocate(mean, log_std, self.plan.spec.reduction != "none", False)
+        kernel = head_kernel(mean.shape[1], mean.dtype)
+        launch = wp.launch(
+            kernel, dim=mean.shape[0], inputs=arguments, outputs=arrays, device=mean.device, record_cmd=True
+        )
+        return _Slot(launch, _shown(arrays, log_std), arguments[:3])
+
+    def pooled(self, mean: wp.array, log_std: wp.array, taken: wp.array | None, seed: int) -> Outputs:
+        """Run the head into pooled arrays that nobody else holds (fresh ones when all are held)."""
+        key = (mean.shape, log_std.shape, taken is None, mean.dtype)
+        slots = self.pool.get(key)
+        if slots is None:
+            if len(self.pool) >= POOL_LAYOUTS:
+                self.pool.clear()
+            slots = self.pool[key] = []
+        for slot in slots:
+            if slot.free():
+                return slot.run(mean, self.rows(log_std)[0], taken, seed)
+        if len(slots) == POOL_SLOTS:
+            return self.launch(mean, log_std, taken, seed)
+        slots.append(self._record(mean, log_std, taken, seed))
+        slots[-1].refs = _refcounts(slots[-1].outputs)
+        return slots[-1].run(mean, self.rows(log_std)[0], taken, seed)
 
 
 def _check_log_std(log_std: wp.array, mean: wp.array, num_actions: int) -> None:
@@ -103,6 +203,15 @@ class GaussianMixin(Mixin):
     state-independent parameter or (N, A) for a state-dependent head. Record ``act`` in a
     ``wp.Tape`` for gradients; ``warp_nn`` layers reuse their output arrays per input shape, so
     do not run the same network twice with the same batch shape inside one tape.
+
+    Output arrays: inside a tape or a graph capture every ``act()`` allocates fresh arrays
+    (with gradients in a tape). Otherwise it writes into arrays from a small pool
+    (``POOL_SLOTS`` sets per input shapes and dtype) and reuses a set only when nothing outside
+    the model references any of its arrays: not the array, a view of it (``reshape``, slices,
+    ``.numpy()``), a dict holding it, nor a tape that recorded it. That is exactly when fresh
+    arrays would have been freed, so a result you keep is never overwritten; only a raw
+    pointer (``.ptr``) kept without its array is unprotected, as for any freed array. The
+    model holds the last call's arrays for ``get_entropy()`` until the next ``act()``.
 
     Compatibility: as in the specification, ``clip_actions`` scores the clipped action with the
     unclipped density, and ``reduction="prod"`` multiplies the per-dimension log-densities.
@@ -194,28 +303,16 @@ class GaussianMixin(Mixin):
             Actions (N, A) and ``outputs`` with ``"log_prob"`` ((N, 1); (N, A) for ``"none"``),
             ``"log_std"`` (after clamping, shaped as ``compute`` returned it) and ``"mean_actions"``
             (after ``clip_mean_actions``; squashed when squashing), plus whatever ``compute`` returned.
-            Every array is freshly allocated, so results of earlier calls are never overwritten.
+            No array of an earlier call that is still referenced is ever overwritten (see the class).
         """
         mean, log_std, outputs = self._network_outputs(inputs, role)
         taken = self._taken_actions(inputs, mean)
         state = self._gaussian
-        plan, k = state.plan, state.arrays(mean)
-        n, a = mean.shape
-        log_std_view, per_row = state.rows(log_std)
-        reduction = REDUCTION_CODES[plan.spec.reduction]
-        actions, mean_out, entropy = (_empty((n, a), mean, log_std) for _ in range(3))
-        log_prob = _empty((n, a) if reduction == 0 else (n, 1), mean, log_std)
-        log_std_flat = _empty((log_std.size,), log_std, mean)
-        ints = wp.vec4i(per_row, int(plan.spec.clip_mean_actions), reduction, self.next_seed())
-        flags = wp.vec4i(int(taken is not None), int(plan.spec.clip_actions), int(plan.squash != "none"), 0)
-        wp.launch(
-            head_kernel(a, mean.dtype),
-            dim=n,
-            inputs=[mean, log_std_view, k.dummy_taken if taken is None else taken, k.table, *k.scalars, ints, flags],
-            outputs=[actions, log_prob, log_std_flat, mean_out, entropy],
-            device=mean.device,
-        )
-        log_std_out = log_std_flat if log_std.ndim == 1 else log_std_flat.reshape(log_std.shape)
+        state.last = None  # its arrays may go back to the pool
+        seed = self.next_seed()
+        # A tape or a graph capture keeps the arrays it records: those get fresh ones.
+        run = state.launch if _recording() or mean.device.is_capturing else state.pooled
+        actions, log_prob, log_std_out, mean_out, entropy = run(mean, log_std, taken, seed)
         state.last = (mean_out, log_std_out, entropy)
         outputs["log_prob"] = log_prob
         outputs["log_std"] = log_std_out
