@@ -30,6 +30,7 @@ CASES = {
     "gaussrl-warp": ("benchmarks.cases.warp_case", "warp"),
     "skrl-torch": ("benchmarks.cases.skrl_case", "skrl"),
     "sb3": ("benchmarks.cases.sb3_case", "stable_baselines3"),
+    "torchrl": ("benchmarks.cases.torchrl_case", "torchrl"),
     "hand-written": ("benchmarks.cases.handwritten_case", "torch"),
 }
 RESULTS = Path(__file__).resolve().parent / "results"
