@@ -15,16 +15,20 @@ import time
 
 import torch
 
-from gaussrl.agents.config import PPOConfig, SACConfig
+from gaussrl.agents.config import SACConfig
 from gaussrl.envs import TorchVecEnv, make_vector_env
 from gaussrl.trainer.build import build_ppo, build_sac
+from gaussrl.trainer.presets import train_defaults
+
+PENDULUM = train_defaults("Pendulum-v1")
+"""The hyperparameters ``gaussrl train`` uses on Pendulum-v1 (its preset included)."""
 
 
 def gaussrl_steps_per_s(algo: str, steps: int, num_envs: int) -> float:
     env = TorchVecEnv(make_vector_env("Pendulum-v1", num_envs), seed=0)
     if algo == "ppo":
         agent = build_ppo(
-            PPOConfig(), env.observation_space, env.action_space, num_envs=num_envs, policy="mlp", device="cpu"
+            PENDULUM.ppo, env.observation_space, env.action_space, num_envs=num_envs, policy="mlp", device="cpu"
         )
     else:
         config = SACConfig(learning_starts=256, random_timesteps=256)
@@ -48,7 +52,7 @@ def sb3_steps_per_s(algo: str, steps: int, num_envs: int) -> float | None:
         return None
     env = make_vec_env("Pendulum-v1", n_envs=num_envs, seed=0)
     if algo == "ppo":
-        cfg = PPOConfig()
+        cfg = PENDULUM.ppo
         model = sb3.PPO(
             "MlpPolicy",
             env,

@@ -51,8 +51,8 @@ class PPOConfig:
     """Passes over the collected rollout per update."""
     mini_batches: int = 16
     """Minibatches each pass is split into."""
-    discount_factor: float = 0.9
-    """Discount gamma in [0, 1]. 0.9 suits Pendulum-v1; long-horizon tasks (MuJoCo) want 0.99."""
+    discount_factor: float = 0.99
+    """Discount gamma in [0, 1]. ``gaussrl train`` presets 0.9 for Pendulum-v1 (see trainer/presets.py)."""
     gae_lambda: float = 0.95
     """GAE lambda in [0, 1] (skrl: ``lambda``)."""
     learning_rate: float = 1e-3

@@ -15,7 +15,7 @@ import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Union
 
 import tyro
 
@@ -23,6 +23,7 @@ from gaussrl.agents.config import PPOConfig, SACConfig
 from gaussrl.envs.gymnasium import EnvError
 from gaussrl.io.checkpoint import CheckpointError, load_checkpoint
 from gaussrl.trainer.loop import CHECKPOINTS, ResumeError, TrainConfig, Trainer, build_agent
+from gaussrl.trainer.presets import describe, env_from_args, train_defaults
 
 USER_ERRORS = (EnvError, CheckpointError, ResumeError, ValueError, TypeError, FileNotFoundError)
 
@@ -109,6 +110,9 @@ def evaluate_run(run_dir: str | Path, *, episodes: int = 20, stochastic: bool = 
 def _run(command: Any) -> int:
     if isinstance(command, TrainConfig):
         trainer = Trainer(command)
+        note = describe(command.env)
+        if note:
+            print(f"gaussrl: {note}", file=sys.stderr)
         try:
             summary = trainer.run()
         finally:
@@ -127,6 +131,30 @@ def _run(command: Any) -> int:
     return 0
 
 
+def parse(args: Sequence[str]) -> TrainConfig | EvalArgs | PlotArgs:
+    """Parse a command line; ``train``'s defaults include the preset of its ``--env``.
+
+    Args:
+        args: Command-line arguments without the program name.
+
+    Returns:
+        The parsed command.
+    """
+    env_id = env_from_args(args)
+    commands = Union[  # noqa: UP007 (tyro reads the subcommands from a typing.Union)
+        Annotated[TrainConfig, tyro.conf.subcommand("train", default=train_defaults(env_id))],
+        Annotated[EvalArgs, tyro.conf.subcommand("eval")],
+        Annotated[PlotArgs, tyro.conf.subcommand("plot")],
+    ]
+    command = tyro.cli(
+        commands,
+        prog="gaussrl",
+        description="Train, evaluate and plot Gaussian-policy agents (PPO, SAC) on Gymnasium tasks.",
+        args=list(args),
+    )
+    return command
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``gaussrl`` console script and ``python -m gaussrl``.
 
@@ -137,13 +165,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         The exit status.
     """
     try:
-        command = tyro.extras.subcommand_cli_from_dict(
-            {"train": TrainConfig, "eval": EvalArgs, "plot": PlotArgs},
-            prog="gaussrl",
-            description="Train, evaluate and plot Gaussian-policy agents (PPO, SAC) on Gymnasium tasks.",
-            args=list(sys.argv[1:] if argv is None else argv),
-        )
-        return _run(command)
+        args = list(sys.argv[1:] if argv is None else argv)
+        return _run(parse(args))
     except USER_ERRORS as error:
         if os.environ.get("GAUSSRL_TRACEBACK"):
             raise
