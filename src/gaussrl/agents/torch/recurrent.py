@@ -11,7 +11,6 @@ With B hidden states and ``B * L`` observations the model runs B sequences of le
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
@@ -21,6 +20,7 @@ from torch import nn
 from gaussrl.agents.torch.networks import mlp
 from gaussrl.core.spaces import SpaceLike
 from gaussrl.models.torch import DeterministicMixin, GaussianMixin, Model
+from gaussrl.models.torch.recurrent import run_sequences
 
 Cell = Literal["rnn", "gru", "lstm"]
 CELLS: dict[str, type[nn.RNNBase]] = {"rnn": nn.RNN, "gru": nn.GRU, "lstm": nn.LSTM}
@@ -59,13 +59,6 @@ class RecurrentCore(nn.Module):
         """
         return [(self.num_layers, batch, self.hidden_size)] * (2 if self.cell == "lstm" else 1)
 
-    def _run(self, x: torch.Tensor, states: list[torch.Tensor]) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        if self.cell == "lstm":
-            out, (h, c) = self.rnn(x, (states[0], states[1]))
-            return out, [h, c]
-        out, h = self.rnn(x, states[0])
-        return out, [h]
-
     def forward(
         self, observations: torch.Tensor, states: Sequence[torch.Tensor], terminated: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, list[torch.Tensor]]:
@@ -81,23 +74,10 @@ class RecurrentCore(nn.Module):
         """
         batch = states[0].shape[1]
         length = observations.shape[0] // batch
-        x = observations.reshape(batch, length, -1)
-        states = [s.contiguous() for s in states]
-        if terminated is None or length == 1:
-            out, states = self._run(x, states)
-            return out.reshape(batch * length, -1), states
-        done = terminated.reshape(batch, length).bool()
-        # Split where any sequence ends an episode (after skrl's recurrent examples): the
-        # segments run as whole cuDNN/oneDNN calls, and only the ended sequences are reset.
-        cuts = (done[:, :-1].any(dim=0).nonzero(as_tuple=True)[0] + 1).tolist()
-        bounds = [0, *cuts, length]
-        outputs = []
-        for start, stop in itertools.pairwise(bounds):
-            out, states = self._run(x[:, start:stop], states)
-            keep = (~done[:, stop - 1]).to(out.dtype).view(1, batch, 1)
-            states = [s * keep for s in states]
-            outputs.append(out)
-        return torch.cat(outputs, dim=1).reshape(batch * length, -1), states
+        done = None if terminated is None else terminated.reshape(batch, length).bool()
+        sequences = observations.reshape(batch, length, -1)
+        out, final = run_sequences(self.rnn, sequences, [s.contiguous() for s in states], done)
+        return out.reshape(batch * length, -1), final
 
 
 class RecurrentGaussianPolicy(GaussianMixin, Model):

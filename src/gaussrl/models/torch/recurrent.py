@@ -8,6 +8,8 @@ is reset to zero after any step whose ``terminated`` flag is set.
 
 from __future__ import annotations
 
+import itertools
+
 import torch
 from torch import nn
 
@@ -23,6 +25,36 @@ def _as_list(state: torch.Tensor | tuple[torch.Tensor, torch.Tensor]) -> list[to
 def _reset(state: list[torch.Tensor], done: torch.Tensor) -> list[torch.Tensor]:
     keep = (~done).to(state[0].dtype).view(1, -1, 1)
     return [h * keep for h in state]
+
+
+def run_sequences(
+    rnn: nn.RNNBase, sequences: torch.Tensor, state: list[torch.Tensor], done: torch.Tensor | None = None
+) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """Run B sequences from their initial states, resetting a sequence's state after its done steps.
+
+    The sequences are split only where some sequence ends an episode, so each segment still
+    runs as one call of the (oneDNN/cuDNN) recurrent kernel.
+
+    Args:
+        rnn: A batch-first ``nn.RNN``/``nn.GRU``/``nn.LSTM``.
+        sequences: Shape (B, L, F).
+        state: Initial hidden states, each (num_layers, B, H); ``[h]`` or ``[h, c]``.
+        done: Shape (B, L), bool; True where an episode ended after that step.
+
+    Returns:
+        Outputs of shape (B, L, H) and the final hidden states.
+    """
+    length = sequences.shape[1]
+    if done is None or length == 1 or not bool(done[:, :-1].any()):
+        output, final = rnn(sequences, _as_state(rnn, state))
+        return output, _as_list(final)
+    cuts = (done[:, :-1].any(dim=0).nonzero(as_tuple=True)[0] + 1).tolist()
+    outputs = []
+    for start, stop in itertools.pairwise([0, *cuts, length]):
+        output, final = rnn(sequences[:, start:stop], _as_state(rnn, state))
+        outputs.append(output)
+        state = _reset(_as_list(final), done[:, stop - 1]) if stop < length else _as_list(final)
+    return torch.cat(outputs, dim=1), state
 
 
 def run_recurrent(
@@ -49,18 +81,10 @@ def run_recurrent(
         Outputs of shape (N, H) or (N * L, H), and the final hidden states (num_layers, N, H).
     """
     if not training:
-        output, state = rnn(features.unsqueeze(1), _as_state(rnn, hidden))
-        return output.flatten(0, 1), _as_list(state)
+        output, state = run_sequences(rnn, features.unsqueeze(1), hidden)
+        return output.flatten(0, 1), state
     sequences = features.view(-1, sequence_length, features.shape[-1])
     state = [h.view(h.shape[0], -1, sequence_length, h.shape[-1])[:, :, 0].contiguous() for h in hidden]
-    if terminated is None or not bool(terminated.any()):
-        output, final = rnn(sequences, _as_state(rnn, state))
-        return output.flatten(0, 1), _as_list(final)
-    done = terminated.view(-1, sequence_length).bool()
-    cuts = (done[:, :-1].any(dim=0).nonzero(as_tuple=True)[0] + 1).tolist()
-    outputs = []
-    for start, stop in zip([0, *cuts], [*cuts, sequence_length], strict=True):
-        output, final = rnn(sequences[:, start:stop], _as_state(rnn, state))
-        outputs.append(output)
-        state = _reset(_as_list(final), done[:, stop - 1]) if stop < sequence_length else _as_list(final)
-    return torch.cat(outputs, dim=1).flatten(0, 1), state
+    done = None if terminated is None else terminated.view(-1, sequence_length).bool()
+    output, final = run_sequences(rnn, sequences, state, done)
+    return output.flatten(0, 1), final
