@@ -17,26 +17,7 @@ import numpy as np
 from gymnasium import spaces
 
 from gaussrl.models.jax import GaussianMixin, Model
-
-
-def unroll(cell, inputs, hidden_size, sequence_length, training):
-    """Run ``cell`` over the observations; return the outputs (rows, hidden_size) and the last hidden state."""
-    x = inputs["observations"]
-    hidden = inputs["rnn"][0] if "rnn" in inputs else jnp.zeros((1, x.shape[0], hidden_size), x.dtype)
-    if not training:
-        hidden, y = cell(hidden[0], x)
-        return y, hidden[None]
-    x = x.reshape((-1, sequence_length, x.shape[-1]))
-    hidden = hidden.reshape((1, -1, sequence_length, hidden_size))[0, :, 0]
-    terminated = inputs.get("terminated")
-    done = None if terminated is None else terminated.reshape((-1, sequence_length))
-    ys = []
-    for t in range(sequence_length):
-        if done is not None and t > 0:
-            hidden = jnp.where(done[:, t - 1 : t], 0.0, hidden)
-        hidden, y = cell(hidden, x[:, t])
-        ys.append(y)
-    return jnp.stack(ys, axis=1).reshape((-1, hidden_size)), hidden[None]
+from gaussrl.models.jax.recurrent import run_recurrent
 
 
 class RecurrentPolicy(GaussianMixin, Model):
@@ -92,8 +73,14 @@ class GRUSetup(RecurrentPolicy):
         self.log_std_parameter = self.param("log_std_parameter", nn.initializers.zeros, (self.num_actions,))
 
     def __call__(self, inputs, role):
-        y, hidden = unroll(self.cell, inputs, self.hidden_size, self.sequence_length, self.training)
-        return nn.tanh(self.fc(y)), {"log_std": self.log_std_parameter, "rnn": [hidden]}
+        y, hidden = run_recurrent(
+            self.cell,
+            inputs,
+            hidden_size=self.hidden_size,
+            sequence_length=self.sequence_length,
+            training=self.training,
+        )
+        return nn.tanh(self.fc(y)), {"log_std": self.log_std_parameter, "rnn": hidden}
 
 
 class GRUCompact(RecurrentPolicy):
@@ -102,9 +89,11 @@ class GRUCompact(RecurrentPolicy):
     @nn.compact
     def __call__(self, inputs, role):
         cell = nn.GRUCell(self.hidden_size)
-        y, hidden = unroll(cell, inputs, self.hidden_size, self.sequence_length, self.training)
+        y, hidden = run_recurrent(
+            cell, inputs, hidden_size=self.hidden_size, sequence_length=self.sequence_length, training=self.training
+        )
         log_std = self.param("log_std_parameter", nn.initializers.zeros, (self.num_actions,))
-        return nn.tanh(nn.Dense(self.num_actions)(y)), {"log_std": log_std, "rnn": [hidden]}
+        return nn.tanh(nn.Dense(self.num_actions)(y)), {"log_std": log_std, "rnn": hidden}
 
 
 def main(num_envs: int = 3) -> dict[str, dict[str, np.ndarray]]:

@@ -17,29 +17,7 @@ import numpy as np
 from gymnasium import spaces
 
 from gaussrl.models.jax import GaussianMixin, Model
-
-
-def unroll(cell, inputs, hidden_size, sequence_length, training):
-    """Run ``cell`` over the observations; return the outputs (rows, hidden_size) and the last [h, c] states."""
-    x = inputs["observations"]
-    zeros = jnp.zeros((1, x.shape[0], hidden_size), x.dtype)
-    hidden, cell_state = inputs["rnn"] if "rnn" in inputs else (zeros, zeros)
-    if not training:
-        (cell_state, hidden), y = cell((cell_state[0], hidden[0]), x)
-        return y, [hidden[None], cell_state[None]]
-    x = x.reshape((-1, sequence_length, x.shape[-1]))
-    hidden = hidden.reshape((1, -1, sequence_length, hidden_size))[0, :, 0]
-    cell_state = cell_state.reshape((1, -1, sequence_length, hidden_size))[0, :, 0]
-    terminated = inputs.get("terminated")
-    done = None if terminated is None else terminated.reshape((-1, sequence_length))
-    ys = []
-    for t in range(sequence_length):
-        if done is not None and t > 0:
-            hidden = jnp.where(done[:, t - 1 : t], 0.0, hidden)
-            cell_state = jnp.where(done[:, t - 1 : t], 0.0, cell_state)
-        (cell_state, hidden), y = cell((cell_state, hidden), x[:, t])
-        ys.append(y)
-    return jnp.stack(ys, axis=1).reshape((-1, hidden_size)), [hidden[None], cell_state[None]]
+from gaussrl.models.jax.recurrent import run_recurrent
 
 
 class RecurrentPolicy(GaussianMixin, Model):
@@ -95,7 +73,13 @@ class LSTMSetup(RecurrentPolicy):
         self.log_std_parameter = self.param("log_std_parameter", nn.initializers.zeros, (self.num_actions,))
 
     def __call__(self, inputs, role):
-        y, states = unroll(self.cell, inputs, self.hidden_size, self.sequence_length, self.training)
+        y, states = run_recurrent(
+            self.cell,
+            inputs,
+            hidden_size=self.hidden_size,
+            sequence_length=self.sequence_length,
+            training=self.training,
+        )
         return nn.tanh(self.fc(y)), {"log_std": self.log_std_parameter, "rnn": states}
 
 
@@ -105,7 +89,9 @@ class LSTMCompact(RecurrentPolicy):
     @nn.compact
     def __call__(self, inputs, role):
         cell = nn.LSTMCell(self.hidden_size)
-        y, states = unroll(cell, inputs, self.hidden_size, self.sequence_length, self.training)
+        y, states = run_recurrent(
+            cell, inputs, hidden_size=self.hidden_size, sequence_length=self.sequence_length, training=self.training
+        )
         log_std = self.param("log_std_parameter", nn.initializers.zeros, (self.num_actions,))
         return nn.tanh(nn.Dense(self.num_actions)(y)), {"log_std": log_std, "rnn": states}
 

@@ -62,3 +62,29 @@ def test_recurrent_state_is_carried_and_reset():
     np.testing.assert_allclose(reset["rnn"][0][0, 0], first["rnn"][0][0, 0], rtol=1e-5)
     assert not np.allclose(plain["rnn"][0][0, 0], reset["rnn"][0][0, 0])
     np.testing.assert_allclose(plain["rnn"][0][0, 1], reset["rnn"][0][0, 1], rtol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "name, cls_name", [("rnn", "RNNCompact"), ("gru", "GRUSetup"), ("lstm", "LSTMSetup"), ("lstm", "LSTMCompact")]
+)
+def test_training_sequences_match_step_by_step_rollout_with_resets(name, cls_name):
+    """Training on stored sequences reproduces the rollout, including a reset mid-sequence."""
+    policy = getattr(_load(name), cls_name)(5, None, 2, num_envs=2, sequence_length=5, hidden_size=6)
+    policy.init_state_dict(key=0)
+    observations = np.random.default_rng(0).uniform(-1, 1, (2, 5, 5)).astype(np.float32)
+    terminated = np.zeros((2, 5), bool)
+    terminated[0, 1] = True  # the episode of environment 0 ends after step 1
+    sizes = policy.get_specification()["rnn"]["sizes"]
+    hidden, stored, means = [np.zeros(size, np.float32) for size in sizes], [], []
+    for t in range(5):
+        stored.append([np.array(h) for h in hidden])
+        _, outputs = policy.act({"observations": observations[:, t].copy(), "rnn": hidden})
+        means.append(np.asarray(outputs["mean_actions"]))
+        keep = (~terminated[:, t]).astype(np.float32)[None, :, None]
+        hidden = [np.asarray(h) * keep for h in outputs["rnn"]]
+    policy.enable_training_mode(True)
+    per_step = [np.stack([s[i] for s in stored], axis=2).reshape(1, 10, -1) for i in range(len(sizes))]
+    _, outputs = policy.act(
+        {"observations": observations.reshape(10, 5), "rnn": per_step, "terminated": terminated.reshape(10, 1)}
+    )
+    np.testing.assert_allclose(outputs["mean_actions"], np.stack(means, axis=1).reshape(10, 2), rtol=1e-5, atol=1e-6)
