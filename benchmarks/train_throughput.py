@@ -1,18 +1,31 @@
-"""Training throughput (environment steps per second, one CPU thread) of gaussrl's PPO and SAC.
+"""Training throughput (environment steps per second, one CPU thread) of gaussrl's PPO and SAC vs SB3 and skrl.
 
-Measures the training loop only (no evaluation, checkpoints or TensorBoard), with the default
-hyperparameters on Pendulum-v1, and, when stable-baselines3 is installed, SB3's PPO/SAC with
-matching settings on the same task for comparison.
+Measures the training loop only (no evaluation, checkpoints or logging) on the Gymnasium
+Pendulum-v1 env, with the hyperparameters and network sizes ``gaussrl train`` uses there, and
+Stable-Baselines3's and skrl's torch PPO/SAC configured alike (where installed). The
+frameworks run one after another in the same process, ``--repeats`` times in rotating order;
+the table gives medians and the ratios gaussrl / other, and is written as Markdown.
 
-    python benchmarks/train_throughput.py [--ppo-steps 20480] [--sac-steps 3000] [--json out.json]
+    python benchmarks/train_throughput.py [--ppo-steps 8192] [--sac-steps 1500] [--repeats 3]
+        [--markdown benchmarks/results/train_throughput.md] [--json out.json]
+
+Differences that remain: SB3's PPO has no observation/value normalisation or KL-adaptive
+learning rate (it has no such options without wrappers), and its SAC policy is
+state-dependent-std like ours; skrl's SAC actor here uses skrl's GaussianMixin with tanh on
+the mean (skrl 2.x has no squashed Gaussian), with the same widths.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
+import gymnasium
 import torch
 
 from gaussrl.agents.config import SACConfig
@@ -22,16 +35,22 @@ from gaussrl.trainer.presets import train_defaults
 
 PENDULUM = train_defaults("Pendulum-v1")
 """The hyperparameters ``gaussrl train`` uses on Pendulum-v1 (its preset included)."""
+SAC = train_defaults("Pendulum-v1").sac
+LEARNING_STARTS = 256
+"""SAC: random steps before learning in this benchmark (all frameworks), so most steps learn."""
+NUM_ENVS = {"ppo": PENDULUM.envs, "sac": 1}
 
 
-def gaussrl_steps_per_s(algo: str, steps: int, num_envs: int) -> float:
+def gaussrl_steps_per_s(algo: str, steps: int) -> float:
+    """gaussrl's PPO or SAC on Pendulum-v1; environment steps per second."""
+    num_envs = NUM_ENVS[algo]
     env = TorchVecEnv(make_vector_env("Pendulum-v1", num_envs), seed=0)
     if algo == "ppo":
         agent = build_ppo(
             PENDULUM.ppo, env.observation_space, env.action_space, num_envs=num_envs, policy="mlp", device="cpu"
         )
     else:
-        config = SACConfig(learning_starts=256, random_timesteps=256)
+        config = SACConfig(learning_starts=LEARNING_STARTS, random_timesteps=LEARNING_STARTS)
         agent = build_sac(config, env.observation_space, env.action_space, num_envs=num_envs, device="cpu")
     observations = env.reset()
     start = time.perf_counter()
@@ -44,61 +63,224 @@ def gaussrl_steps_per_s(algo: str, steps: int, num_envs: int) -> float:
     return steps / elapsed
 
 
-def sb3_steps_per_s(algo: str, steps: int, num_envs: int) -> float | None:
-    try:
-        import stable_baselines3 as sb3
-        from stable_baselines3.common.env_util import make_vec_env
-    except ImportError:
-        return None
-    env = make_vec_env("Pendulum-v1", n_envs=num_envs, seed=0)
+def sb3_steps_per_s(algo: str, steps: int) -> float:
+    """Stable-Baselines3's PPO or SAC on Pendulum-v1 (raises ImportError when not installed)."""
+    import stable_baselines3 as sb3
+    from stable_baselines3.common.env_util import make_vec_env
+
+    env = make_vec_env("Pendulum-v1", n_envs=NUM_ENVS[algo], seed=0)
+    common = {"device": "cpu", "seed": 0}
     if algo == "ppo":
         cfg = PENDULUM.ppo
         model = sb3.PPO(
             "MlpPolicy",
             env,
             n_steps=cfg.rollouts,
-            batch_size=cfg.rollouts * num_envs // cfg.mini_batches,
+            batch_size=cfg.rollouts * NUM_ENVS[algo] // cfg.mini_batches,
             n_epochs=cfg.learning_epochs,
             gamma=cfg.discount_factor,
+            gae_lambda=cfg.gae_lambda,
             learning_rate=cfg.learning_rate,
+            max_grad_norm=cfg.grad_norm_clip,
+            vf_coef=cfg.value_loss_scale,
+            ent_coef=cfg.entropy_loss_scale,
             policy_kwargs={"net_arch": list(cfg.hidden_sizes)},
-            device="cpu",
-            seed=0,
+            **common,
         )
     else:
-        cfg = SACConfig()
         model = sb3.SAC(
             "MlpPolicy",
             env,
-            batch_size=cfg.batch_size,
-            learning_starts=256,
-            learning_rate=cfg.actor_learning_rate,
-            policy_kwargs={"net_arch": list(cfg.hidden_sizes)},
-            device="cpu",
-            seed=0,
+            batch_size=SAC.batch_size,
+            learning_starts=LEARNING_STARTS,
+            learning_rate=SAC.actor_learning_rate,
+            gamma=SAC.discount_factor,
+            tau=SAC.polyak,
+            policy_kwargs={"net_arch": list(SAC.hidden_sizes)},
+            **common,
         )
     start = time.perf_counter()
     model.learn(total_timesteps=steps)
     return steps / (time.perf_counter() - start)
 
 
+def _skrl_models(algo: str, env: Any) -> dict[str, Any]:
+    """skrl models with gaussrl's widths: Gaussian policy and value (PPO) or twin Q critics (SAC)."""
+    from skrl.models.torch import DeterministicMixin, GaussianMixin, Model
+    from torch import nn
+
+    hidden = PENDULUM.ppo.hidden_sizes if algo == "ppo" else SAC.hidden_sizes
+    activation = nn.Tanh if algo == "ppo" else nn.ReLU
+
+    def mlp(inputs: int, outputs: int) -> nn.Sequential:
+        layers: list[nn.Module] = []
+        for width in hidden:
+            layers += [nn.Linear(inputs, width), activation()]
+            inputs = width
+        return nn.Sequential(*layers, nn.Linear(inputs, outputs))
+
+    num_obs, num_act = env.observation_space.shape[0], env.action_space.shape[0]
+
+    class Policy(GaussianMixin, Model):  # type: ignore[misc]
+        def __init__(self) -> None:
+            Model.__init__(self, observation_space=env.observation_space, action_space=env.action_space, device="cpu")
+            GaussianMixin.__init__(self, clip_actions=False, clip_log_std=True, min_log_std=-20, max_log_std=2)
+            self.net = mlp(num_obs, num_act)
+            self.log_std_parameter = nn.Parameter(torch.zeros(num_act))
+
+        def compute(self, inputs: dict[str, Any], role: str = "") -> tuple[torch.Tensor, dict[str, Any]]:
+            mean = self.net(inputs["observations"])
+            return (mean if algo == "ppo" else 2.0 * torch.tanh(mean)), {"log_std": self.log_std_parameter}
+
+    class Critic(DeterministicMixin, Model):  # type: ignore[misc]
+        def __init__(self) -> None:
+            Model.__init__(self, observation_space=env.observation_space, action_space=env.action_space, device="cpu")
+            DeterministicMixin.__init__(self)
+            self.net = mlp(num_obs + (0 if algo == "ppo" else num_act), 1)
+
+        def compute(self, inputs: dict[str, Any], role: str = "") -> tuple[torch.Tensor, dict[str, Any]]:
+            x = inputs["observations"]
+            return self.net(x if algo == "ppo" else torch.cat([x, inputs["taken_actions"]], dim=-1)), {}
+
+    if algo == "ppo":
+        return {"policy": Policy(), "value": Critic()}
+    return {
+        "policy": Policy(),
+        **{name: Critic() for name in ("critic_1", "critic_2", "target_critic_1", "target_critic_2")},
+    }
+
+
+def _skrl_agent(algo: str, env: Any, models: dict[str, Any]) -> Any:
+    """skrl's PPO (KL-adaptive rate, observation and value normalisation) or SAC, configured like gaussrl's."""
+    from skrl.memories.torch import RandomMemory
+    from skrl.resources.preprocessors.torch import RunningStandardScaler
+    from skrl.resources.schedulers.torch import KLAdaptiveLR
+
+    quiet = {"write_interval": 0, "checkpoint_interval": 0}
+    spaces = {"observation_space": env.observation_space, "action_space": env.action_space, "device": "cpu"}
+    if algo == "ppo":
+        from skrl.agents.torch.ppo import PPO, PPO_CFG
+
+        p = PENDULUM.ppo
+        cfg = PPO_CFG(
+            rollouts=p.rollouts,
+            learning_epochs=p.learning_epochs,
+            mini_batches=p.mini_batches,
+            discount_factor=p.discount_factor,
+            gae_lambda=p.gae_lambda,
+            learning_rate=p.learning_rate,
+            learning_rate_scheduler=KLAdaptiveLR,
+            learning_rate_scheduler_kwargs={"kl_threshold": p.kl_adaptive_threshold},
+            observation_preprocessor=RunningStandardScaler,
+            observation_preprocessor_kwargs={"size": env.observation_space, "device": "cpu"},
+            value_preprocessor=RunningStandardScaler,
+            value_preprocessor_kwargs={"size": 1, "device": "cpu"},
+            grad_norm_clip=p.grad_norm_clip,
+            value_loss_scale=p.value_loss_scale,
+            time_limit_bootstrap=p.time_limit_bootstrap,
+        )
+        cfg.experiment.write_interval, cfg.experiment.checkpoint_interval = quiet.values()
+        memory = RandomMemory(memory_size=p.rollouts, num_envs=env.num_envs, device="cpu")
+        return PPO(models=models, memory=memory, cfg=cfg, **spaces)
+    from skrl.agents.torch.sac import SAC as SkrlSAC
+    from skrl.agents.torch.sac import SAC_CFG
+
+    cfg = SAC_CFG(
+        batch_size=SAC.batch_size,
+        discount_factor=SAC.discount_factor,
+        polyak=SAC.polyak,
+        learning_rate=SAC.actor_learning_rate,
+        random_timesteps=LEARNING_STARTS,
+        learning_starts=LEARNING_STARTS,
+        initial_entropy_value=SAC.initial_entropy_value,
+    )
+    cfg.experiment.write_interval, cfg.experiment.checkpoint_interval = quiet.values()
+    memory = RandomMemory(memory_size=SAC.memory_size, num_envs=env.num_envs, device="cpu")
+    return SkrlSAC(models=models, memory=memory, cfg=cfg, **spaces)
+
+
+def skrl_steps_per_s(algo: str, steps: int) -> float:
+    """skrl's torch PPO or SAC with its SequentialTrainer (raises ImportError when not installed)."""
+    from skrl.envs.wrappers.torch import wrap_env
+    from skrl.trainers.torch import SequentialTrainer
+
+    num_envs = NUM_ENVS[algo]
+    env = wrap_env(gymnasium.make_vec("Pendulum-v1", num_envs=num_envs, vectorization_mode="sync"))
+    agent = _skrl_agent(algo, env, _skrl_models(algo, env))
+    cfg = {"timesteps": steps // num_envs, "headless": True, "disable_progressbar": True}
+    trainer = SequentialTrainer(env=env, agents=agent, cfg=cfg)
+    start = time.perf_counter()
+    trainer.train()
+    return steps / (time.perf_counter() - start)
+
+
+FRAMEWORKS: dict[str, Callable[[str, int], float]] = {
+    "gaussrl": gaussrl_steps_per_s,
+    "sb3": sb3_steps_per_s,
+    "skrl": skrl_steps_per_s,
+}
+
+
+def measure(algo: str, steps: int, repeats: int) -> dict[str, list[float]]:
+    """Steps/s of every installed framework, ``repeats`` times each, in rotating order."""
+    results: dict[str, list[float]] = {}
+    names = list(FRAMEWORKS)
+    for repeat in range(repeats):
+        for name in names[repeat % len(names) :] + names[: repeat % len(names)]:
+            if name in results or repeat == 0:
+                try:
+                    value = FRAMEWORKS[name](algo, steps)
+                except ImportError:
+                    continue
+                results.setdefault(name, []).append(value)
+                print(f"{algo} {name}: {value:.1f} steps/s", flush=True)
+    return results
+
+
+def table(results: dict[str, dict[str, list[float]]], command: str) -> str:
+    """The Markdown report: medians, every repeat, and gaussrl's ratio to each framework."""
+    lines = [
+        "# Training throughput: env steps/s, one CPU thread, Pendulum-v1 (median of repeats)",
+        "",
+        f"`{command}`",
+        "",
+        "| algo | framework | median steps/s | repeats | gaussrl / framework |",
+        "|---|---|---|---|---|",
+    ]
+    for algo, runs in results.items():
+        ours = statistics.median(runs["gaussrl"])
+        for name, values in runs.items():
+            median = statistics.median(values)
+            ratio = "-" if name == "gaussrl" else f"{ours / median:.2f}x"
+            repeats = ", ".join(f"{v:.0f}" for v in values)
+            lines.append(f"| {algo.upper()} | {name} | {median:.0f} | {repeats} | {ratio} |")
+    return "\n".join(lines) + "\n"
+
+
 def main() -> None:
+    """Measure, print and write the table."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--ppo-steps", type=int, default=5 * 4096)
-    parser.add_argument("--sac-steps", type=int, default=3000)
-    parser.add_argument("--json", default=None, help="also write the results to this file")
+    parser.add_argument("--ppo-steps", type=int, default=8192)
+    parser.add_argument("--sac-steps", type=int, default=1500)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--markdown", default="benchmarks/results/train_throughput.md")
+    parser.add_argument("--json", default=None, help="also write the raw results to this file")
     args = parser.parse_args()
     torch.set_num_threads(1)
-    results = {}
-    for algo, steps, num_envs in (("ppo", args.ppo_steps, 4), ("sac", args.sac_steps, 1)):
-        ours = gaussrl_steps_per_s(algo, steps, num_envs)
-        theirs = sb3_steps_per_s(algo, steps, num_envs)
-        results[algo] = {"gaussrl_steps_per_s": round(ours, 1), "sb3_steps_per_s": theirs and round(theirs, 1)}
-        ratio = f"  ({ours / theirs:.2f}x SB3's {theirs:.0f})" if theirs else "  (stable-baselines3 not installed)"
-        print(f"{algo.upper()}: {ours:.0f} env steps/s over {steps} steps{ratio}", flush=True)
+    results = {
+        "ppo": measure("ppo", args.ppo_steps, args.repeats),
+        "sac": measure("sac", args.sac_steps, args.repeats),
+    }
+    command = (
+        f"python benchmarks/train_throughput.py --ppo-steps {args.ppo_steps} --sac-steps {args.sac_steps} "
+        f"--repeats {args.repeats}"
+    )
+    report = table(results, command)
+    print(report)
+    Path(args.markdown).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.markdown).write_text(report, encoding="utf-8")
     if args.json:
-        with open(args.json, "w", encoding="utf-8") as handle:
-            json.dump(results, handle, indent=2)
+        Path(args.json).write_text(json.dumps(results, indent=2), encoding="utf-8")
 
 
 if __name__ == "__main__":

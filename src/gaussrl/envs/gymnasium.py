@@ -148,6 +148,12 @@ class TorchVecEnv:
         self._bounded = bounded
         self._center = np.where(bounded, (high + low) / 2.0, 0.0)
         self._scale = np.where(bounded, (high - low) / 2.0, 1.0)
+        self._all_bounded = bool(bounded.all())
+        # Sync vector envs of Box observations are stepped here, copy by copy: the same Gymnasium
+        # envs, without SyncVectorEnv's per-step batching machinery (several times its cost for
+        # small observations).
+        direct = isinstance(env, SyncVectorEnv) and isinstance(self.observation_space, spaces.Box)
+        self._envs: list[gymnasium.Env[Any, Any]] | None = list(env.envs) if direct else None
         self.episodes = np.zeros(self.num_envs, dtype=np.int64)
         self._returns = np.zeros(self.num_envs)
         self._lengths = np.zeros(self.num_envs, dtype=np.int64)
@@ -181,8 +187,33 @@ class TorchVecEnv:
             Environment actions, shape (N, *action_shape), in the Box's dtype.
         """
         raw = actions.detach().to("cpu", torch.float64).numpy()
-        scaled = np.where(self._bounded, self._center + self._scale * np.clip(raw, -1.0, 1.0), raw)
+        if self._all_bounded:
+            scaled = np.clip(raw, -1.0, 1.0) * self._scale + self._center
+        else:
+            scaled = np.where(self._bounded, self._center + self._scale * np.clip(raw, -1.0, 1.0), raw)
         return scaled.reshape((self.num_envs, *self.env_action_space.shape)).astype(self.env_action_space.dtype)
+
+    def _step_envs(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Step the copies: observations, float64 rewards, terminated and truncated flags."""
+        if self._envs is None:
+            observations, rewards, terminated, truncated, _ = self.env.step(actions)
+            return observations, np.asarray(rewards, dtype=np.float64), terminated, truncated
+        results = [env.step(action) for env, action in zip(self._envs, actions, strict=True)]
+        observations = np.stack([result[0] for result in results])
+        rewards = np.array([result[1] for result in results], dtype=np.float64)
+        terminated = np.array([result[2] for result in results], dtype=bool)
+        truncated = np.array([result[3] for result in results], dtype=bool)
+        return observations, rewards, terminated, truncated
+
+    def _reset_envs(self, done: np.ndarray, observations: np.ndarray) -> np.ndarray:
+        """Reset the copies whose episode ended; the observations with theirs replaced."""
+        seeds = self._seeds(done)
+        if self._envs is None:
+            return self.env.reset(seed=seeds, options={"reset_mask": done})[0]
+        observations = np.array(observations, copy=True)
+        for i in np.flatnonzero(done):
+            observations[i] = self._envs[i].reset(seed=seeds[i], options={"reset_mask": done})[0]
+        return observations
 
     def step(self, actions: torch.Tensor) -> Step:
         """Step every sub-environment, resetting those whose episode ended.
@@ -193,16 +224,14 @@ class TorchVecEnv:
         Returns:
             The step.
         """
-        observations, rewards, terminated, truncated, _ = self.env.step(self.to_env_actions(actions))
-        rewards = np.asarray(rewards, dtype=np.float64)
+        observations, rewards, terminated, truncated = self._step_envs(self.to_env_actions(actions))
         self._returns += rewards
         self._lengths += 1
         done = np.logical_or(terminated, truncated)
         final = self._tensor(observations)
         if done.any():
             self._end_episodes(done)
-            observations, _ = self.env.reset(seed=self._seeds(done), options={"reset_mask": done})
-            next_observations = self._tensor(observations)
+            next_observations = self._tensor(self._reset_envs(done, observations))
         else:
             next_observations = final
         column = (self.num_envs, 1)

@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from gaussrl.core.spaces import SpaceLike
@@ -46,7 +47,36 @@ def mlp(
     for fan_in, fan_out in itertools.pairwise(sizes):
         layers += [_linear(fan_in, fan_out, math.sqrt(2.0)), ACTIVATIONS[activation]()]
     layers.append(_linear(sizes[-1], num_outputs, output_gain))
-    return nn.Sequential(*layers)
+    return MLP(*layers)
+
+
+class MLP(nn.Sequential):
+    """A ``Sequential`` of ``Linear`` layers and activations whose forward calls the functions directly.
+
+    Same parameters and state-dict keys as ``nn.Sequential``; skipping each layer's
+    ``Module.__call__`` (hooks included) saves several microseconds per layer, which is most of
+    the cost of a forward pass of a small network on one CPU thread.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Apply the layers in order.
+
+        Args:
+            x: Input, shape (..., in_features).
+
+        Returns:
+            Output, shape (..., out_features).
+        """
+        for layer in self:
+            if isinstance(layer, nn.Linear):
+                x = F.linear(x, layer.weight, layer.bias)
+            elif isinstance(layer, nn.Tanh):
+                x = torch.tanh(x)
+            elif isinstance(layer, nn.ReLU):
+                x = torch.relu(x)
+            else:
+                x = layer(x)
+        return x
 
 
 def _linear(fan_in: int, fan_out: int, gain: float) -> nn.Linear:

@@ -13,6 +13,7 @@ import torch.nn.functional as F
 
 from gaussrl.agents.config import PPOConfig
 from gaussrl.agents.torch.memory import RunningStandardScaler, TensorStore, compute_gae
+from gaussrl.agents.torch.optim import adam, clip_grad_norm
 from gaussrl.envs.gymnasium import Step
 from gaussrl.models.torch import Model
 
@@ -86,7 +87,7 @@ class PPO:
         self.recurrent = bool(rnn_sizes(policy))
         config.check_batch(num_envs, self.recurrent)
         parameters = [*policy.parameters(), *value.parameters()]
-        self.optimizer = torch.optim.Adam(parameters, lr=config.learning_rate, foreach=True)
+        self.optimizer = adam(parameters, config.learning_rate)
         num_obs, num_actions = policy.num_observations, policy.num_actions
         self.obs_scaler = RunningStandardScaler(num_obs, self.device) if config.observation_normalization else None
         self.value_scaler = RunningStandardScaler(1, self.device) if config.value_normalization else None
@@ -232,8 +233,10 @@ class PPO:
         if self.recurrent:
             inputs.update(rnn=batch["policy_rnn"], terminated=batch["dones"])
         _, outputs = self.policy.act(inputs, role="policy")
-        kl = self.policy.get_kl_divergence(batch["mean_actions"], batch["log_std"], role="policy").mean()
-        entropy = self.policy.get_entropy(role="policy").sum(-1).mean()
+        with torch.no_grad():  # a metric and the KL-adaptive rate's input: no graph needed
+            kl = self.policy.get_kl_divergence(batch["mean_actions"], batch["log_std"], role="policy").mean()
+        with torch.set_grad_enabled(cfg.entropy_loss_scale > 0):
+            entropy = self.policy.get_entropy(role="policy").sum(-1).mean()
         ratio = torch.exp(outputs["log_prob"] - batch["log_prob"])
         advantages = batch["advantages"]
         surrogate = torch.min(advantages * ratio, advantages * ratio.clamp(1.0 - cfg.ratio_clip, 1.0 + cfg.ratio_clip))
@@ -281,7 +284,7 @@ class PPO:
                 self.optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 if cfg.grad_norm_clip > 0:
-                    torch.nn.utils.clip_grad_norm_(parameters, cfg.grad_norm_clip)
+                    clip_grad_norm(parameters, cfg.grad_norm_clip)
                 self.optimizer.step()
                 history.append({k: v.detach() for k, v in metrics.items()})
                 epoch_kl.append(metrics["kl"].detach())

@@ -15,6 +15,7 @@ import torch.nn.functional as F
 
 from gaussrl.agents.config import SACConfig
 from gaussrl.agents.torch.memory import RunningStandardScaler, TensorStore
+from gaussrl.agents.torch.optim import adam, clip_grad_norm, soft_update
 from gaussrl.envs.gymnasium import Step
 from gaussrl.models.torch import Model
 
@@ -44,14 +45,15 @@ class SAC:
         for target, critic in zip(target_critics, critics, strict=True):
             target.update_parameters(critic, polyak=1.0)
             target.freeze_parameters(True)
-        # foreach Adam: one fused kernel per step instead of one per tensor (the default on CPU is per tensor).
-        self.policy_optimizer = torch.optim.Adam(policy.parameters(), lr=config.actor_learning_rate, foreach=True)
+        # Fused Adam: one kernel per step instead of several multi-tensor ones (see agents.torch.optim).
+        self.policy_optimizer = adam(policy.parameters(), config.actor_learning_rate)
         self.critic_parameters = [p for critic in critics for p in critic.parameters()]
-        self.critic_optimizer = torch.optim.Adam(self.critic_parameters, lr=config.critic_learning_rate, foreach=True)
+        self.target_parameters = [p for critic in target_critics for p in critic.parameters()]
+        self.critic_optimizer = adam(self.critic_parameters, config.critic_learning_rate)
         self.log_entropy_coefficient = torch.tensor(
             math.log(config.initial_entropy_value), device=self.device, requires_grad=True
         )
-        self.entropy_optimizer = torch.optim.Adam([self.log_entropy_coefficient], lr=config.entropy_learning_rate)
+        self.entropy_optimizer = adam([self.log_entropy_coefficient], config.entropy_learning_rate)
         num_obs, num_actions = policy.num_observations, policy.num_actions
         self.target_entropy = -float(num_actions) if config.target_entropy is None else config.target_entropy
         self.obs_scaler = RunningStandardScaler(num_obs, self.device) if config.observation_normalization else None
@@ -124,7 +126,7 @@ class SAC:
         loss.backward()
         if self.config.grad_norm_clip > 0:
             parameters = [p for group in optimizer.param_groups for p in group["params"]]
-            torch.nn.utils.clip_grad_norm_(parameters, self.config.grad_norm_clip)
+            clip_grad_norm(parameters, self.config.grad_norm_clip)
         optimizer.step()
 
     def update(self) -> dict[str, torch.Tensor]:
@@ -158,8 +160,7 @@ class SAC:
         if self.config.learn_entropy:
             entropy_loss = -(self.log_entropy_coefficient * (log_prob.detach() + self.target_entropy)).mean()
             self._step(self.entropy_optimizer, entropy_loss)
-        for target_critic, critic in zip(self.target_critics, self.critics, strict=True):
-            target_critic.update_parameters(critic, polyak=self.config.polyak)
+        soft_update(self.target_parameters, self.critic_parameters, self.config.polyak)
         return {
             "critic_loss": critic_loss.detach(),
             "policy_loss": policy_loss.detach(),
