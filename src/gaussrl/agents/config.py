@@ -52,7 +52,7 @@ class PPOConfig:
     mini_batches: int = 16
     """Minibatches each pass is split into."""
     discount_factor: float = 0.99
-    """Discount gamma in [0, 1]. ``gaussrl train`` presets 0.9 for Pendulum-v1 (see trainer/presets.py)."""
+    """Discount gamma in [0, 1]. ``gaussrl train`` presets 0.95 for Pendulum-v1 (see trainer/presets.py)."""
     gae_lambda: float = 0.95
     """GAE lambda in [0, 1] (skrl: ``lambda``)."""
     learning_rate: float = 1e-3
