@@ -7,6 +7,7 @@ from typing import Any
 import numpy as np
 import torch
 
+NUMPY_DTYPES = {torch.float32: np.float32, torch.float64: np.float64}
 NORMALIZED_CLIP = 5.0
 """Normalised values are clipped to +-5 standard deviations, as skrl's RunningStandardScaler does."""
 
@@ -54,8 +55,13 @@ class RunningStandardScaler:
     def _float(self, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         cached = self._cache.get(like.dtype)
         if cached is None:
-            std = torch.from_numpy(np.maximum(np.sqrt(self._var), 1e-8))
-            cached = (self.mean.to(self.device, like.dtype), std.to(self.device, like.dtype))
+            std = np.maximum(np.sqrt(self._var), 1e-8)
+            numpy_dtype = NUMPY_DTYPES.get(like.dtype)
+            if numpy_dtype is None:
+                cached = (self.mean.to(self.device, like.dtype), torch.from_numpy(std).to(self.device, like.dtype))
+            else:  # converted in NumPy: no torch operation on CPU
+                pair = (self._mean.astype(numpy_dtype), std.astype(numpy_dtype))
+                cached = (torch.from_numpy(pair[0]).to(self.device), torch.from_numpy(pair[1]).to(self.device))
             self._cache[like.dtype] = cached
         return cached
 

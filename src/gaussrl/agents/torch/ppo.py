@@ -58,6 +58,8 @@ def reset_states(states: list[torch.Tensor], dones: torch.Tensor) -> list[torch.
     Returns:
         The states with ended environments zeroed.
     """
+    if not states:
+        return states
     keep = (~dones).to(torch.float32).view(1, -1, 1)
     return [s * keep for s in states]
 
@@ -160,9 +162,9 @@ class PPO:
         """
         pending = self._pending
         next_policy_states, next_value_states = pending.pop("next_states")
-        rewards = step.rewards * self.config.reward_scale
-        bootstrap = step.truncated & ~step.terminated
-        if self.config.time_limit_bootstrap and bool(bootstrap.any()):
+        rewards = step.rewards if self.config.reward_scale == 1.0 else step.rewards * self.config.reward_scale
+        if self.config.time_limit_bootstrap and bool(step.truncated.any()):
+            bootstrap = step.truncated & ~step.terminated
             final_values, _ = self._values(self._normalize(step.final_observations), next_value_states)
             rewards = rewards + self.config.discount_factor * final_values * bootstrap
         dones = step.terminated | step.truncated
