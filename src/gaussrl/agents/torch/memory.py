@@ -233,5 +233,5 @@ class TensorStore:
         """
         num_envs = next(iter(self.tensors.values())).shape[1]
         flat = torch.randint(len(self) * num_envs, (batch_size,), device=self.tensors["rewards"].device)
-        rows, envs = flat // num_envs, flat % num_envs
-        return {name: tensor[rows, envs] for name, tensor in self.tensors.items()}
+        # Row-major (step, env) flattening: index flat is step flat // num_envs of env flat % num_envs.
+        return {name: tensor.flatten(0, 1)[flat] for name, tensor in self.tensors.items()}

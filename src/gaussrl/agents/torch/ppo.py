@@ -250,7 +250,8 @@ class PPO:
             predicted = batch["values"] + (predicted - batch["values"]).clamp(-cfg.value_clip, cfg.value_clip)
         policy_loss = -surrogate.mean()
         value_loss = F.mse_loss(predicted, batch["returns"])
-        loss = policy_loss - cfg.entropy_loss_scale * entropy + cfg.value_loss_scale * value_loss
+        loss = policy_loss - cfg.entropy_loss_scale * entropy if cfg.entropy_loss_scale > 0 else policy_loss
+        loss = loss + cfg.value_loss_scale * value_loss
         return loss, {"policy_loss": policy_loss, "value_loss": value_loss, "entropy": entropy, "kl": kl}
 
     def _adapt_learning_rate(self, kl: float) -> None:
