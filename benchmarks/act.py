@@ -100,6 +100,7 @@ def _plot(rows, batches, path: Path) -> None:
         xs = [b for b in batches if b in results]
         ax.plot(xs, [results[b][0] for b in xs], marker="o", label=name)
     ax.set_xscale("log", base=2)
+    ax.set_yscale("log")
     ax.axhline(1.0, color="grey", lw=0.8)
     ax.set_xlabel("batch size")
     ax.set_ylabel("act() time / bare forward time")
