@@ -176,3 +176,32 @@ def check_polyak(polyak: float) -> None:
     """
     if not 0.0 <= polyak <= 1.0:
         raise ValueError(f"polyak={polyak} is outside [0, 1]; use 1 for a hard copy, ~0.005 for soft updates.")
+
+
+def missing_compute_error(class_name: str) -> NotImplementedError:
+    """Build the error for a model that does not implement ``compute``.
+
+    Args:
+        class_name: Name of the model's class.
+
+    Returns:
+        The error to raise.
+    """
+    return NotImplementedError(
+        f"{class_name} does not implement compute(inputs, role); define it to return the "
+        f"network output and a dict of extra outputs."
+    )
+
+
+def no_act_error(class_name: str) -> NotImplementedError:
+    """Build the error for a ``Model`` used without a mixin that provides ``act``.
+
+    Args:
+        class_name: Name of the model's class.
+
+    Returns:
+        The error to raise.
+    """
+    return NotImplementedError(
+        f"{class_name} has no act(): combine it with a mixin, e.g. class {class_name}(GaussianMixin, Model)."
+    )

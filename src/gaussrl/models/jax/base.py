@@ -20,7 +20,14 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from gaussrl.core.errors import MODEL_READY_ATTRIBUTE, NotReadyError, check_input_shape, check_mixin_order, check_polyak
+from gaussrl.core.errors import (
+    MODEL_READY_ATTRIBUTE,
+    NotReadyError,
+    check_input_shape,
+    check_mixin_order,
+    check_polyak,
+    no_act_error,
+)
 from gaussrl.core.spaces import SpaceLike, action_bounds, space_shape, space_size
 from gaussrl.io.atomic import write_atomic
 
@@ -181,10 +188,7 @@ class Model(nn.Module):
             role: Role played by the model.
             params: Parameters to use instead of ``state_dict.params``.
         """
-        raise NotImplementedError(
-            f"{type(self).__name__} has no act(): combine it with a mixin, e.g. "
-            f"class {type(self).__name__}(GaussianMixin, Model)."
-        )
+        raise no_act_error(type(self).__name__)
 
     @nn.nowrap
     def init_state_dict(

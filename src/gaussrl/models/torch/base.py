@@ -13,7 +13,14 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from gaussrl.core.errors import MODEL_READY_ATTRIBUTE, check_input_shape, check_mixin_order, check_polyak
+from gaussrl.core.errors import (
+    MODEL_READY_ATTRIBUTE,
+    check_input_shape,
+    check_mixin_order,
+    check_polyak,
+    missing_compute_error,
+    no_act_error,
+)
 from gaussrl.core.spaces import SpaceLike, space_shape, space_size
 from gaussrl.io.atomic import write_atomic
 
@@ -125,10 +132,7 @@ class Model(nn.Module):
         Returns:
             The network output and a dict of extra outputs.
         """
-        raise NotImplementedError(
-            f"{type(self).__name__} does not implement compute(inputs, role); define it to return the "
-            f"network output and a dict of extra outputs."
-        )
+        raise missing_compute_error(type(self).__name__)
 
     def act(self, inputs: Mapping[str, Any], *, role: str = "") -> tuple[Any, dict[str, Any]]:
         """Act in response to the inputs; provided by a mixin.
@@ -140,10 +144,7 @@ class Model(nn.Module):
         Returns:
             Actions and extra outputs.
         """
-        raise NotImplementedError(
-            f"{type(self).__name__} has no act(): combine it with a mixin, e.g. "
-            f"class {type(self).__name__}(GaussianMixin, Model)."
-        )
+        raise no_act_error(type(self).__name__)
 
     def forward(self, inputs: Mapping[str, Any], role: str = "") -> tuple[Any, dict[str, Any]]:
         """Same as :meth:`act`, so that ``model(inputs)`` works.

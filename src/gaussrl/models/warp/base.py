@@ -19,7 +19,14 @@ from warp_nn import initializers, nn
 from warp_nn.modules.buffer import Buffer
 from warp_nn.modules.parameter import Parameter
 
-from gaussrl.core.errors import MODEL_READY_ATTRIBUTE, check_input_shape, check_mixin_order, check_polyak
+from gaussrl.core.errors import (
+    MODEL_READY_ATTRIBUTE,
+    check_input_shape,
+    check_mixin_order,
+    check_polyak,
+    missing_compute_error,
+    no_act_error,
+)
 from gaussrl.core.spaces import SpaceLike, space_shape, space_size
 from gaussrl.io.atomic import write_atomic
 from gaussrl.models.warp.kernels import check_array, lerp_kernel, random_kernel
@@ -185,10 +192,7 @@ class Model(nn.Module):
         Returns:
             The network output (a ``warp.array``) and a dict of extra outputs.
         """
-        raise NotImplementedError(
-            f"{type(self).__name__} does not implement compute(inputs, role); define it to return the "
-            f"network output and a dict of extra outputs."
-        )
+        raise missing_compute_error(type(self).__name__)
 
     def act(self, inputs: Mapping[str, Any], *, role: str = "") -> tuple[Any, dict[str, Any]]:
         """Act in response to the inputs; provided by a mixin.
@@ -200,10 +204,7 @@ class Model(nn.Module):
         Returns:
             Actions and extra outputs.
         """
-        raise NotImplementedError(
-            f"{type(self).__name__} has no act(): combine it with a mixin, e.g. "
-            f"class {type(self).__name__}(GaussianMixin, Model)."
-        )
+        raise no_act_error(type(self).__name__)
 
     def __call__(self, inputs: Mapping[str, Any], role: str = "") -> tuple[Any, dict[str, Any]]:
         """Same as :meth:`act`, so that ``model(inputs)`` works.
