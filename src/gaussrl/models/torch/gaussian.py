@@ -43,16 +43,36 @@ class _Constants:
     squash_center: torch.Tensor
     squash_scale: torch.Tensor
     log_scale: torch.Tensor
-    reduce_weights: torch.Tensor | None
-    """(A, 1) weights that sum (or average) ``z^2`` and scale it by -1/2 in one matrix product."""
+    entropy_offset: torch.Tensor
+    """``1/2 + log(sqrt(2 pi))`` of shape (1, 1): entropy = log_std + offset."""
+    reduce: _Reduce | None
+    """For "sum" and "mean"; None for "prod" and "none"."""
 
 
-def _reduce_weights(plan: GaussianPlan, like: torch.Tensor) -> torch.Tensor | None:
-    reduction, a = plan.spec.reduction, plan.num_actions
-    if reduction not in ("sum", "mean"):
-        return None
-    value = -0.5 if reduction == "sum" else -0.5 / a
-    return torch.full((a, 1), value, device=like.device, dtype=like.dtype)
+@dataclass
+class _Reduce:
+    """Terms that reduce the log-density over the action axis in one matrix product.
+
+    ``log_prob = bias + (log_std + z^2/2) @ weights``, and with the log-std's part precomputed,
+    ``log_prob = (bias + log_std @ weights) + z^2 @ half_weights``.
+    """
+
+    bias: torch.Tensor
+    """(1,): ``-log(sqrt(2 pi))`` summed (or averaged) over the action axis."""
+    weights: torch.Tensor
+    """(A, 1): -1 ("sum") or -1/A ("mean")."""
+    half_weights: torch.Tensor
+    """(A, 1): ``weights / 2``."""
+
+    @classmethod
+    def of(cls, plan: GaussianPlan, like: torch.Tensor) -> _Reduce | None:
+        reduction, a = plan.spec.reduction, plan.num_actions
+        if reduction not in ("sum", "mean"):
+            return None
+        per_dim = 1.0 if reduction == "sum" else 1.0 / a
+        bias = torch.full((1,), -LOG_SQRT_2PI * a * per_dim, device=like.device, dtype=like.dtype)
+        weights = torch.full((a, 1), -per_dim, device=like.device, dtype=like.dtype)
+        return cls(bias, weights, weights * 0.5)
 
 
 @dataclass
@@ -66,6 +86,7 @@ class _Scale:
     _std: torch.Tensor | None = None
     _normaliser: torch.Tensor | None = None
     _entropy: torch.Tensor | None = None
+    _entropy_view: torch.Tensor | None = None
     _reduced: torch.Tensor | None = None
 
     @property
@@ -87,11 +108,24 @@ class _Scale:
             self._entropy = gaussian_entropy(self.log_std)
         return self._entropy
 
-    def reduced_normaliser(self, reduction: Reduction) -> torch.Tensor:
-        """The normaliser summed (or averaged) over the action axis: shape (1,) or (N, 1)."""
+    def reduced_normaliser(self, reduce: _Reduce) -> torch.Tensor:
+        """``bias + log_std @ weights``: the log-std's part of the reduced log-prob, (1,) or (N, 1)."""
         if self._reduced is None:
-            self._reduced = reduce_log_prob(self.normaliser, reduction)
+            self._reduced = weighted_sum(reduce.bias, self.log_std, reduce.weights)
         return self._reduced
+
+    def entropy_like(self, mean: torch.Tensor, offset: torch.Tensor) -> torch.Tensor:
+        """The per-dimension entropy broadcast to the shape of ``mean``.
+
+        On a graph it is one broadcasting add (one autograd node, not an add and an expand);
+        without one, the expanded view of the cached entropy is kept for the next call.
+        """
+        if self.log_std.requires_grad:
+            return torch.add(offset.expand_as(mean), self.log_std)
+        view = self._entropy_view
+        if view is None or view.shape != mean.shape:
+            view = self._entropy_view = self.entropy.expand_as(mean)
+        return view
 
     def unchanged(self, raw: torch.Tensor) -> bool:
         """True when ``raw`` is this scale's source, untouched since (torch's version counter)."""
@@ -104,7 +138,8 @@ class _GaussianState:
 
     plan: GaussianPlan
     constants: dict[tuple[torch.device, torch.dtype], _Constants] = field(default_factory=dict)
-    last: tuple[torch.Tensor, _Scale, torch.Tensor | None] | None = None
+    last: tuple[torch.Tensor, _Scale, torch.Tensor | None, _Constants] | None = None
+    """The last act() call's mean, scale, pre-tanh sample (None unless squashing) and constants."""
     scale: _Scale | None = None
     """Reused while its source tensor is unchanged and no autograd graph is being built."""
 
@@ -144,9 +179,10 @@ class _GaussianState:
                 for values in (plan.clip.low, plan.clip.high, plan.squash_center, plan.squash_scale)
             )
             floor = log_std_floor(str(like.dtype).removeprefix("torch."))
+            offset = torch.full((1, 1), 0.5 + LOG_SQRT_2PI, device=like.device, dtype=like.dtype)
             found = _Constants(
-                max(plan.min_log_std, floor), plan.max_log_std, low, high, center, scale, scale.log(),
-                _reduce_weights(plan, like),
+                max(plan.min_log_std, floor), plan.max_log_std, low, high, center, scale, scale.log(), offset,
+                _Reduce.of(plan, like),
             )  # fmt: skip
             self.constants[key] = found
         return found
@@ -236,16 +272,16 @@ class GaussianMixin(Mixin):
         if state.clip_mean:
             mean = torch.clamp(mean, k.clip_low, k.clip_high)
         noise = torch.randn_like(mean)
-        taken = inputs.get("taken_actions")
         scale = state.scale_of(raw_log_std, k)
-        sample = torch.addcmul(mean, scale.std, noise)
-        pre_tanh = sample if state.squash else None
-        if pre_tanh is None:
-            actions, log_prob = self._gaussian_head(mean, scale, noise, sample, taken=taken, k=k)
+        # Positional calls: keyword arguments cost a batch-1 call measurably.
+        if state.squash:
+            actions, log_prob, pre_tanh = self._squashed(mean, scale, noise, inputs.get("taken_actions"), k)
+            outputs["mean_actions"] = self._squash(mean, k)
+            state.last = (mean, scale, pre_tanh, k)
         else:
-            actions, log_prob = self._squashed(mean, scale, noise, sample, taken=taken, k=k)
-        outputs["mean_actions"] = mean if pre_tanh is None else self._squash(mean, k)
-        state.last = (mean, scale, pre_tanh)
+            actions, log_prob = self._gaussian_head(mean, scale, noise, inputs.get("taken_actions"), k)
+            outputs["mean_actions"] = mean
+            state.last = (mean, scale, None, k)
         outputs["log_prob"] = log_prob
         outputs["log_std"] = scale.log_std
         return actions, outputs
@@ -255,19 +291,22 @@ class GaussianMixin(Mixin):
         mean: torch.Tensor,
         scale: _Scale,
         noise: torch.Tensor,
-        sample: torch.Tensor,
-        *,
         taken: torch.Tensor | None,
         k: _Constants,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        reduction = self._gaussian.reduction
-        actions = torch.clamp(sample, k.clip_low, k.clip_high) if self._gaussian.clip_actions else sample
+        state = self._gaussian
+        sample = torch.addcmul(mean, scale.std, noise)
+        actions = torch.clamp(sample, k.clip_low, k.clip_high) if state.clip_actions else sample
         scored = actions if taken is None else taken
         # The unclipped fresh sample's z is the standard-normal draw itself: no subtraction, no division.
         z = noise if scored is sample else (scored - mean) / scale.std
-        if k.reduce_weights is None:
-            return actions, reduce_log_prob(torch.addcmul(scale.normaliser, z, z, value=-0.5), reduction)
-        return actions, weighted_sum(scale.reduced_normaliser(reduction), z * z, k.reduce_weights)
+        if k.reduce is None:
+            return actions, reduce_log_prob(torch.addcmul(scale.normaliser, z, z, value=-0.5), state.reduction)
+        if scale.log_std.requires_grad:
+            # log N = -(log_std + z^2/2) - log(sqrt(2 pi)): two autograd nodes.
+            return actions, weighted_sum(k.reduce.bias, torch.addcmul(scale.log_std, z, z, value=0.5), k.reduce.weights)
+        # No graph: the log-std's part is kept with the (reused) scale; z^2 and one matrix product remain.
+        return actions, weighted_sum(scale.reduced_normaliser(k.reduce), z * z, k.reduce.half_weights)
 
     @staticmethod
     def _squash(values: torch.Tensor, k: _Constants) -> torch.Tensor:
@@ -278,11 +317,11 @@ class GaussianMixin(Mixin):
         mean: torch.Tensor,
         scale: _Scale,
         noise: torch.Tensor,
-        sample: torch.Tensor,
-        *,
         taken: torch.Tensor | None,
         k: _Constants,
-    ) -> tuple[torch.Tensor, torch.Tensor]:
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Squashed actions, their log-prob, and the pre-tanh sample."""
+        sample = torch.addcmul(mean, scale.std, noise)
         actions = self._squash(sample, k)
         if taken is None:
             pre_tanh, z = sample, noise
@@ -291,15 +330,16 @@ class GaussianMixin(Mixin):
             pre_tanh = torch.atanh(((taken - k.squash_center) / k.squash_scale).clamp(-1.0 + eps, 1.0 - eps))
             z = (pre_tanh - mean) / scale.std
         log_prob = torch.addcmul(scale.normaliser, z, z, value=-0.5) - tanh_log_det(pre_tanh) - k.log_scale
-        return actions, reduce_log_prob(log_prob, self._gaussian.reduction)
+        return actions, reduce_log_prob(log_prob, self._gaussian.reduction), sample
 
-    def _last_call(self, method: str) -> tuple[torch.Tensor, _Scale, torch.Tensor | None]:
-        if self._gaussian.last is None:
+    def _last_call(self, method: str) -> tuple[torch.Tensor, _Scale, torch.Tensor | None, _Constants]:
+        last = self._gaussian.last
+        if last is None:
             raise NotReadyError(
                 f"{method}() was called before any act(); it describes the distribution of the last act() "
                 f"call. Call policy.act(inputs, role=...) first."
             )
-        return self._gaussian.last
+        return last
 
     def get_entropy(self, *, role: str = "") -> torch.Tensor:
         """Per-dimension entropy of the distribution of the last ``act()`` call.
@@ -317,10 +357,10 @@ class GaussianMixin(Mixin):
         Raises:
             NotReadyError: If ``act()`` has not been called.
         """
-        mean, scale, pre_tanh = self._last_call("get_entropy")
+        mean, scale, pre_tanh, k = self._last_call("get_entropy")
         if pre_tanh is not None:
-            return scale.entropy + tanh_log_det(pre_tanh) + self._gaussian.tensors(mean).log_scale
-        return scale.entropy.expand_as(mean)
+            return scale.entropy + tanh_log_det(pre_tanh) + k.log_scale
+        return scale.entropy_like(mean, k.entropy_offset)
 
     def distribution(self, *, role: str = "") -> torch.distributions.Normal:
         """The ``torch.distributions.Normal`` of the last ``act()`` call (before any squash).
@@ -334,7 +374,7 @@ class GaussianMixin(Mixin):
         Raises:
             NotReadyError: If ``act()`` has not been called.
         """
-        mean, scale, _ = self._last_call("distribution")
+        mean, scale, _, _ = self._last_call("distribution")
         return torch.distributions.Normal(mean, scale.std.expand_as(mean), validate_args=False)
 
     def get_kl_divergence(self, mean_actions: torch.Tensor, log_std: torch.Tensor, *, role: str = "") -> torch.Tensor:
@@ -348,5 +388,5 @@ class GaussianMixin(Mixin):
         Returns:
             Shape (N, 1), or (N, A) for ``"none"``.
         """
-        mean, scale, _ = self._last_call("get_kl_divergence")
+        mean, scale, _, _ = self._last_call("get_kl_divergence")
         return gaussian_kl(mean_actions, log_std, mean, scale.log_std, self._gaussian.plan.spec.reduction)
