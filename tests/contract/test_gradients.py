@@ -93,3 +93,27 @@ def test_gradient_of_a_combined_objective(backend, state_dependent, scored):
     np.testing.assert_allclose(grads["mean"], d_mean, rtol=1e-4, atol=1e-4)
     want = d_log_std if state_dependent else d_log_std.sum(0)
     np.testing.assert_allclose(grads["log_std"], want, rtol=1e-4, atol=1e-3)
+
+
+@pytest.mark.parametrize("state_dependent", [False, True])
+def test_clamped_log_std_passes_gradient_only_inside_the_bounds(backend, state_dependent):
+    """clamp to [-20, 2]: dimensions below or above get zero gradient, the others the usual one."""
+    mean, x = draw(13, n=16), draw(14, n=16)
+    row = np.array([-25.0, -1.0, 0.5, 3.0], np.float32)
+    log_std = np.tile(row, (16, 1)) if state_dependent else row
+    _, _, grads = backend.grads(
+        backend.policy(box(), state_dependent=state_dependent), mean, log_std, "log_prob+entropy", taken_actions=x
+    )
+    std = np.exp(np.clip(np.broadcast_to(log_std, mean.shape).astype(np.float64), -20.0, 2.0))
+    z = (x - mean) / std
+    inside = np.array([0.0, 1.0, 1.0, 0.0])
+    want = (z * z - 1.0 + 1.0) * inside
+    np.testing.assert_allclose(grads["log_std"], want if state_dependent else want.sum(0), rtol=1e-4, atol=1e-4)
+    # With every value inside the bounds, the same objective's gradient is the unclamped closed form.
+    inner = np.array([-1.0, -0.5, 0.5, 1.5], np.float32)
+    log_std = np.tile(inner, (16, 1)) if state_dependent else inner
+    _, _, grads = backend.grads(
+        backend.policy(box(), state_dependent=state_dependent), mean, log_std, "log_prob+entropy", taken_actions=x
+    )
+    z = (x - mean) / np.exp(np.broadcast_to(log_std, mean.shape).astype(np.float64))
+    np.testing.assert_allclose(grads["log_std"], z * z if state_dependent else (z * z).sum(0), rtol=1e-4, atol=1e-3)
