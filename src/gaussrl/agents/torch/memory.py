@@ -75,6 +75,12 @@ class RunningStandardScaler:
             Same shape and dtype.
         """
         mean, std = self._float(x)
+        if x.device.type == "cpu" and mean.device.type == "cpu" and x.dtype in NUMPY_DTYPES and not x.requires_grad:
+            # The same float arithmetic in NumPy, several times cheaper per operation on a few elements.
+            out = np.subtract(x.numpy(), mean.numpy())
+            np.divide(out, std.numpy(), out=out)
+            np.maximum(out, -NORMALIZED_CLIP, out=out)
+            return torch.from_numpy(np.minimum(out, NORMALIZED_CLIP, out=out))
         return ((x - mean) / std).clamp(-NORMALIZED_CLIP, NORMALIZED_CLIP)
 
     def denormalize(self, y: torch.Tensor) -> torch.Tensor:
@@ -133,16 +139,19 @@ def compute_gae(
     Returns:
         Advantages, shape (T, N, 1).
     """
-    not_done = 1.0 - dones.to(values.dtype)
-    advantages = torch.zeros_like(values)
-    advantage = torch.zeros_like(last_values)
-    next_values = last_values
-    for t in range(rewards.shape[0] - 1, -1, -1):
-        delta = rewards[t] + discount_factor * not_done[t] * next_values - values[t]
-        advantage = delta + discount_factor * gae_lambda * not_done[t] * advantage
+    # The backward recursion runs in NumPy: each step is two element-wise operations on N numbers,
+    # which cost about a microsecond there against several in torch. Same float32 arithmetic, same order.
+    rewards_, values_, last_ = (t.detach().cpu().numpy() for t in (rewards, values, last_values))
+    not_done = 1.0 - dones.detach().cpu().numpy().astype(values_.dtype)
+    next_values = np.concatenate([values_[1:], last_[None]])
+    deltas = rewards_ + discount_factor * not_done * next_values - values_
+    decays = discount_factor * gae_lambda * not_done
+    advantages = np.empty_like(values_)
+    advantage = np.zeros_like(last_)
+    for t in range(rewards_.shape[0] - 1, -1, -1):
+        advantage = deltas[t] + decays[t] * advantage
         advantages[t] = advantage
-        next_values = values[t]
-    return advantages
+    return torch.from_numpy(advantages).to(values.device)
 
 
 class TensorStore:
@@ -167,6 +176,10 @@ class TensorStore:
             name: torch.zeros((capacity, num_envs, *shape), dtype=dtype, device=device)
             for name, (shape, dtype) in specs.items()
         }
+        # On CPU, rows are written through NumPy views of the same memory: a NumPy row assignment costs
+        # about a microsecond, torch's indexing plus copy_ several.
+        on_cpu = torch.device(device).type == "cpu"
+        self._arrays = {name: tensor.numpy() for name, tensor in self.tensors.items()} if on_cpu else None
         self.position = 0
         self.filled = False
 
@@ -181,8 +194,12 @@ class TensorStore:
         """
         if values.keys() != self.tensors.keys():
             raise KeyError(f"add() got {sorted(values)}; expected {sorted(self.tensors)}.")
-        for name, value in values.items():
-            self.tensors[name][self.position].copy_(value)
+        if self._arrays is None:
+            for name, value in values.items():
+                self.tensors[name][self.position].copy_(value)
+        else:
+            for name, value in values.items():
+                self._arrays[name][self.position] = value.detach().cpu().numpy()
         self.position += 1
         if self.position == self.capacity:
             self.position, self.filled = 0, True
@@ -231,7 +248,12 @@ class TensorStore:
         Returns:
             Name to tensor of shape (batch_size, ...).
         """
-        num_envs = next(iter(self.tensors.values())).shape[1]
-        flat = torch.randint(len(self) * num_envs, (batch_size,), device=self.tensors["rewards"].device)
+        first = next(iter(self.tensors.values()))
+        flat = torch.randint(len(self) * first.shape[1], (batch_size,), device=first.device)
         # Row-major (step, env) flattening: index flat is step flat // num_envs of env flat % num_envs.
-        return {name: tensor.flatten(0, 1)[flat] for name, tensor in self.tensors.items()}
+        if self._arrays is None:
+            return {name: tensor.flatten(0, 1)[flat] for name, tensor in self.tensors.items()}
+        index = flat.numpy()  # the same gather, through NumPy (a few times cheaper per tensor on CPU)
+        return {
+            name: torch.from_numpy(array.reshape(-1, *array.shape[2:])[index]) for name, array in self._arrays.items()
+        }
