@@ -104,6 +104,12 @@ class PPO:
             "rewards": ((1,), f32),
             "dones": ((1,), torch.bool),
         }
+        # A feed-forward value's rollout values are computed at update time, in one batched pass over the
+        # stored observations (its parameters do not change during the rollout): one forward per update
+        # instead of one per step.
+        self.batched_values = not rnn_sizes(value)
+        if self.batched_values:
+            del specs["values"]
         for prefix, model in (("policy_rnn", policy), ("value_rnn", value)):
             for i, (layers, _, size) in enumerate(rnn_sizes(model)):
                 specs[f"{prefix}{i}"] = ((layers, size), f32)
@@ -138,16 +144,17 @@ class PPO:
         """
         x = self._normalize(observations, update=True)
         actions, outputs = self.policy.act({"observations": x, "rnn": self.policy_states}, role="policy")
-        values, value_states = self._values(x, self.value_states)
         self._pending = {
             "observations": x,
             "actions": actions,
             "log_prob": outputs["log_prob"],
             "mean_actions": outputs["mean_actions"],
             "log_std": outputs["log_std"].expand_as(actions),
-            "values": values,
-            "next_states": (outputs.get("rnn", []), value_states),
         }
+        value_states = self.value_states
+        if not self.batched_values:
+            self._pending["values"], value_states = self._values(x, self.value_states)
+        self._pending["next_states"] = (outputs.get("rnn", []), value_states)
         return actions
 
     @torch.no_grad()
@@ -182,6 +189,10 @@ class PPO:
 
     def _targets(self, next_observations: torch.Tensor) -> dict[str, torch.Tensor]:
         data = dict(self.rollout.tensors)
+        if self.batched_values:
+            observations = data["observations"]
+            values, _ = self._values(observations.flatten(0, 1), [])
+            data["values"] = values.view(*observations.shape[:2], 1)
         last_values, _ = self._values(self._normalize(next_observations), self.value_states)
         advantages = compute_gae(
             data["rewards"],

@@ -129,6 +129,19 @@ class SAC:
             clip_grad_norm(parameters, self.config.grad_norm_clip)
         optimizer.step()
 
+    def _temperature_step(self, log_prob: torch.Tensor) -> None:
+        """One step of the temperature loss ``-mean(log_alpha * (log_prob + target_entropy))``.
+
+        Its gradient, ``sum(-(log_prob + target_entropy) / N)``, is written directly rather than
+        built by autograd on a one-parameter graph: the same float32 operations as autograd's
+        backward (mean, then the product's reduction), for a fraction of the cost.
+        """
+        terms = log_prob + self.target_entropy
+        self.log_entropy_coefficient.grad = (terms * (-1.0 / terms.numel())).sum()
+        if self.config.grad_norm_clip > 0:
+            clip_grad_norm([self.log_entropy_coefficient], self.config.grad_norm_clip)
+        self.entropy_optimizer.step()
+
     def update(self) -> dict[str, torch.Tensor]:
         """One gradient step of the critics, the policy and the temperature; then the soft target update.
 
@@ -158,8 +171,7 @@ class SAC:
             parameter.requires_grad_(True)
 
         if self.config.learn_entropy:
-            entropy_loss = -(self.log_entropy_coefficient * (log_prob.detach() + self.target_entropy)).mean()
-            self._step(self.entropy_optimizer, entropy_loss)
+            self._temperature_step(log_prob.detach())
         soft_update(self.target_parameters, self.critic_parameters, self.config.polyak)
         return {
             "critic_loss": critic_loss.detach(),
