@@ -186,11 +186,14 @@ class TorchVecEnv:
         Returns:
             Environment actions, shape (N, *action_shape), in the Box's dtype.
         """
-        raw = actions.detach().to("cpu", torch.float64).numpy()
+        # Clipped in the actions' dtype (exact), then rescaled in float64 (the float64 scale promotes it).
+        raw = actions.detach().cpu()
+        raw = (raw if raw.dtype == torch.float32 else raw.to(torch.float64)).numpy()
+        clipped = np.minimum(np.maximum(raw, -1.0), 1.0)  # np.clip's result, without its Python overhead
         if self._all_bounded:
-            scaled = np.clip(raw, -1.0, 1.0) * self._scale + self._center
+            scaled = clipped * self._scale + self._center
         else:
-            scaled = np.where(self._bounded, self._center + self._scale * np.clip(raw, -1.0, 1.0), raw)
+            scaled = np.where(self._bounded, self._center + self._scale * clipped, raw.astype(np.float64))
         return scaled.reshape((self.num_envs, *self.env_action_space.shape)).astype(self.env_action_space.dtype)
 
     def _step_envs(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
