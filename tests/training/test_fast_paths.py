@@ -1,0 +1,173 @@
+"""The training loop's fast paths compute exactly what the straightforward torch code computes.
+
+Each fast path (direct fused-Adam kernel call, NumPy GAE/storage/normalisation, batched rollout
+values, the temperature's closed-form gradient, NumPy action rescaling) is compared with the
+plain torch formulation it replaces, bit for bit where the arithmetic is the same.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import pytest
+import torch
+
+from gaussrl.agents.config import PPOConfig, SACConfig
+from gaussrl.agents.torch.memory import RunningStandardScaler, TensorStore, compute_gae
+from gaussrl.agents.torch.optim import FusedAdam, adam
+from gaussrl.envs import TorchVecEnv, make_vector_env
+from gaussrl.trainer.build import build_ppo, build_sac
+
+
+def _parameters(seed: int) -> list[torch.nn.Parameter]:
+    generator = torch.Generator().manual_seed(seed)
+    shapes = [(8, 3), (8,), (1, 8), (1,), (2,)]
+    return [torch.nn.Parameter(torch.randn(shape, generator=generator)) for shape in shapes]
+
+
+def _gradients(step: int, parameters: list[torch.nn.Parameter]) -> list[torch.Tensor | None]:
+    generator = torch.Generator().manual_seed(100 + step)
+    grads: list[torch.Tensor | None] = [torch.randn(p.shape, generator=generator) for p in parameters]
+    if step % 3 == 2:
+        grads[1] = None  # a parameter without a gradient is skipped, as torch's Adam skips it
+    return grads
+
+
+def test_fused_adam_steps_bit_for_bit_like_torch_adam():
+    ours, theirs = _parameters(0), _parameters(0)
+    fast = adam(ours, 3e-3)
+    reference = torch.optim.Adam(theirs, lr=3e-3, fused=True)
+    assert isinstance(fast, FusedAdam)
+    for step in range(7):
+        for optimizer, params in ((fast, ours), (reference, theirs)):
+            optimizer.zero_grad(set_to_none=True)
+            for p, g in zip(params, _gradients(step, params), strict=True):
+                p.grad = None if g is None else g.clone()
+            optimizer.step()
+        if step == 3:
+            fast.param_groups[0]["lr"] = reference.param_groups[0]["lr"] = 1e-3
+    for a, b in zip(ours, theirs, strict=True):
+        assert torch.equal(a, b)
+    for a, b in zip(ours, theirs, strict=True):
+        assert torch.equal(fast.state[a]["step"], reference.state[b]["step"])
+        assert torch.equal(fast.state[a]["exp_avg_sq"], reference.state[b]["exp_avg_sq"])
+
+
+def test_fused_adam_resumes_from_its_state_dict():
+    params, twins = _parameters(1), _parameters(1)
+    first = adam(params, 1e-2)
+    for step in range(3):
+        first.zero_grad()
+        for p, g in zip(params, _gradients(step, params), strict=True):
+            p.grad = g
+        first.step()
+    with torch.no_grad():
+        for a, b in zip(twins, params, strict=True):
+            a.copy_(b)
+    resumed = adam(twins, 1e-2)
+    resumed.load_state_dict(copy.deepcopy(first.state_dict()))  # as a checkpoint round trip does
+    for optimizer, group in ((first, params), (resumed, twins)):
+        optimizer.zero_grad()
+        for p, g in zip(group, _gradients(5, group), strict=True):
+            p.grad = g
+        optimizer.step()
+    for a, b in zip(params, twins, strict=True):
+        assert torch.equal(a, b)
+    assert all(p.grad is not None for p in params if p is not params[1])
+    first.zero_grad()
+    assert all(p.grad is None for p in params)
+    with pytest.raises(TypeError, match="takes no closure"):
+        first.step(lambda: torch.zeros(()))
+
+
+def _gae_torch_loop(rewards, values, dones, last_values, *, gamma, lam):
+    not_done = 1.0 - dones.to(values.dtype)
+    advantages, advantage, next_values = torch.zeros_like(values), torch.zeros_like(last_values), last_values
+    for t in range(rewards.shape[0] - 1, -1, -1):
+        delta = rewards[t] + gamma * not_done[t] * next_values - values[t]
+        advantage = delta + gamma * lam * not_done[t] * advantage
+        advantages[t] = advantage
+        next_values = values[t]
+    return advantages
+
+
+def test_numpy_gae_equals_the_torch_loop_bit_for_bit():
+    generator = torch.Generator().manual_seed(0)
+    rewards, values = torch.randn(64, 5, 1, generator=generator), torch.randn(64, 5, 1, generator=generator)
+    dones = torch.rand(64, 5, 1, generator=generator) < 0.1
+    last = torch.randn(5, 1, generator=generator)
+    got = compute_gae(rewards, values, dones, last, discount_factor=0.95, gae_lambda=0.9)
+    assert got.dtype == torch.float32
+    assert torch.equal(got, _gae_torch_loop(rewards, values, dones, last, gamma=0.95, lam=0.9))
+
+
+def test_tensor_store_numpy_writes_and_samples_match_torch_indexing():
+    specs = {"x": ((3,), torch.float32), "done": ((1,), torch.bool)}
+    store = TensorStore(10, 2, specs)
+    for i in range(4):
+        store.add(x=torch.full((2, 3), float(i)) + torch.tensor([[0.0], [0.5]]), done=torch.tensor([[i % 2 == 0]] * 2))
+    assert store.tensors["x"][3, 1, 0] == 3.5 and bool(store.tensors["done"][2, 0, 0])
+    torch.manual_seed(3)
+    batch = store.sample(6)
+    torch.manual_seed(3)
+    index = torch.randint(8, (6,))
+    for name, tensor in store.tensors.items():
+        assert torch.equal(batch[name], tensor.flatten(0, 1)[index])
+
+
+def test_numpy_normalize_equals_the_torch_formula():
+    scaler = RunningStandardScaler(3)
+    scaler.update(torch.randn(16, 3) * 4.0 + 1.0)
+    x = torch.tensor([[0.1, -30.0, float("nan")], [2.0, 3.0, 40.0]])
+    mean, std = scaler.mean.float(), scaler.var.sqrt().clamp_min(1e-8).float()
+    torch.testing.assert_close(scaler.normalize(x), ((x - mean) / std).clamp(-5.0, 5.0), rtol=0, atol=0, equal_nan=True)
+    with torch.enable_grad():
+        graph = scaler.normalize(x.requires_grad_(True))
+    assert graph.requires_grad  # inputs that need a gradient keep the torch path
+
+
+def test_batched_rollout_values_equal_per_step_values():
+    torch.manual_seed(0)
+    env = TorchVecEnv(make_vector_env("Pendulum-v1", 4), seed=0)
+    config = PPOConfig(rollouts=16, mini_batches=2, value_normalization=False)
+    agent = build_ppo(config, env.observation_space, env.action_space, num_envs=4, policy="mlp", device="cpu")
+    assert agent.batched_values and "values" not in agent.rollout.tensors
+    observations = env.reset()
+    for _ in range(15):
+        step = env.step(agent.act(observations))
+        agent.observe(step)
+        observations = step.observations
+    agent.act(observations)
+    with torch.no_grad():
+        per_step = torch.stack([agent._values(x, [])[0] for x in agent.rollout.tensors["observations"][:15]])
+        batched = agent._targets(observations)["values"][:15]
+    # One (T * N)-row product instead of T N-row ones: equal up to the matrix kernel's summation order.
+    torch.testing.assert_close(batched, per_step, rtol=1e-6, atol=1e-6)
+    env.close()
+
+
+def test_temperature_gradient_equals_autograd():
+    env = TorchVecEnv(make_vector_env("Pendulum-v1", 1), seed=0)
+    config = SACConfig(batch_size=8, memory_size=64)
+    agent = build_sac(config, env.observation_space, env.action_space, num_envs=1, device="cpu")
+    for n in (8, 100, 255):
+        log_prob = torch.randn(n, 1) * 3.0
+        coefficient = agent.log_entropy_coefficient.detach().clone().requires_grad_(True)
+        (-(coefficient * (log_prob + agent.target_entropy)).mean()).backward()
+        before = agent.log_entropy_coefficient.detach().clone()
+        agent.entropy_optimizer.zero_grad()
+        agent._temperature_step(log_prob)
+        assert torch.equal(agent.log_entropy_coefficient.grad, coefficient.grad)
+        assert not torch.equal(agent.log_entropy_coefficient.detach(), before)
+    env.close()
+
+
+def test_action_rescaling_equals_float64_clip_and_scale():
+    env = TorchVecEnv(make_vector_env("Pendulum-v1", 3), seed=0)
+    actions = torch.tensor([[-1.7], [0.123456789], [float("nan")]])
+    raw = actions.to(torch.float64).numpy()
+    want = (np.clip(raw, -1.0, 1.0) * 2.0).astype(np.float32)
+    np.testing.assert_array_equal(env.to_env_actions(actions), want)
+    np.testing.assert_array_equal(env.to_env_actions(actions.to(torch.float64)), want)
+    env.close()
