@@ -212,8 +212,9 @@ class PPO:
 
     def _units(self, data: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """Arrange (T, N, ...) tensors as samples (T * N, ...) or sequences (N * T / L, L, ...)."""
-        if not self.recurrent:
-            return {k: v.reshape(-1, *v.shape[2:]) for k, v in data.items()}
+        if not self.recurrent:  # only what the loss reads: each tensor kept is gathered once per epoch
+            unused = {"rewards", "dones"} if self.config.clip_predicted_values else {"rewards", "dones", "values"}
+            return {k: v.reshape(-1, *v.shape[2:]) for k, v in data.items() if k not in unused}
         length = self.config.sequence_length
         chunks = self.config.rollouts // length
         units = {}
@@ -226,9 +227,11 @@ class PPO:
 
     def _minibatches(self, units: dict[str, torch.Tensor]) -> list[dict[str, Any]]:
         """One shuffle per epoch: a gather per tensor, then contiguous slices (views) as minibatches."""
-        order = torch.randperm(units["advantages"].shape[0], device=self.device)
+        count = units["advantages"].shape[0]
+        order = torch.randperm(count, device=self.device)
         shuffled = {k: v[order] for k, v in units.items()}
-        sizes = [len(index) for index in order.chunk(self.config.mini_batches)]
+        size = -(-count // self.config.mini_batches)  # torch.chunk's sizes: ceil(count / M), the last one shorter
+        sizes = [size] * (count // size) + ([count % size] if count % size else [])
         parts = {k: v.split(sizes) for k, v in shuffled.items()}
         return [self._minibatch({k: parts[k][i] for k in parts}) for i in range(len(sizes))]
 
