@@ -171,3 +171,28 @@ def test_action_rescaling_equals_float64_clip_and_scale():
     np.testing.assert_array_equal(env.to_env_actions(actions), want)
     np.testing.assert_array_equal(env.to_env_actions(actions.to(torch.float64)), want)
     env.close()
+
+
+def _ppo_run(batched_kl: bool) -> tuple[list[dict[str, float]], list[torch.Tensor]]:
+    torch.manual_seed(0)
+    env = TorchVecEnv(make_vector_env("Pendulum-v1", 2), seed=0)
+    config = PPOConfig(rollouts=32, mini_batches=4, learning_epochs=3, learning_rate=3e-3)
+    agent = build_ppo(config, env.observation_space, env.action_space, num_envs=2, policy="mlp", device="cpu")
+    assert agent.batched_kl
+    agent.batched_kl = batched_kl
+    observations, history = env.reset(), []
+    for _ in range(96):
+        step = env.step(agent.act(observations))
+        metrics = agent.observe(step)
+        observations = step.observations
+        if metrics:
+            history.append(metrics)
+    env.close()
+    return history, [p.detach().clone() for p in agent.policy.parameters()]
+
+
+def test_epoch_batched_kl_equals_per_minibatch_kl():
+    batched, batched_params = _ppo_run(True)
+    per_minibatch, params = _ppo_run(False)
+    assert len(batched) == 3 and batched == per_minibatch  # KL metric and learning rates, exactly
+    assert all(torch.equal(a, b) for a, b in zip(batched_params, params, strict=True))

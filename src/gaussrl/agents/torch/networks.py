@@ -124,7 +124,7 @@ class GaussianMLPPolicy(GaussianMixin, Model):
         GaussianMixin.__init__(self, squash_actions=squash_actions, min_log_std=-20.0, max_log_std=2.0)
         outputs = 2 * self.num_actions if state_dependent_std else self.num_actions
         self.net = mlp(self.num_observations, hidden_sizes, outputs, activation=activation, output_gain=0.01)
-        self.state_dependent_std = state_dependent_std
+        self.state_dependent_std, self.squash_actions = state_dependent_std, squash_actions
         self.log_std_parameter = nn.Parameter(torch.full((self.num_actions,), float(initial_log_std)))
         self.to(self.device)
 

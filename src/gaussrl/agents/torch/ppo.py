@@ -13,55 +13,17 @@ import torch.nn.functional as F
 
 from gaussrl.agents.config import PPOConfig
 from gaussrl.agents.torch.memory import RunningStandardScaler, TensorStore, compute_gae
+from gaussrl.agents.torch.networks import GaussianMLPPolicy
 from gaussrl.agents.torch.optim import adam, clip_grad_norm
+from gaussrl.agents.torch.recurrent import reset_states, rnn_sizes, zero_states
 from gaussrl.envs.gymnasium import Step
 from gaussrl.models.torch import Model
+from gaussrl.models.torch.functional import gaussian_kl
 
 KL_FACTOR = 2.0
 LR_FACTOR = 1.5
 LR_BOUNDS = (1e-6, 1e-2)
 """skrl's KLAdaptiveLR constants: shrink the rate by 1.5 above 2x the target KL, grow it below 1/2x."""
-
-
-def rnn_sizes(model: Model) -> list[tuple[int, int, int]]:
-    """Hidden-state shapes from a model's specification (empty for feed-forward models).
-
-    Args:
-        model: A model.
-
-    Returns:
-        ``[(num_layers, num_envs, hidden_size), ...]``.
-    """
-    return [tuple(s) for s in model.get_specification().get("rnn", {}).get("sizes", [])]  # type: ignore[misc]
-
-
-def zero_states(model: Model, batch: int) -> list[torch.Tensor]:
-    """Zero hidden states of a recurrent model for ``batch`` environments (empty list otherwise).
-
-    Args:
-        model: A model.
-        batch: Number of environments.
-
-    Returns:
-        One tensor of shape (num_layers, batch, hidden_size) per state.
-    """
-    return [torch.zeros((layers, batch, size), device=model.device) for layers, _, size in rnn_sizes(model)]
-
-
-def reset_states(states: list[torch.Tensor], dones: torch.Tensor) -> list[torch.Tensor]:
-    """Zero the hidden states of environments whose episode ended.
-
-    Args:
-        states: Each of shape (num_layers, N, hidden_size).
-        dones: Shape (N, 1), bool.
-
-    Returns:
-        The states with ended environments zeroed.
-    """
-    if not states:
-        return states
-    keep = (~dones).to(torch.float32).view(1, -1, 1)
-    return [s * keep for s in states]
 
 
 class PPO:
@@ -110,6 +72,10 @@ class PPO:
         self.batched_values = not rnn_sizes(value)
         if self.batched_values:
             del specs["values"]
+        # The KL of gaussrl's MLP policy (unsquashed, summed over actions) is evaluated once per epoch for all
+        # its minibatches: get_kl_divergence's element-wise formula on the concatenation (bit-identical).
+        self.batched_kl = type(policy) is GaussianMLPPolicy and not policy.squash_actions and not config.kl_threshold
+        self._epoch_policies: list[tuple[torch.Tensor, torch.Tensor]] = []
         for prefix, model in (("policy_rnn", policy), ("value_rnn", value)):
             for i, (layers, _, size) in enumerate(rnn_sizes(model)):
                 specs[f"{prefix}{i}"] = ((layers, size), f32)
@@ -249,8 +215,7 @@ class PPO:
         if self.recurrent:
             inputs.update(rnn=batch["policy_rnn"], terminated=batch["dones"])
         _, outputs = self.policy.act(inputs, role="policy")
-        with torch.no_grad():  # a metric and the KL-adaptive rate's input: no graph needed
-            kl = self.policy.get_kl_divergence(batch["mean_actions"], batch["log_std"], role="policy").mean()
+        kl = self._kl(batch, outputs)
         with torch.set_grad_enabled(cfg.entropy_loss_scale > 0):
             entropy = self.policy.get_entropy(role="policy").sum(-1).mean()
         ratio = torch.exp(outputs["log_prob"] - batch["log_prob"])
@@ -266,7 +231,46 @@ class PPO:
         value_loss = F.mse_loss(predicted, batch["returns"])
         loss = policy_loss - cfg.entropy_loss_scale * entropy if cfg.entropy_loss_scale > 0 else policy_loss
         loss = loss + cfg.value_loss_scale * value_loss
-        return loss, {"policy_loss": policy_loss, "value_loss": value_loss, "entropy": entropy, "kl": kl}
+        metrics = {"policy_loss": policy_loss, "value_loss": value_loss, "entropy": entropy}
+        return loss, metrics if kl is None else {**metrics, "kl": kl}
+
+    def _kl(self, batch: dict[str, Any], outputs: dict[str, Any]) -> torch.Tensor | None:
+        """The minibatch's mean KL(rollout policy || current policy), or None when :meth:`_epoch` batches it."""
+        if self.batched_kl:
+            # A copy of the log-std: it may be the parameter itself, which the optimizer step then changes.
+            self._epoch_policies.append((outputs["mean_actions"].detach(), outputs["log_std"].detach().clone()))
+            return None
+        with torch.no_grad():  # a metric and the KL-adaptive rate's input: no graph needed
+            return self.policy.get_kl_divergence(batch["mean_actions"], batch["log_std"], role="policy").mean()
+
+    @torch.no_grad()
+    def _batched_kl(self, batches: list[dict[str, Any]]) -> list[torch.Tensor]:
+        """Each minibatch's mean KL, for the epoch at once (see ``batched_kl``)."""
+        means, log_stds = zip(*self._epoch_policies, strict=True)
+        old = [torch.cat([batch[key] for batch in batches]) for key in ("mean_actions", "log_std")]
+        new_log_std = torch.cat([s.expand_as(m) for s, m in zip(log_stds, means, strict=True)])
+        kl = gaussian_kl(old[0], old[1], torch.cat(means), new_log_std, "sum")
+        return [part.mean() for part in kl.split([m.shape[0] for m in means])]
+
+    def _epoch(self, units: dict[str, torch.Tensor], history: list[dict[str, torch.Tensor]]) -> torch.Tensor:
+        """One pass over the shuffled rollout; appends each minibatch's metrics and returns their KLs, (M,)."""
+        cfg, batches, first = self.config, self._minibatches(units), len(history)
+        parameters = [p for group in self.optimizer.param_groups for p in group["params"]]
+        self._epoch_policies = []
+        for batch in batches:
+            loss, metrics = self._loss(batch)
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if cfg.grad_norm_clip > 0:
+                clip_grad_norm(parameters, cfg.grad_norm_clip)
+            self.optimizer.step()
+            history.append({k: v.detach() for k, v in metrics.items()})
+            if cfg.kl_threshold and float(metrics["kl"]) > cfg.kl_threshold:
+                break
+        if self.batched_kl:
+            for metrics, kl in zip(history[first:], self._batched_kl(batches), strict=True):
+                metrics["kl"] = kl
+        return torch.stack([metrics["kl"] for metrics in history[first:]])
 
     def _adapt_learning_rate(self, kl: float) -> None:
         target = self.config.kl_adaptive_threshold
@@ -292,23 +296,11 @@ class PPO:
                 group["lr"] = cfg.learning_rate * fraction
         with torch.no_grad():
             units = self._units(self._targets(next_observations))
-        parameters = [p for group in self.optimizer.param_groups for p in group["params"]]
         history: list[dict[str, torch.Tensor]] = []
         for _ in range(cfg.learning_epochs):
-            epoch_kl = []
-            for batch in self._minibatches(units):
-                loss, metrics = self._loss(batch)
-                self.optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                if cfg.grad_norm_clip > 0:
-                    clip_grad_norm(parameters, cfg.grad_norm_clip)
-                self.optimizer.step()
-                history.append({k: v.detach() for k, v in metrics.items()})
-                epoch_kl.append(metrics["kl"].detach())
-                if cfg.kl_threshold and float(metrics["kl"]) > cfg.kl_threshold:
-                    break
+            epoch_kl = self._epoch(units, history)
             if cfg.learning_rate_scheduler == "kl_adaptive":
-                self._adapt_learning_rate(float(torch.stack(epoch_kl).mean()))
+                self._adapt_learning_rate(float(epoch_kl.mean()))
             if cfg.kl_threshold and float(epoch_kl[-1]) > cfg.kl_threshold:
                 break
         self.updates += 1

@@ -2,7 +2,9 @@
 
 Hidden states travel through ``inputs["rnn"]`` (a list: ``[h]`` for RNN/GRU, ``[h, c]`` for
 LSTM, each of shape (num_layers, B, hidden_size)) and come back in ``outputs["rnn"]``.
-``get_specification()`` returns ``{"rnn": {"sequence_length": L, "sizes": [...]}}``.
+``get_specification()`` returns ``{"rnn": {"sequence_length": L, "sizes": [...]}}``; the
+hidden-state helpers of the agents (:func:`rnn_sizes`, :func:`zero_states`, :func:`reset_states`)
+read it.
 
 With B hidden states and ``B * L`` observations the model runs B sequences of length L
 (training); with ``L = 1`` it takes one step of B environments (rollout). ``inputs["terminated"]``
@@ -24,6 +26,47 @@ from gaussrl.models.torch.recurrent import run_sequences
 
 Cell = Literal["rnn", "gru", "lstm"]
 CELLS: dict[str, type[nn.RNNBase]] = {"rnn": nn.RNN, "gru": nn.GRU, "lstm": nn.LSTM}
+
+
+def rnn_sizes(model: Model) -> list[tuple[int, int, int]]:
+    """Hidden-state shapes from a model's specification (empty for feed-forward models).
+
+    Args:
+        model: A model.
+
+    Returns:
+        ``[(num_layers, num_envs, hidden_size), ...]``.
+    """
+    return [tuple(s) for s in model.get_specification().get("rnn", {}).get("sizes", [])]  # type: ignore[misc]
+
+
+def zero_states(model: Model, batch: int) -> list[torch.Tensor]:
+    """Zero hidden states of a recurrent model for ``batch`` environments (empty list otherwise).
+
+    Args:
+        model: A model.
+        batch: Number of environments.
+
+    Returns:
+        One tensor of shape (num_layers, batch, hidden_size) per state.
+    """
+    return [torch.zeros((layers, batch, size), device=model.device) for layers, _, size in rnn_sizes(model)]
+
+
+def reset_states(states: list[torch.Tensor], dones: torch.Tensor) -> list[torch.Tensor]:
+    """Zero the hidden states of environments whose episode ended.
+
+    Args:
+        states: Each of shape (num_layers, N, hidden_size).
+        dones: Shape (N, 1), bool.
+
+    Returns:
+        The states with ended environments zeroed.
+    """
+    if not states:
+        return states
+    keep = (~dones).to(torch.float32).view(1, -1, 1)
+    return [s * keep for s in states]
 
 
 class RecurrentCore(nn.Module):
