@@ -196,3 +196,16 @@ def test_epoch_batched_kl_equals_per_minibatch_kl():
     per_minibatch, params = _ppo_run(False)
     assert len(batched) == 3 and batched == per_minibatch  # KL metric and learning rates, exactly
     assert all(torch.equal(a, b) for a, b in zip(batched_params, params, strict=True))
+
+
+@pytest.mark.parametrize("max_norm", [0.05, 0.5, 100.0])
+def test_clip_grad_norm_equals_torch_clip_grad_norm(max_norm):
+    from gaussrl.agents.torch.optim import clip_grad_norm
+
+    ours, theirs = _parameters(2), _parameters(2)
+    for step, params in enumerate((ours, theirs)):
+        for p, g in zip(params, _gradients(2, params), strict=True):
+            p.grad = g
+        (clip_grad_norm if step == 0 else torch.nn.utils.clip_grad_norm_)(params, max_norm)
+    for a, b in zip(ours, theirs, strict=True):
+        assert (a.grad is None and b.grad is None) or torch.equal(a.grad, b.grad)

@@ -139,6 +139,7 @@ class TorchVecEnv:
         self.env = env
         self.seed = int(seed)
         self.device = torch.device(device)
+        self._on_cpu = self.device.type == "cpu"
         self.num_envs = env.num_envs
         self.observation_space = env.single_observation_space
         self.env_action_space = space
@@ -159,8 +160,9 @@ class TorchVecEnv:
         self._lengths = np.zeros(self.num_envs, dtype=np.int64)
         self._finished: list[tuple[float, int]] = []
 
-    def _tensor(self, array: np.ndarray) -> torch.Tensor:
-        return torch.from_numpy(np.asarray(array, dtype=np.float32).reshape(self.num_envs, -1)).to(self.device)
+    def _tensor(self, array: np.ndarray, dtype: type = np.float32) -> torch.Tensor:
+        tensor = torch.from_numpy(np.asarray(array, dtype=dtype).reshape(self.num_envs, -1))
+        return tensor if self._on_cpu else tensor.to(self.device)
 
     def _seeds(self, mask: np.ndarray) -> list[int | None]:
         pairs = enumerate(zip(self.episodes, mask, strict=True))
@@ -201,12 +203,15 @@ class TorchVecEnv:
         if self._envs is None:
             observations, rewards, terminated, truncated, _ = self.env.step(actions)
             return observations, np.asarray(rewards, dtype=np.float64), terminated, truncated
-        results = [env.step(action) for env, action in zip(self._envs, actions, strict=True)]
-        observations = np.stack([result[0] for result in results])
-        rewards = np.array([result[1] for result in results], dtype=np.float64)
-        terminated = np.array([result[2] for result in results], dtype=bool)
-        truncated = np.array([result[3] for result in results], dtype=bool)
-        return observations, rewards, terminated, truncated
+        observations, rewards, terminated, truncated, _ = zip(
+            *[env.step(action) for env, action in zip(self._envs, actions, strict=True)], strict=True
+        )
+        return (
+            np.stack(observations),
+            np.array(rewards, dtype=np.float64),
+            np.array(terminated, dtype=bool),
+            np.array(truncated, dtype=bool),
+        )
 
     def _reset_envs(self, done: np.ndarray, observations: np.ndarray) -> np.ndarray:
         """Reset the copies whose episode ended; the observations with theirs replaced."""
@@ -237,12 +242,11 @@ class TorchVecEnv:
             next_observations = self._tensor(self._reset_envs(done, observations))
         else:
             next_observations = final
-        column = (self.num_envs, 1)
         return Step(
             observations=next_observations,
-            rewards=torch.from_numpy(rewards.astype(np.float32).reshape(column)).to(self.device),
-            terminated=torch.from_numpy(np.asarray(terminated, dtype=bool).reshape(column)).to(self.device),
-            truncated=torch.from_numpy(np.asarray(truncated, dtype=bool).reshape(column)).to(self.device),
+            rewards=self._tensor(rewards),
+            terminated=self._tensor(terminated, bool),
+            truncated=self._tensor(truncated, bool),
             final_observations=final,
         )
 

@@ -10,6 +10,7 @@ import operator
 from collections.abc import Iterable, Sequence
 from typing import Any, NamedTuple
 
+import numpy as np
 import torch
 
 FUSED_DEVICES = ("cpu", "cuda")
@@ -161,7 +162,15 @@ def clip_grad_norm(parameters: Sequence[torch.Tensor], max_norm: float) -> None:
     if not grads:
         return
     total = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads)))
-    torch._foreach_mul_(grads, torch.clamp(max_norm / (total + 1e-6), max=1.0))
+    if total.device.type != "cpu" or total.dtype != torch.float32:
+        torch._foreach_mul_(grads, torch.clamp(max_norm / (total + 1e-6), max=1.0))
+        return
+    # On CPU the coefficient is computed with float32 NumPy scalars, rounding as torch's float32 ops do
+    # (add, reciprocal, multiply, clamp), without their dispatch; a factor of exactly 1 is skipped.
+    f32 = np.float32
+    coefficient = np.minimum(f32(1.0) / (f32(total.item()) + f32(1e-6)) * f32(max_norm), f32(1.0))
+    if coefficient != 1.0:
+        torch._foreach_mul_(grads, float(coefficient))
 
 
 def soft_update(targets: Sequence[torch.Tensor], sources: Sequence[torch.Tensor], polyak: float) -> None:
