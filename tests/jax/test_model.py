@@ -15,6 +15,7 @@ import optax
 
 from gaussrl.core import NotReadyError
 from gaussrl.models.jax import DeterministicMixin, GaussianMixin, Model
+from gaussrl.models.jax.functional import next_key_data
 
 BOX = spaces.Box(low=-1.0, high=1.0, shape=(2,))
 
@@ -156,10 +157,47 @@ def test_act_under_jit_with_explicit_keys_differs_per_key():
 def test_act_under_outer_jit_without_key_keeps_a_concrete_key():
     policy = _policy()
     jax.jit(lambda params: policy.act(_inputs(), params=params)[1]["log_prob"])(policy.state_dict.params)
-    assert not isinstance(policy._key, jax.core.Tracer)
+    jax.jit(lambda inputs: policy.random_act(inputs)[0])(_inputs())
+    assert not isinstance(policy._key.data, jax.core.Tracer)
     a, _ = policy.act(_inputs())
     b, _ = policy.act(_inputs())
     assert not np.array_equal(a, b)
+
+
+def _sample(policy, inputs, key):
+    mean, outputs = policy.apply(policy.state_dict.params, inputs, "")
+    return mean + np.exp(outputs["log_std"]) * jax.random.normal(key, mean.shape)
+
+
+def test_model_stream_samples_with_consecutive_keys_and_explicit_keys_are_split():
+    policy, inputs = _policy(), _inputs()
+    policy.seed(4)
+    start = jax.random.key_data(jax.random.key(4, impl="philox4x32"))
+    for step in range(2):
+        words = start + np.array([0, step], np.uint32)
+        want = _sample(policy, inputs, jax.random.wrap_key_data(words, impl="philox4x32"))
+        np.testing.assert_allclose(policy.act(inputs)[0], want, rtol=1e-6, atol=1e-6)
+    key = jax.random.key(9)
+    want = _sample(policy, inputs, jax.random.split(key)[1])
+    np.testing.assert_allclose(policy.act(inputs, key=key)[0], want, rtol=1e-6, atol=1e-6)
+
+
+def test_next_key_data_carries_into_the_word_before():
+    words = jnp.array([[5, 7], [5, 0xFFFFFFFF], [0xFFFFFFFF, 0xFFFFFFFF]], jnp.uint32)
+    got = np.stack([next_key_data(w) for w in words])
+    np.testing.assert_array_equal(got, np.array([[5, 8], [6, 0], [0, 0]], np.uint32))
+    np.testing.assert_array_equal(next_key_data(jnp.array([1, 2, 3, 0xFFFFFFFF], jnp.uint32)), [1, 2, 4, 0])
+
+
+def test_get_entropy_reuses_the_entropy_of_act_once():
+    policy = _policy()
+    _, outputs = policy.act(_inputs())
+    want = 0.5 + 0.5 * np.log(2 * np.pi) + np.log(np.asarray(outputs["stddev"], np.float64))
+    first = policy.get_entropy(outputs["stddev"])
+    second = policy.get_entropy(outputs["stddev"])
+    assert first is not second
+    for entropy in (first, second, policy.get_entropy(jnp.array(outputs["stddev"]))):
+        np.testing.assert_allclose(entropy, want, rtol=1e-6, atol=1e-6)
 
 
 def test_params_argument_is_used_and_differentiable():

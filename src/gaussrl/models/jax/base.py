@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import os
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +31,7 @@ from gaussrl.core.errors import (
 )
 from gaussrl.core.spaces import SpaceLike, action_bounds, space_shape, space_size
 from gaussrl.io.atomic import write_atomic
+from gaussrl.models.jax.functional import next_key_data
 
 INIT_ARGS_ATTRIBUTE = "_gaussrl_init_args"
 """Where ``Model`` keeps the outermost ``__init__`` arguments, replayed by ``clone()``."""
@@ -44,7 +46,37 @@ multi-threaded executor, which costs about 2x the whole ``act()`` at small batch
 counter-based, has a proper ``split`` and compiles to a few fused loops.
 """
 
+
+@dataclass(slots=True)
+class KeyStream:
+    """A model's sampling key: raw key words and their PRNG, moved on by :func:`next_key_data` after each draw.
+
+    Attributes:
+        data: Raw key words (``jax.random.key_data``), shape (W,) uint32.
+        impl: Their PRNG implementation (``jax.random.key_impl``).
+    """
+
+    data: jax.Array
+    impl: Any
+
+    @classmethod
+    def start(cls, seed: int | jax.Array) -> KeyStream:
+        """The stream of an int seed (a :data:`KEY_IMPL` key) or a PRNG key (raw uint32 keys: the default PRNG's)."""
+        key = _as_key(seed)
+        if not jnp.issubdtype(key.dtype, jax.dtypes.prng_key):
+            key = jax.random.wrap_key_data(key)
+        return cls(jax.random.key_data(key), jax.random.key_impl(key))
+
+    def advance(self, next_data: jax.Array) -> None:
+        """Keep the next key words; a tracer (``act`` inside an outer ``jax.jit``) moves the stream on eagerly."""
+        if isinstance(next_data, _TRACER):
+            with jax.ensure_compile_time_eval():
+                next_data = next_key_data(self.data)
+        self.data = next_data
+
+
 _NOT_GIVEN: Any = object()
+_TRACER = jax.core.Tracer
 
 
 class StateDict(flax.struct.PyTreeNode):
@@ -135,7 +167,7 @@ class Model(nn.Module):
             if getattr(self, attr) is not None
         )
         self._frozen = False
-        self._key: jax.Array | None = None
+        self._key: KeyStream | None = None
         self.state_dict: StateDict | None = None
         object.__setattr__(self, MODEL_READY_ATTRIBUTE, True)
 
@@ -207,7 +239,7 @@ class Model(nn.Module):
             inputs = {name: jnp.zeros((1, size)) for name, size, _ in self._input_layout}
         with jax.default_device(self.device):
             self.state_dict = StateDict(params=self.init(params_key, inputs, role))
-        self._key = sample_key
+        self._key = KeyStream.start(sample_key)
 
     @nn.nowrap
     def seed(self, seed: int | jax.Array) -> None:
@@ -216,7 +248,7 @@ class Model(nn.Module):
         Args:
             seed: An int seed or a PRNG key.
         """
-        self._key = _as_key(seed)
+        self._key = KeyStream.start(seed)
 
     @nn.nowrap
     def ready_state_dict(self, method: str) -> StateDict:
@@ -233,25 +265,9 @@ class Model(nn.Module):
         return self.state_dict
 
     @nn.nowrap
-    def _split_key(self) -> jax.Array:
-        self.ready_state_dict("random_act")
-        self._key, key = jax.random.split(self._key)
-        return key
-
-    @nn.nowrap
     def advance_key(self, next_key: jax.Array) -> None:
-        """Store the key a compiled call returned, so that the next call draws fresh noise.
-
-        Inside an outer trace (``jax.jit`` around ``act``) the returned key is a tracer and cannot
-        be kept; the stored key is then split eagerly instead, so later calls still differ.
-
-        Args:
-            next_key: The key returned by the compiled call.
-        """
-        if isinstance(next_key, jax.core.Tracer):
-            with jax.ensure_compile_time_eval():
-                next_key = jax.random.split(self._key)[0]
-        self._key = next_key
+        """Keep the raw key words a compiled call returned (:meth:`KeyStream.advance`)."""
+        self._key.advance(next_key)
 
     @nn.nowrap
     def random_act(
@@ -273,7 +289,9 @@ class Model(nn.Module):
             bounds = action_bounds(self.action_space, "random_act()")
         except TypeError:
             bounds = None
-        key = self._split_key()
+        self.ready_state_dict("random_act")
+        key = jax.random.wrap_key_data(self._key.data, impl=self._key.impl)
+        self.advance_key(next_key_data(self._key.data))
         if bounds is not None and bounds.bounded:
             low, high = jnp.asarray(bounds.low, jnp.float32), jnp.asarray(bounds.high, jnp.float32)
             return jax.random.uniform(key, shape, jnp.float32, low, high), {}

@@ -1,15 +1,17 @@
 """Gaussian (diagonal Normal) policies for JAX/Flax: ``GaussianMixin``.
 
 The formulas are those of :mod:`gaussrl.core.reference`, written for ``jax.numpy``. ``act()``
-compiles the network, the key split, the sampling and the log-density into one ``jax.jit``
-call (the role is static), so a call costs about one dispatch.
+compiles the network, the key step, the sampling, the log-density and the entropy into one
+``jax.jit`` call (the role is static), so ``act()`` and then ``get_entropy(outputs["stddev"])``
+cost one dispatch. At batch 1 each input and output array costs dispatch time, so the call
+takes and returns raw key words (not a typed key) and nothing it could leave out.
 """
 
 from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import jax
@@ -29,12 +31,15 @@ from gaussrl.core.spec import GaussianPlan, GaussianSpec, Reduction, make_plan
 from gaussrl.models.jax.functional import (
     gaussian_entropy,
     gaussian_log_prob,
+    next_key_data,
     reduce_log_prob,
     tanh_log_det,
 )
 
 FINITE_CHECKED = ("mean_actions", "log_std")
 """The outputs of ``__call__`` that ``check_finite=True`` checks, in this order."""
+
+_TRACER = jax.core.Tracer
 
 
 @dataclass(frozen=True)
@@ -143,18 +148,29 @@ def gaussian_head(
     return actions, {"log_prob": log_prob, "log_std": log_std, "stddev": stddev, **extra}
 
 
-def _traced_act(
-    model: Any, params: Any, key: jax.Array, inputs: Mapping[str, Any], *, role: str, frozen: bool, training: bool
-) -> tuple[jax.Array, dict[str, Any], jax.Array, jax.Array | None]:
-    """The body that ``act()`` compiles: network, key split, sampling and log-density.
+def _sample_key(key: jax.Array, impl: Any) -> tuple[jax.Array, jax.Array | None]:
+    """This call's sampling key and the stream's next key words (None for a key passed to ``act``)."""
+    if impl is None:
+        return jax.random.split(key)[1], None
+    return jax.random.wrap_key_data(key, impl=impl), next_key_data(key)
 
-    ``training`` is static only so that ``enable_training_mode()`` retraces (``apply`` reads it).
+
+def _traced_act(
+    model: Any, params: Any, key: jax.Array, inputs: Mapping[str, Any], static: tuple[str, bool, bool, Any]
+) -> tuple[jax.Array, dict[str, Any], jax.Array, jax.Array | None, jax.Array | None]:
+    """The body that ``act()`` compiles: network, sampling, log-density and the base entropy.
+
+    ``static`` is ``(role, frozen, training, impl)``, one hashable argument (each static argument
+    costs dispatch time). ``key`` is the model's raw key words when ``impl`` names their PRNG, else
+    a key passed to ``act``. ``training`` only keys the cache, so that ``enable_training_mode()``
+    retraces (``apply`` reads it). The entropy is returned so that ``get_entropy(outputs["stddev"])``
+    needs no second call.
     """
-    del training
+    role, frozen, _, impl = static
     plan = model._gaussian.plan
     if frozen:
         params = jax.lax.stop_gradient(params)
-    key, sample_key = jax.random.split(key)
+    sample_key, next_key = _sample_key(key, impl)
     mean, log_std, outputs = _network_outputs(model, params, inputs, role)
     flags = None
     if plan.spec.check_finite:
@@ -162,7 +178,7 @@ def _traced_act(
     noise = jax.random.normal(sample_key, jnp.shape(mean), mean.dtype)
     actions, head = gaussian_head(mean, log_std, noise, inputs.get("taken_actions"), plan)
     outputs.update(head)
-    return actions, outputs, key, flags
+    return actions, outputs, gaussian_entropy(head["log_std"]), next_key, flags
 
 
 def _traced_entropy(plan: GaussianPlan, stddev: jax.Array, pre_tanh: jax.Array | None) -> jax.Array:
@@ -174,10 +190,15 @@ def _traced_entropy(plan: GaussianPlan, stddev: jax.Array, pre_tanh: jax.Array |
 
 @dataclass
 class _GaussianState:
-    """Everything ``GaussianMixin`` keeps: the plan and its compiled functions (built on first use)."""
+    """Everything ``GaussianMixin`` keeps: the plan and its compiled functions (built on first use).
+
+    ``last_entropy`` is the last ``act()``'s ``(stddev, entropy)`` until ``get_entropy`` takes it.
+    """
 
     plan: GaussianPlan
-    compiled: dict[str, Callable[..., Any]] = field(default_factory=dict)
+    act: Callable[..., Any] | None = None
+    entropy: Callable[..., Any] | None = None
+    last_entropy: tuple[jax.Array, jax.Array] | None = None
 
 
 class GaussianMixin(Mixin):
@@ -228,24 +249,15 @@ class GaussianMixin(Mixin):
         )
         self._gaussian = _GaussianState(make_plan(spec, self.action_space, self.num_actions))
 
-    def _compiled(self, name: str) -> Callable[..., Any]:
-        compiled = self._gaussian.compiled.get(name)
-        if compiled is None:
-            if name == "act":
-                compiled = jax.jit(functools.partial(_traced_act, self), static_argnames=("role", "frozen", "training"))
-            else:
-                compiled = jax.jit(functools.partial(_traced_entropy, self._gaussian.plan))
-            self._gaussian.compiled[name] = compiled
-        return compiled
-
     def act(
         self, inputs: Mapping[str, Any], *, role: str = "", params: Any = None, key: jax.Array | None = None
     ) -> tuple[jax.Array, dict[str, Any]]:
         """Sample actions by reparameterization and score them (or ``inputs["taken_actions"]``).
 
-        Each call splits the model's key (see ``seed()``), so consecutive calls are independent and
-        a seed reproduces them. Inside an outer ``jax.jit`` the model's key is a compile-time
-        constant: pass ``key`` there to get fresh noise on every execution.
+        Each call samples with the next key of the model's stream (see ``seed()`` and
+        :func:`next_key_data`), so consecutive calls are independent and a seed reproduces them.
+        Inside an outer ``jax.jit`` the model's key is a compile-time constant: pass ``key`` there
+        to get fresh noise on every execution.
 
         Args:
             inputs: Model inputs: ``"observations"``, ``"states"``, and optionally ``"taken_actions"``;
@@ -264,21 +276,24 @@ class GaussianMixin(Mixin):
             NotReadyError: If ``init_state_dict()`` has not been called.
             NonFiniteOutputError: With ``check_finite=True``, for NaN or infinity from ``__call__``.
         """
-        state_dict = self.ready_state_dict("act")
-        actions, outputs, next_key, flags = self._compiled("act")(
+        state_dict, stream, state = self.ready_state_dict("act"), self._key, self._gaussian
+        if state.act is None:
+            state.act = jax.jit(functools.partial(_traced_act, self), static_argnums=3)
+        own_key = key is None
+        actions, outputs, entropy, next_key, flags = state.act(
             state_dict.params if params is None else params,
-            self._key if key is None else key,
+            stream.data if own_key else key,
             inputs,
-            role=role,
-            frozen=self._frozen,
-            training=self.training,
+            (role, self._frozen, self.training, stream.impl if own_key else None),
         )
-        if key is None:
-            self.advance_key(next_key)
-        if flags is not None and not isinstance(flags, jax.core.Tracer):
+        if own_key:
+            stream.advance(next_key)
+        if flags is not None and not isinstance(flags, _TRACER):
             for name, finite in zip(FINITE_CHECKED, np.asarray(flags), strict=True):
                 if not finite:
                     raise non_finite_error(name, role)
+        if not isinstance(entropy, _TRACER):
+            state.last_entropy = (outputs["stddev"], entropy)
         return actions, outputs
 
     def get_entropy(self, stddev: jax.Array, *, role: str = "", pre_tanh: jax.Array | None = None) -> jax.Array:
@@ -297,4 +312,10 @@ class GaussianMixin(Mixin):
         Returns:
             ``stddev``'s shape, or (N, A) with ``pre_tanh``.
         """
-        return self._compiled("entropy")(stddev, pre_tanh)
+        state = self._gaussian
+        last, state.last_entropy = state.last_entropy, None
+        if last is not None and last[0] is stddev and pre_tanh is None:
+            return last[1]
+        if state.entropy is None:
+            state.entropy = jax.jit(functools.partial(_traced_entropy, state.plan))
+        return state.entropy(stddev, pre_tanh)
