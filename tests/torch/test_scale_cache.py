@@ -80,3 +80,16 @@ def test_rollout_and_training_paths_agree(reduction, scored, options):
     for reference, other in ((results[0], results[1]), (results[0], results[2])):
         for a, b in zip(reference, other, strict=True):
             torch.testing.assert_close(a.detach(), b.detach(), rtol=1e-6, atol=1e-6)
+
+
+def test_returned_log_std_does_not_alias_the_parameter():
+    """outputs["log_std"] kept across an optimizer step keeps the value it had (a rollout stores it)."""
+    policy = Policy()
+    optimizer = torch.optim.SGD(policy.parameters(), lr=0.5)
+    _, outputs = policy.act({"observations": torch.zeros(3, 3)})
+    kept = outputs["log_std"].detach()
+    before = kept.clone()
+    outputs["log_prob"].sum().backward()
+    optimizer.step()
+    assert not torch.equal(policy.log_std_parameter.detach(), before)
+    torch.testing.assert_close(kept, before, rtol=0, atol=0)

@@ -132,20 +132,6 @@ class _Scale:
         return self.source is raw and self.version == raw._version and self.data_ptr == raw.data_ptr()
 
 
-def _clamp(raw: torch.Tensor, k: _Constants, tracked: bool) -> torch.Tensor:
-    """``raw`` clamped to the log-std bounds.
-
-    On an autograd graph over a CPU tensor with every value in range, ``raw`` itself: the clamp
-    would be the identity (same values, gradient 1) but its node's backward costs several times
-    this check. Elsewhere the check would wait for the device, so the clamp always runs.
-    """
-    if tracked and raw.is_cpu:
-        values = raw.detach()
-        if torch.equal(values.clamp(k.log_std_low, k.log_std_high), values):
-            return raw
-    return raw.clamp(k.log_std_low, k.log_std_high)
-
-
 @dataclass
 class _GaussianState:
     """Everything ``GaussianMixin`` keeps: the plan, tensor constants, and the last call."""
@@ -179,7 +165,7 @@ class _GaussianState:
         tracked = raw.requires_grad and torch.is_grad_enabled()
         if self.scale is not None and not tracked and self.scale.unchanged(raw):
             return self.scale
-        scale = _Scale(_clamp(raw, k, tracked), raw, raw._version, raw.data_ptr())
+        scale = _Scale(raw.clamp(k.log_std_low, k.log_std_high), raw, raw._version, raw.data_ptr())
         self.scale = None if tracked or raw.dim() != 1 else scale
         return scale
 
