@@ -145,7 +145,9 @@ def adam(parameters: Iterable[torch.Tensor], lr: float) -> torch.optim.Adam:
     """
     parameters = list(parameters)
     device = parameters[0].device.type if parameters else "cpu"
-    if device in FUSED_DEVICES and all(p.dtype == torch.float32 for p in parameters):
+    # FusedAdam drives torch's private fused kernel; a torch without it gets the public optimiser.
+    private_api = hasattr(torch, "_fused_adam_") and hasattr(torch.optim.Adam, "_init_group")
+    if private_api and device in FUSED_DEVICES and all(p.dtype == torch.float32 for p in parameters):
         return FusedAdam(parameters, lr)
     return torch.optim.Adam(parameters, lr=lr, foreach=True)
 
