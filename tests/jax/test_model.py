@@ -174,7 +174,7 @@ def test_model_stream_samples_with_consecutive_keys_and_explicit_keys_are_split(
     policy.seed(4)
     start = jax.random.key_data(jax.random.key(4, impl="philox4x32"))
     for step in range(2):
-        words = start + np.array([0, step], np.uint32)
+        words = start + np.array([0, step + 1], np.uint32)
         want = _sample(policy, inputs, jax.random.wrap_key_data(words, impl="philox4x32"))
         np.testing.assert_allclose(policy.act(inputs)[0], want, rtol=1e-6, atol=1e-6)
     key = jax.random.key(9)

@@ -49,10 +49,10 @@ counter-based, has a proper ``split`` and compiles to a few fused loops.
 
 @dataclass(slots=True)
 class KeyStream:
-    """A model's sampling key: raw key words and their PRNG, moved on by :func:`next_key_data` after each draw.
+    """A model's sampling key: each draw steps the words (:func:`next_key_data`), samples with them and keeps them.
 
     Attributes:
-        data: Raw key words (``jax.random.key_data``), shape (W,) uint32.
+        data: Raw key words (``jax.random.key_data``) of the seed or of the last draw, shape (W,) uint32.
         impl: Their PRNG implementation (``jax.random.key_impl``).
     """
 
@@ -290,8 +290,9 @@ class Model(nn.Module):
         except TypeError:
             bounds = None
         self.ready_state_dict("random_act")
-        key = jax.random.wrap_key_data(self._key.data, impl=self._key.impl)
-        self.advance_key(next_key_data(self._key.data))
+        words = next_key_data(self._key.data)
+        self.advance_key(words)
+        key = jax.random.wrap_key_data(words, impl=self._key.impl)
         if bounds is not None and bounds.bounded:
             low, high = jnp.asarray(bounds.low, jnp.float32), jnp.asarray(bounds.high, jnp.float32)
             return jax.random.uniform(key, shape, jnp.float32, low, high), {}
