@@ -56,6 +56,9 @@ def measure(run_act: Callable[[], object], run_forward: Callable[[], object], ro
         run_forward()
     calls = _calls_for(run_forward, budget)
     act_calls = _calls_for(run_act, budget)
+    # One untimed round each: the first timings in a process (allocator, caches) run slow.
+    _per_call(run_forward, calls)
+    _per_call(run_act, act_calls)
     ratios, act_times, forward_times = [], [], []
     for _ in range(rounds):
         t_forward = _per_call(run_forward, calls)
@@ -115,7 +118,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--cases", nargs="*", default=list(CASES), choices=list(CASES))
     parser.add_argument("--batches", nargs="*", type=int, default=[1, 64, 4096, 65536])
     parser.add_argument("--rounds", type=int, default=15)
-    parser.add_argument("--budget", type=float, default=0.05, help="seconds per timing in a round")
+    parser.add_argument("--budget", type=float, default=0.1, help="seconds per timing in a round")
     parser.add_argument("--training", action="store_true", help="time act(taken_actions)+backward instead")
     parser.add_argument("--head-only", action="store_true", help="identity network: the head's absolute cost")
     parser.add_argument("--out", type=Path, default=RESULTS)
