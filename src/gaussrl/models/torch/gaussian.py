@@ -38,6 +38,8 @@ class _Constants:
 
     log_std_low: float
     log_std_high: float
+    log_std_bounds: tuple[torch.Tensor, ...]
+    """The log-std bounds as 0-d tensors, for a clamp on a graph (see ``_GaussianState.scale_of``)."""
     clip_low: torch.Tensor
     clip_high: torch.Tensor
     squash_center: torch.Tensor
@@ -162,11 +164,15 @@ class _GaussianState:
         In-place writes through ``.data`` bypass the version counter: write under
         ``torch.no_grad()`` instead (as optimizers, ``load_state_dict`` and ``update_parameters`` do).
         """
-        tracked = raw.requires_grad and torch.is_grad_enabled()
-        if self.scale is not None and not tracked and self.scale.unchanged(raw):
+        if raw.requires_grad and torch.is_grad_enabled():
+            # Tensor bounds: the same values and the same (inclusive) gradient mask as float bounds,
+            # but a cheaper backward node (float bounds are re-wrapped as tensors on every backward).
+            self.scale = None
+            return _Scale(torch.clamp(raw, *k.log_std_bounds))
+        if self.scale is not None and self.scale.unchanged(raw):
             return self.scale
         scale = _Scale(raw.clamp(k.log_std_low, k.log_std_high), raw, raw._version, raw.data_ptr())
-        self.scale = None if tracked or raw.dim() != 1 else scale
+        self.scale = None if raw.dim() != 1 else scale
         return scale
 
     def tensors(self, like: torch.Tensor) -> _Constants:
@@ -180,9 +186,10 @@ class _GaussianState:
             )
             floor = log_std_floor(str(like.dtype).removeprefix("torch."))
             offset = torch.full((1, 1), 0.5 + LOG_SQRT_2PI, device=like.device, dtype=like.dtype)
+            bounds = max(plan.min_log_std, floor), plan.max_log_std
+            tensor_bounds = torch.tensor(bounds, device=like.device, dtype=like.dtype).unbind()
             found = _Constants(
-                max(plan.min_log_std, floor), plan.max_log_std, low, high, center, scale, scale.log(), offset,
-                _Reduce.of(plan, like),
+                *bounds, tensor_bounds, low, high, center, scale, scale.log(), offset, _Reduce.of(plan, like),
             )  # fmt: skip
             self.constants[key] = found
         return found
