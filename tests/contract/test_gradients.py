@@ -117,3 +117,15 @@ def test_clamped_log_std_passes_gradient_only_inside_the_bounds(backend, state_d
     )
     z = (x - mean) / np.exp(np.broadcast_to(log_std, mean.shape).astype(np.float64))
     np.testing.assert_allclose(grads["log_std"], z * z if state_dependent else (z * z).sum(0), rtol=1e-4, atol=1e-3)
+
+
+def test_log_std_exactly_on_a_bound_gets_the_full_gradient(backend):
+    """The clamp's gradient mask is the closed interval [-20, 2], as torch.clamp's (jnp.clip gives 1/2 there).
+
+    A log-std parameter initialised on a bound must still learn in both directions.
+    """
+    mean, x = draw(15, n=16), draw(16, n=16)
+    log_std = np.array([-20.0, -1.0, 0.5, 2.0], np.float32)
+    _, _, grads = backend.grads(backend.policy(box()), mean, log_std, "log_prob", taken_actions=x)
+    z = (x - mean) / np.exp(log_std.astype(np.float64))
+    np.testing.assert_allclose(grads["log_std"], (z * z - 1.0).sum(0), rtol=1e-4, atol=1e-3)

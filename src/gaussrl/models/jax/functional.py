@@ -51,6 +51,32 @@ def tanh_log_det(pre_tanh: jax.Array) -> jax.Array:
     return 2.0 * (LOG_2 - pre_tanh - jax.nn.softplus(-2.0 * pre_tanh))
 
 
+@functools.partial(jax.custom_jvp, nondiff_argnums=(1, 2))
+def clamp(x: jax.Array, low: float, high: float) -> jax.Array:
+    """``jnp.clip(x, low, high)`` with gradient 1 on the closed interval ``[low, high]`` and 0 outside.
+
+    As ``torch.clamp``; ``jnp.clip``'s gradient is 1/2 on a bound, so the backends would disagree
+    there. Only the derivative rule differs: the compiled forward is ``jnp.clip``'s.
+
+    Args:
+        x: Any shape.
+        low: Lower bound.
+        high: Upper bound.
+
+    Returns:
+        Same shape.
+    """
+    return jnp.clip(x, low, high)
+
+
+@clamp.defjvp
+def _clamp_jvp(
+    low: float, high: float, primals: tuple[jax.Array], tangents: tuple[jax.Array]
+) -> tuple[jax.Array, jax.Array]:
+    (x,), (dx,) = primals, tangents
+    return clamp(x, low, high), jnp.where((x >= low) & (x <= high), dx, jnp.zeros_like(dx))
+
+
 def reduce_log_prob(log_prob: jax.Array, reduction: Reduction) -> jax.Array:
     """Reduce per-dimension log-densities over the last axis, keeping it.
 

@@ -30,6 +30,7 @@ from gaussrl.core.errors import (
 from gaussrl.core.reference import LOG_SQRT_2PI, log_std_floor
 from gaussrl.core.spec import GaussianPlan, GaussianSpec, Reduction, make_plan
 from gaussrl.models.jax.functional import (
+    clamp,
     gaussian_entropy,
     gaussian_log_prob,
     next_key_data,
@@ -129,7 +130,7 @@ def gaussian_head(
         Actions (N, A) and ``{"log_prob", "log_std", "stddev", "mean_actions"}`` (+ ``"pre_tanh"`` when squashing).
     """
     k = _Constants.of(plan, mean.dtype)
-    log_std = jnp.clip(log_std, k.log_std_low, k.log_std_high)
+    log_std = clamp(log_std, k.log_std_low, k.log_std_high)
     if plan.spec.clip_mean_actions:
         mean = jnp.clip(mean, k.clip_low, k.clip_high)
     stddev = jnp.exp(log_std)

@@ -188,7 +188,9 @@ def head_kernel(num_actions: int, dtype: Any) -> Any:
         row, taken_row = i * ints[0], i * flags[0]
         total, product = DT(0.0), DT(1.0)
         for j in range(wp.static(num_actions)):
-            ls = wp.clamp(log_std[row, j], log_std_low, log_std_high)
+            # Not wp.clamp: its gradient is 0 on the upper bound; this one's is 1 on [low, high] (as torch's).
+            ls = log_std[row, j]
+            ls = wp.where(ls < log_std_low, log_std_low, wp.where(ls > log_std_high, log_std_high, ls))
             if ints[0] == 1 or i == 0:
                 log_std_out[row * wp.static(num_actions) + j] = ls
             mu = mean[i, j]
