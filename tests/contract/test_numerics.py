@@ -43,3 +43,11 @@ def test_check_finite_is_off_by_default(backend):
     mean[0, 0] = np.nan
     actions, _ = backend.act(policy, mean, np.zeros((4, 4), np.float32))
     assert np.isnan(actions[0, 0]) and np.isfinite(actions[1:]).all()
+
+
+def test_nan_log_std_is_not_clamped_into_range(backend):
+    """The clamp propagates NaN (as torch.clamp), so a NaN log-std shows up instead of becoming a bound."""
+    log_std = np.array([np.nan, 0.0, 0.0, 0.0], np.float32)
+    _, outputs = backend.act(backend.policy(box()), draw(4, n=4), log_std)
+    assert np.isnan(outputs["log_std"][..., 0]).all() and np.isfinite(outputs["log_std"][..., 1:]).all()
+    assert np.isnan(outputs["log_prob"]).all()
