@@ -36,10 +36,10 @@ from gaussrl.models.torch.functional import (
 class _Constants:
     """The plan's arrays as tensors of one device and dtype."""
 
-    log_std_low: float
-    log_std_high: float
     log_std_bounds: tuple[torch.Tensor, ...]
-    """The log-std bounds as 0-d tensors, for a clamp on a graph (see ``_GaussianState.scale_of``)."""
+    """The log-std bounds as 0-d tensors: the same values and (inclusive) gradient mask as float
+    bounds, but a cheaper clamp, and a cheaper backward node (float bounds are re-wrapped as tensors
+    on every backward)."""
     clip_low: torch.Tensor
     clip_high: torch.Tensor
     squash_center: torch.Tensor
@@ -165,13 +165,11 @@ class _GaussianState:
         ``torch.no_grad()`` instead (as optimizers, ``load_state_dict`` and ``update_parameters`` do).
         """
         if raw.requires_grad and torch.is_grad_enabled():
-            # Tensor bounds: the same values and the same (inclusive) gradient mask as float bounds,
-            # but a cheaper backward node (float bounds are re-wrapped as tensors on every backward).
             self.scale = None
             return _Scale(torch.clamp(raw, *k.log_std_bounds))
         if self.scale is not None and self.scale.unchanged(raw):
             return self.scale
-        scale = _Scale(raw.clamp(k.log_std_low, k.log_std_high), raw, raw._version, raw.data_ptr())
+        scale = _Scale(torch.clamp(raw, *k.log_std_bounds), raw, raw._version, raw.data_ptr())
         self.scale = None if raw.dim() != 1 else scale
         return scale
 
@@ -186,10 +184,10 @@ class _GaussianState:
             )
             floor = log_std_floor(str(like.dtype).removeprefix("torch."))
             offset = torch.full((1, 1), 0.5 + LOG_SQRT_2PI, device=like.device, dtype=like.dtype)
-            bounds = max(plan.min_log_std, floor), plan.max_log_std
-            tensor_bounds = torch.tensor(bounds, device=like.device, dtype=like.dtype).unbind()
+            bounds = (max(plan.min_log_std, floor), plan.max_log_std)
+            log_std_bounds = torch.tensor(bounds, device=like.device, dtype=like.dtype).unbind()
             found = _Constants(
-                *bounds, tensor_bounds, low, high, center, scale, scale.log(), offset, _Reduce.of(plan, like),
+                log_std_bounds, low, high, center, scale, scale.log(), offset, _Reduce.of(plan, like),
             )  # fmt: skip
             self.constants[key] = found
         return found

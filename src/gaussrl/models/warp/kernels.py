@@ -67,14 +67,14 @@ def _unique(num_actions: int = 1) -> Any:
 
 
 @functools.cache
-def scalar_funcs(dtype: Any) -> tuple[Any, Any, Any]:
+def scalar_funcs(dtype: Any) -> tuple[Any, Any, Any, Any]:
     """The Warp functions shared by the kernels of one dtype.
 
     Args:
         dtype: ``wp.float32`` or ``wp.float64``.
 
     Returns:
-        ``(log_density, tanh_log_det, atanh)``.
+        ``(log_density, tanh_log_det, atanh, clamp)``.
     """
     DT = dtype
     suffix = dtype.__name__
@@ -95,7 +95,13 @@ def scalar_funcs(dtype: Any) -> tuple[Any, Any, Any]:
     def atanh(y: DT) -> DT:
         return DT(0.5) * wp.log((DT(1.0) + y) / (DT(1.0) - y))
 
-    return log_density, tanh_log_det, atanh
+    @wp.func(name=f"gaussrl_clamp_{suffix}")
+    def clamp(x: DT, low: DT, high: DT) -> DT:
+        # Not wp.clamp: its gradient is 0 on the upper bound; this one's is 1 on [low, high], as
+        # torch.clamp's, and a NaN stays NaN (wp.clamp returns the lower bound).
+        return wp.where(x < low, low, wp.where(x > high, high, x))
+
+    return log_density, tanh_log_det, atanh, clamp
 
 
 @functools.cache
@@ -103,7 +109,7 @@ def _element_funcs(dtype: Any) -> Any:
     """One action dimension of the head: ``(action, log_prob, entropy correction, mean shown)``."""
     DT = dtype
     suffix = dtype.__name__
-    log_density, tanh_log_det, atanh = scalar_funcs(dtype)
+    log_density, tanh_log_det, atanh, _ = scalar_funcs(dtype)
 
     @wp.func(name=f"gaussrl_plain_{suffix}")
     def plain(mean: DT, log_std: DT, noise: DT, taken: DT, has_taken: int, clip: int, low: DT, high: DT):  # noqa: PLR0917
@@ -176,6 +182,7 @@ def head_kernel(num_actions: int, dtype: Any) -> Any:
     DT = dtype
     element = _element_funcs(dtype)
     reduce = _reduce_func(num_actions, dtype)
+    clamp = scalar_funcs(dtype)[3]
     arr = wp.array2d(dtype=DT)
 
     @_unique(num_actions)
@@ -188,9 +195,7 @@ def head_kernel(num_actions: int, dtype: Any) -> Any:
         row, taken_row = i * ints[0], i * flags[0]
         total, product = DT(0.0), DT(1.0)
         for j in range(wp.static(num_actions)):
-            # Not wp.clamp: its gradient is 0 on the upper bound; this one's is 1 on [low, high] (as torch's).
-            ls = log_std[row, j]
-            ls = wp.where(ls < log_std_low, log_std_low, wp.where(ls > log_std_high, log_std_high, ls))
+            ls = clamp(log_std[row, j], log_std_low, log_std_high)
             if ints[0] == 1 or i == 0:
                 log_std_out[row * wp.static(num_actions) + j] = ls
             mu = mean[i, j]
