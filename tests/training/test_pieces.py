@@ -72,11 +72,13 @@ def test_running_scaler_matches_numpy_and_inverts():
 @pytest.mark.parametrize(
     ("cls", "kwargs", "match"),
     [
-        (PPOConfig, {"ratio_clip": 1.5}, r"ratio_clip=1.5 is outside \(0.0, 1.0\)"),
-        (PPOConfig, {"rollouts": 0}, "rollouts=0 must be a positive integer"),
+        (PPOConfig, {"ratio_clip": 1.5}, r"ratio_clip=1.5 is outside \(0.0, 1.0\); .*\(the default is 0.2\)"),
+        (PPOConfig, {"discount_factor": "0.9"}, r"discount_factor='0.9' is outside \[0.0, 1.0\]"),
+        (PPOConfig, {"gae_lambda": float("nan")}, r"gae_lambda=nan is outside .*\(the default is 0.95\)"),
+        (PPOConfig, {"rollouts": 0}, r"rollouts=0 must be a positive integer .*\(the default is 512\)"),
         (PPOConfig, {"learning_rate_scheduler": "cosine"}, "learning_rate_scheduler='cosine' must be"),
         (PPOConfig, {"hidden_sizes": ()}, "hidden_sizes=.* must be a non-empty sequence"),
-        (SACConfig, {"polyak": 0.0}, r"polyak=0.0 is outside \(0.0, 1.0\]"),
+        (SACConfig, {"polyak": 0.0}, r"polyak=0.0 is outside \(0.0, 1.0\]; .*\(the default is 0.005\)"),
         (SACConfig, {"batch_size": 512, "memory_size": 100}, "batch_size=512 exceeds memory_size=100"),
         (SACConfig, {"learning_starts": -1}, "learning_starts=-1 must be a non-negative integer"),
     ],

@@ -16,17 +16,28 @@ from typing import Literal
 Scheduler = Literal["constant", "kl_adaptive", "linear"]
 
 
-def _check_positive_int(name: str, value: object) -> None:
+def _default(config: object, name: str) -> str:
+    """The fix an error message suggests: the field's default."""
+    return f"(the default is {type(config).__dataclass_fields__[name].default!r})"  # type: ignore[attr-defined]
+
+
+def _check_positive_int(config: object, name: str) -> None:
+    value = getattr(config, name)
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name}={value!r} must be a positive integer (1, 2, ...).")
+        raise ValueError(f"{name}={value!r} must be a positive integer (1, 2, ...) {_default(config, name)}.")
 
 
-def _check_range(name: str, value: float, low: float, high: float, *, closed: str = "[]") -> None:
-    """Raise unless ``value`` lies in the interval; ``closed`` gives the brackets, e.g. ``"(]"``."""
-    above = value >= low if closed[0] == "[" else value > low
-    below = value <= high if closed[1] == "]" else value < high
-    if not (isinstance(value, int | float) and math.isfinite(value) and above and below):
-        raise ValueError(f"{name}={value!r} is outside {closed[0]}{low}, {high}{closed[1]}.")
+def _check_range(config: object, name: str, low: float, high: float, *, closed: str = "[]") -> None:
+    """Raise unless the field lies in the interval; ``closed`` gives the brackets, e.g. ``"(]"``."""
+    value = getattr(config, name)
+    finite = isinstance(value, int | float) and math.isfinite(value)
+    above = finite and (value >= low if closed[0] == "[" else value > low)
+    below = finite and (value <= high if closed[1] == "]" else value < high)
+    if not (above and below):
+        raise ValueError(
+            f"{name}={value!r} is outside {closed[0]}{low}, {high}{closed[1]}; choose a value in that range "
+            f"{_default(config, name)}."
+        )
 
 
 def _check_sizes(name: str, sizes: tuple[int, ...]) -> None:
@@ -97,17 +108,17 @@ class PPOConfig:
     def __post_init__(self) -> None:
         _check_flags(self)
         for name in ("rollouts", "learning_epochs", "mini_batches", "rnn_hidden_size", "rnn_num_layers"):
-            _check_positive_int(name, getattr(self, name))
-        _check_positive_int("sequence_length", self.sequence_length)
-        _check_range("discount_factor", self.discount_factor, 0.0, 1.0)
-        _check_range("gae_lambda", self.gae_lambda, 0.0, 1.0)
-        _check_range("learning_rate", self.learning_rate, 0.0, 1.0, closed="(]")
-        _check_range("ratio_clip", self.ratio_clip, 0.0, 1.0, closed="()")
+            _check_positive_int(self, name)
+        _check_positive_int(self, "sequence_length")
+        _check_range(self, "discount_factor", 0.0, 1.0)
+        _check_range(self, "gae_lambda", 0.0, 1.0)
+        _check_range(self, "learning_rate", 0.0, 1.0, closed="(]")
+        _check_range(self, "ratio_clip", 0.0, 1.0, closed="()")
         for name in ("grad_norm_clip", "value_clip", "entropy_loss_scale", "value_loss_scale", "kl_threshold"):
-            _check_range(name, getattr(self, name), 0.0, math.inf, closed="[)")
-        _check_range("kl_adaptive_threshold", self.kl_adaptive_threshold, 0.0, math.inf, closed="()")
-        _check_range("reward_scale", self.reward_scale, 0.0, math.inf, closed="()")
-        _check_range("initial_log_std", self.initial_log_std, -20.0, 2.0)
+            _check_range(self, name, 0.0, math.inf, closed="[)")
+        _check_range(self, "kl_adaptive_threshold", 0.0, math.inf, closed="()")
+        _check_range(self, "reward_scale", 0.0, math.inf, closed="()")
+        _check_range(self, "initial_log_std", -20.0, 2.0)
         _check_sizes("hidden_sizes", self.hidden_sizes)
         if self.learning_rate_scheduler not in ("constant", "kl_adaptive", "linear"):
             raise ValueError(
@@ -183,18 +194,18 @@ class SACConfig:
     def __post_init__(self) -> None:
         _check_flags(self)
         for name in ("gradient_steps", "batch_size", "memory_size"):
-            _check_positive_int(name, getattr(self, name))
+            _check_positive_int(self, name)
         for name in ("random_timesteps", "learning_starts"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise ValueError(f"{name}={value!r} must be a non-negative integer.")
-        _check_range("discount_factor", self.discount_factor, 0.0, 1.0)
-        _check_range("polyak", self.polyak, 0.0, 1.0, closed="(]")
+        _check_range(self, "discount_factor", 0.0, 1.0)
+        _check_range(self, "polyak", 0.0, 1.0, closed="(]")
         for name in ("actor_learning_rate", "critic_learning_rate", "entropy_learning_rate"):
-            _check_range(name, getattr(self, name), 0.0, 1.0, closed="(]")
-        _check_range("initial_entropy_value", self.initial_entropy_value, 0.0, math.inf, closed="()")
-        _check_range("grad_norm_clip", self.grad_norm_clip, 0.0, math.inf, closed="[)")
-        _check_range("reward_scale", self.reward_scale, 0.0, math.inf, closed="()")
+            _check_range(self, name, 0.0, 1.0, closed="(]")
+        _check_range(self, "initial_entropy_value", 0.0, math.inf, closed="()")
+        _check_range(self, "grad_norm_clip", 0.0, math.inf, closed="[)")
+        _check_range(self, "reward_scale", 0.0, math.inf, closed="()")
         if self.target_entropy is not None and not math.isfinite(self.target_entropy):
             raise ValueError(f"target_entropy={self.target_entropy!r} must be finite, or None for -num_actions.")
         _check_sizes("hidden_sizes", self.hidden_sizes)
