@@ -232,3 +232,18 @@ def test_recurrent_ppo_trains_briefly(tmp_path):
     summary, state = _train(config)
     assert summary["timesteps"] == 400 and state["updates"] == 2
     assert len(state["policy_states"]) == 2  # LSTM: hidden and cell states
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"timesteps": True}, "timesteps=True must be a positive integer"),
+        ({"timesteps": 0}, "timesteps=0 must be a positive integer"),
+        ({"num_envs": True}, "num_envs=True must be a positive integer, or None"),
+        ({"num_envs": 2.5}, "num_envs=2.5 must be a positive integer, or None"),
+        ({"num_envs": 0}, "num_envs=0 must be a positive integer, or None"),
+    ],
+)
+def test_train_config_rejects_non_integer_counts(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        TrainConfig(**kwargs)

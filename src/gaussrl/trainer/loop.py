@@ -76,13 +76,14 @@ class TrainConfig:
     def __post_init__(self) -> None:
         for name in ("timesteps", "eval_episodes", "keep_checkpoints", "threads"):
             value = getattr(self, name)
-            if not isinstance(value, int) or value < 1:
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name}={value!r} must be a positive integer.")
         for name in ("eval_interval", "checkpoint_interval"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name}={getattr(self, name)} must be >= 0 (0: only at the end).")
-        if self.num_envs is not None and self.num_envs < 1:
-            raise ValueError(f"num_envs={self.num_envs} must be a positive integer.")
+        envs = self.num_envs
+        if envs is not None and (isinstance(envs, bool) or not isinstance(envs, int) or envs < 1):
+            raise ValueError(f"num_envs={envs!r} must be a positive integer, or None for the algorithm's default.")
         if self.algo == "sac" and self.policy != "mlp":
             raise ValueError(f"policy={self.policy!r} is for PPO; SAC trains an MLP policy (--policy mlp).")
 
