@@ -21,7 +21,8 @@ def _default(config: object, name: str) -> str:
     return f"(the default is {type(config).__dataclass_fields__[name].default!r})"  # type: ignore[attr-defined]
 
 
-def _check_positive_int(config: object, name: str) -> None:
+def check_positive_int(config: object, name: str) -> None:
+    """Raise unless the field ``name`` of ``config`` is an int >= 1, not a bool (also ``TrainConfig``'s)."""
     value = getattr(config, name)
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ValueError(f"{name}={value!r} must be a positive integer (1, 2, ...) {_default(config, name)}.")
@@ -108,8 +109,8 @@ class PPOConfig:
     def __post_init__(self) -> None:
         _check_flags(self)
         for name in ("rollouts", "learning_epochs", "mini_batches", "rnn_hidden_size", "rnn_num_layers"):
-            _check_positive_int(self, name)
-        _check_positive_int(self, "sequence_length")
+            check_positive_int(self, name)
+        check_positive_int(self, "sequence_length")
         _check_range(self, "discount_factor", 0.0, 1.0)
         _check_range(self, "gae_lambda", 0.0, 1.0)
         _check_range(self, "learning_rate", 0.0, 1.0, closed="(]")
@@ -194,7 +195,7 @@ class SACConfig:
     def __post_init__(self) -> None:
         _check_flags(self)
         for name in ("gradient_steps", "batch_size", "memory_size"):
-            _check_positive_int(self, name)
+            check_positive_int(self, name)
         for name in ("random_timesteps", "learning_starts"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from gaussrl.agents.config import PPOConfig, SACConfig
+from gaussrl.agents.config import PPOConfig, SACConfig, check_positive_int
 from gaussrl.envs.gymnasium import TorchVecEnv, Vectorization, make_vector_env
 from gaussrl.io.atomic import write_text_atomic
 from gaussrl.io.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
@@ -75,9 +75,7 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         for name in ("timesteps", "eval_episodes", "keep_checkpoints", "threads"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name}={value!r} must be a positive integer.")
+            check_positive_int(self, name)
         for name in ("eval_interval", "checkpoint_interval"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name}={getattr(self, name)} must be >= 0 (0: only at the end).")
