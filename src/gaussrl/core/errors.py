@@ -9,11 +9,32 @@ from collections.abc import Sequence
 from typing import Any
 
 
-class NotReadyError(RuntimeError):
+class GaussrlError(Exception):
+    """Base of every error gaussrl raises for something the user can fix.
+
+    The CLI prints these as one line; any other exception is a bug and keeps its traceback.
+    Each subclass also derives from the built-in class that fits (``ValueError``, ``TypeError``,
+    ...), so ``except ValueError`` keeps working.
+    """
+
+
+class ConfigError(GaussrlError, ValueError):
+    """An option or configuration value that is out of range, of the wrong type, or inconsistent."""
+
+
+class InputError(GaussrlError, ValueError):
+    """Inputs to a model (or outputs of a user's ``compute()``) of the wrong shape, dtype or kind."""
+
+
+class ModelDefinitionError(GaussrlError, TypeError):
+    """A model class or instance put together in a way gaussrl cannot use (base order, init order)."""
+
+
+class NotReadyError(GaussrlError, RuntimeError):
     """A method needs state that an earlier call creates (e.g. ``get_entropy()`` before ``act()``)."""
 
 
-class NonFiniteOutputError(FloatingPointError):
+class NonFiniteOutputError(GaussrlError, FloatingPointError):
     """``compute()`` returned NaN or infinity while finite-value checks were switched on."""
 
 

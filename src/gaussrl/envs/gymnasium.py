@@ -24,12 +24,13 @@ import torch
 from gymnasium import spaces
 from gymnasium.vector import AsyncVectorEnv, AutoresetMode, SyncVectorEnv, VectorEnv
 
+from gaussrl.core.errors import GaussrlError
 from gaussrl.envs.wrappers import register_envs
 
 Vectorization = Literal["sync", "async"]
 
 
-class EnvError(ValueError):
+class EnvError(GaussrlError, ValueError):
     """An environment that cannot be made or trained on (unknown id, action space not a Box)."""
 
 

@@ -21,6 +21,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from gaussrl.core.errors import GaussrlError
 from gaussrl.io.atomic import write_atomic, write_text_atomic
 
 FORMAT_VERSION = 1
@@ -28,7 +29,7 @@ TENSOR = "__tensor__"
 NON_STR_KEYS = "__items__"
 
 
-class CheckpointError(ValueError):
+class CheckpointError(GaussrlError, ValueError):
     """A checkpoint that is missing, incomplete or corrupt."""
 
 

@@ -18,6 +18,7 @@ import torch
 from tqdm import tqdm
 
 from gaussrl.agents.config import PPOConfig, SACConfig, check_positive_int
+from gaussrl.core.errors import GaussrlError
 from gaussrl.envs.gymnasium import TorchVecEnv, Vectorization, make_vector_env
 from gaussrl.io.atomic import write_text_atomic
 from gaussrl.io.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
@@ -111,7 +112,7 @@ class TrainConfig:
         return data
 
 
-class ResumeError(ValueError):
+class ResumeError(GaussrlError, ValueError):
     """A resume directory that does not match the requested run."""
 
 
