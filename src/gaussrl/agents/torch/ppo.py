@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from gaussrl.agents.config import PPOConfig
+from gaussrl.agents.schedules import adapt_learning_rate, linear_fraction
 from gaussrl.agents.torch.memory import RunningStandardScaler, TensorStore, compute_gae
 from gaussrl.agents.torch.networks import GaussianMLPPolicy
 from gaussrl.agents.torch.optim import adam, clip_grad_norm
@@ -20,10 +21,6 @@ from gaussrl.envs.gymnasium import Step
 from gaussrl.models.torch import Model
 from gaussrl.models.torch.functional import gaussian_kl
 
-KL_FACTOR = 2.0
-LR_FACTOR = 1.5
-LR_BOUNDS = (1e-6, 1e-2)
-"""skrl's KLAdaptiveLR constants: shrink the rate by 1.5 above 2x the target KL, grow it below 1/2x."""
 
 
 class PPO:
@@ -273,12 +270,8 @@ class PPO:
         return torch.stack([metrics["kl"] for metrics in history[first:]])
 
     def _adapt_learning_rate(self, kl: float) -> None:
-        target = self.config.kl_adaptive_threshold
         for group in self.optimizer.param_groups:
-            if kl > target * KL_FACTOR:
-                group["lr"] = max(group["lr"] / LR_FACTOR, LR_BOUNDS[0])
-            elif kl < target / KL_FACTOR:
-                group["lr"] = min(group["lr"] * LR_FACTOR, LR_BOUNDS[1])
+            group["lr"] = adapt_learning_rate(group["lr"], kl, self.config.kl_adaptive_threshold)
 
     def update(self, next_observations: torch.Tensor) -> dict[str, float]:
         """Run the learning epochs on the stored rollout.
@@ -291,7 +284,7 @@ class PPO:
         """
         cfg = self.config
         if cfg.learning_rate_scheduler == "linear" and self.total_updates:
-            fraction = max(1.0 - self.updates / self.total_updates, 1.0 / self.total_updates)
+            fraction = linear_fraction(self.updates, self.total_updates)
             for group in self.optimizer.param_groups:
                 group["lr"] = cfg.learning_rate * fraction
         with torch.no_grad():

@@ -1,0 +1,50 @@
+"""Running normalisation statistics shared by every backend's agents (NumPy, float64; no backend import).
+
+``fold_batch`` is Chan et al.'s parallel update of a running mean and variance; the torch and
+Warp scalers keep their statistics in NumPy and call it, then normalise on their own device
+with ``clip((x - mean) / std, -NORMALIZED_CLIP, NORMALIZED_CLIP)``, ``std >= STD_FLOOR``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+NORMALIZED_CLIP = 5.0
+"""Normalised values are clipped to +-5 standard deviations, as skrl's RunningStandardScaler does."""
+STD_FLOOR = 1e-8
+"""Smallest standard deviation a scaler divides by."""
+
+
+def fold_batch(mean: np.ndarray, var: np.ndarray, count: np.ndarray, data: np.ndarray) -> None:
+    """Fold a batch into running statistics, in place (Chan, Golub and LeVeque, 1979).
+
+    Args:
+        mean: Running mean, shape (F,), float64; updated in place.
+        var: Running (population) variance, shape (F,), float64; updated in place.
+        count: Samples seen so far, a 0-d float64 array; updated in place.
+        data: The batch, any shape whose last axis is F.
+    """
+    data = np.asarray(data).reshape(-1, mean.shape[0]).astype(np.float64)
+    n = data.shape[0]
+    # np.add.reduce rather than mean()/var(): the same two-pass arithmetic without their overhead.
+    batch_mean = np.add.reduce(data, 0) / n
+    centered = data - batch_mean
+    batch_var = np.add.reduce(centered * centered, 0) / n
+    previous = float(count)
+    total = previous + n
+    delta = batch_mean - mean
+    var[:] = (var * previous + batch_var * n + delta * delta * (previous * n / total)) / total
+    mean += delta * (n / total)
+    count[...] = total
+
+
+def floored_std(var: np.ndarray) -> np.ndarray:
+    """The standard deviation a scaler divides by: ``max(sqrt(var), STD_FLOOR)``.
+
+    Args:
+        var: Running variance, float64.
+
+    Returns:
+        Same shape, float64.
+    """
+    return np.maximum(np.sqrt(var), STD_FLOOR)
