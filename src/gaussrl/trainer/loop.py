@@ -11,7 +11,7 @@ import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -27,6 +27,7 @@ from gaussrl.trainer.evaluate import Agent, Evaluator
 from gaussrl.trainer.metrics import MetricsLog
 
 CHECKPOINTS = "checkpoints"
+Backend = Literal["torch", "warp"]
 UPDATE_LOG_INTERVAL = 1000
 """SAC updates every step; its update metrics are logged once per this many environment steps."""
 
@@ -47,6 +48,8 @@ class TrainConfig:
     """Seed of the networks, the sampling and the environment resets."""
     policy: PolicyKind = "mlp"
     """PPO policy network: mlp, rnn, gru or lstm (SAC: mlp only)."""
+    backend: Backend = "torch"
+    """Agents and models: torch, or warp (NVIDIA Warp; MLP policies, --device cpu or cuda:N)."""
     out: str | None = None
     """Run directory; None: runs/<algo>-<env>-seed<seed> (or the --resume directory)."""
     resume: str | None = None
@@ -83,6 +86,10 @@ class TrainConfig:
         envs = self.num_envs
         if envs is not None and (isinstance(envs, bool) or not isinstance(envs, int) or envs < 1):
             raise ValueError(f"num_envs={envs!r} must be a positive integer, or None for the algorithm's default.")
+        if self.backend not in ("torch", "warp"):
+            raise ValueError(f"backend={self.backend!r} must be 'torch' or 'warp'.")
+        if self.backend == "warp" and self.policy != "mlp":
+            raise ValueError(f"policy={self.policy!r} is not available on Warp; the Warp agents train --policy mlp.")
         if self.algo == "sac" and self.policy != "mlp":
             raise ValueError(f"policy={self.policy!r} is for PPO; SAC trains an MLP policy (--policy mlp).")
 
@@ -126,6 +133,10 @@ def build_agent(config: TrainConfig, env: TorchVecEnv) -> Agent:
     Returns:
         PPO or SAC.
     """
+    if config.backend == "warp":
+        from gaussrl.trainer.warp_backend import build_warp_agent  # noqa: PLC0415 (Warp is optional)
+
+        return build_warp_agent(config, env)
     common = {"num_envs": env.num_envs, "device": config.device}
     if config.algo == "ppo":
         spaces = (env.observation_space, env.action_space)
@@ -134,7 +145,8 @@ def build_agent(config: TrainConfig, env: TorchVecEnv) -> Agent:
 
 
 def _meta(config: TrainConfig) -> dict[str, Any]:
-    return {"algo": config.algo, "env": config.env, "policy": config.policy, "num_envs": config.envs}
+    meta = {"algo": config.algo, "env": config.env, "policy": config.policy, "num_envs": config.envs}
+    return {**meta, "backend": config.backend}
 
 
 def load_resume(config: TrainConfig) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -152,7 +164,7 @@ def load_resume(config: TrainConfig) -> tuple[dict[str, Any], dict[str, Any]]:
     """
     state, meta = load_checkpoint(Path(str(config.resume)) / CHECKPOINTS, device=config.device)
     for key, want in _meta(config).items():
-        if meta.get(key) != want:
+        if meta.get(key, "torch" if key == "backend" else None) != want:  # runs before Warp have no backend
             raise ResumeError(
                 f"cannot resume {config.resume!r}: it holds a run with {key}={meta.get(key)!r}, but this command "
                 f"asks for {key}={want!r}; pass --{key.replace('_', '-')} {meta.get(key)} or another directory."
@@ -279,6 +291,7 @@ class Trainer:
             "algo": self.config.algo,
             "env": self.config.env,
             "policy": self.config.policy,
+            "backend": self.config.backend,
             "timesteps": self.steps,
             "seed": self.config.seed,
             "num_envs": self.env.num_envs,

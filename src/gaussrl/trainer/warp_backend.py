@@ -8,7 +8,7 @@ tensors (so :mod:`gaussrl.io.checkpoint` writes it without pickle) and comes bac
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -18,7 +18,10 @@ from gymnasium import spaces
 from gaussrl.agents.config import PPOConfig, SACConfig
 from gaussrl.agents.warp import PPO, SAC, WarpStep
 from gaussrl.agents.warp.networks import QMLP, GaussianMLPPolicy, ValueMLP
-from gaussrl.envs.gymnasium import Step
+from gaussrl.envs.gymnasium import Step, TorchVecEnv
+
+if TYPE_CHECKING:
+    from gaussrl.trainer.loop import TrainConfig
 
 f32 = wp.float32
 
@@ -220,3 +223,23 @@ def build_warp_sac(
         num_envs=num_envs,
         seed=seed,
     )
+
+
+def build_warp_agent(config: TrainConfig, env: TorchVecEnv) -> WarpAgent:
+    """The configured Warp agent for ``env``, behind the torch-tensor boundary.
+
+    Args:
+        config: The run (``backend="warp"``).
+        env: The training environment.
+
+    Returns:
+        The wrapped agent.
+    """
+    spaces_ = (env.observation_space, env.action_space)
+    common: dict[str, Any] = {"num_envs": env.num_envs, "device": config.device, "seed": config.seed}
+    agent: PPO | SAC
+    if config.algo == "ppo":
+        agent = build_warp_ppo(config.ppo, *spaces_, total_timesteps=config.timesteps, **common)
+    else:
+        agent = build_warp_sac(config.sac, *spaces_, **common)
+    return WarpAgent(agent, config.device)

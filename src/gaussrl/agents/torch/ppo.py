@@ -22,7 +22,6 @@ from gaussrl.models.torch import Model
 from gaussrl.models.torch.functional import gaussian_kl
 
 
-
 class PPO:
     """PPO with GAE, clipped surrogate, optional value clipping, entropy bonus and KL-adaptive rate.
 

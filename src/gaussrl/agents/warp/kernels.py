@@ -60,7 +60,7 @@ def denormalize_kernel(
 
 
 @wp.kernel(module=MODULE, enable_backward=False)
-def bootstrap_kernel(
+def bootstrap_kernel(  # noqa: PLR0917 (Warp kernels take positional arguments)
     rewards: wp.array2d(dtype=f32),
     scale: float,
     gamma: float,

@@ -87,7 +87,7 @@ def gae_kernel(  # noqa: PLR0917
     j = wp.tid()
     n = last_values.shape[0]
     steps = rewards.shape[0] // n
-    advantage = float(0.0)
+    advantage = f32(0.0)
     next_value = last_values[j, 0]
     for back in range(steps):
         row = (steps - 1 - back) * n + j
@@ -123,7 +123,7 @@ def standardize_kernel(x: Column, sums: wp.array1d(dtype=wp.float64), out: Colum
 
 @wp.kernel(module=MODULE, enable_backward=False)
 def adapt_lr_kernel(kl: wp.array1d(dtype=f32), index: int, count: float, target: float, lr: wp.array1d(dtype=f32)):
-    """skrl's KLAdaptiveLR on the device (:func:`gaussrl.agents.schedules.adapt_learning_rate`)."""
+    """The KL-adaptive rate on the device: :func:`gaussrl.agents.schedules.adapt_learning_rate`."""
     mean_kl = kl[index] / count
     if mean_kl > target * wp.static(KL_FACTOR):
         lr[0] = wp.max(lr[0] / wp.static(LR_FACTOR), wp.static(LR_BOUNDS[0]))
@@ -149,7 +149,7 @@ def soft_target_kernel(  # noqa: PLR0917
 
 
 @wp.kernel(module=MODULE)
-def critic_loss_kernel(
+def critic_loss_kernel(  # noqa: PLR0917
     q1: Column, q2: Column, target: Column, inv_n: float, loss: wp.array1d(dtype=f32), metrics: wp.array1d(dtype=f32)
 ):
     """SAC's critic loss ``(mean((Q1 - y)^2) + mean((Q2 - y)^2)) / 2``; metrics 0 (loss) and 3 (mean Q1)."""

@@ -18,6 +18,22 @@ from gaussrl.agents.normalizer import floored_std, fold_batch
 from gaussrl.agents.warp.kernels import denormalize_kernel, gather_kernel, normalize_kernel
 
 f32 = wp.float32
+SEED_BOUND = 2**31 - 1
+"""Model seeds are drawn in [0, 2**31 - 1), as ``gaussrl.models.warp.Model.next_seed`` draws its own."""
+
+
+def reseed(model: Any, rng: np.random.Generator) -> None:
+    """Seed a model's sampling from the agent's generator.
+
+    The agents call this before each act and each update, so that every draw of the model
+    follows from the agent's generator alone: a checkpoint of that generator's state resumes
+    the exact stream, and evaluations (which draw from the model) do not shift it.
+
+    Args:
+        model: A Warp model.
+        rng: The agent's generator.
+    """
+    model.seed(int(rng.integers(0, SEED_BOUND)))
 
 
 @dataclass

@@ -113,7 +113,8 @@ class GaussianMLPPolicy(GaussianMixin, Model):
         rng = np.random.default_rng(seed)
         outputs = 2 * self.num_actions if state_dependent_std else self.num_actions
         with wp.ScopedDevice(self.device):
-            self.net = mlp(self.num_observations, hidden_sizes, outputs, activation=activation, output_gain=0.01, rng=rng)
+            size = (self.num_observations, hidden_sizes, outputs)
+            self.net = mlp(*size, activation=activation, output_gain=0.01, rng=rng)
             log_std = np.full(self.num_actions, initial_log_std, np.float32)
             self.log_std_parameter = nn.Parameter(wp.array(log_std, dtype=wp.float32, device=self.device))
         self.state_dependent_std = state_dependent_std
@@ -225,5 +226,6 @@ class QMLP(DeterministicMixin, Model):
             device=observations.device,
             requires_grad=grad,
         )
-        wp.launch(concat_kernel, dim=joined.shape, inputs=[observations, actions], outputs=[joined], device=joined.device)
+        inputs_ = [observations, actions]
+        wp.launch(concat_kernel, dim=joined.shape, inputs=inputs_, outputs=[joined], device=joined.device)
         return self.net(joined), {}

@@ -141,8 +141,8 @@ class Adam:
             ValueError: If the moments' sizes differ from the parameters'.
         """
         for name in ("m", "v"):
-            for array, saved in zip(getattr(self, name), state[name], strict=True):
-                saved = np.asarray(saved, np.float32).reshape(-1)
+            for array, value in zip(getattr(self, name), state[name], strict=True):
+                saved = np.asarray(value, np.float32).reshape(-1)
                 if saved.size != array.size:
                     raise ValueError(
                         f"optimizer state {name!r} has {saved.size} values for a parameter of {array.size}; "

@@ -27,12 +27,11 @@ from gaussrl.agents.warp.losses import (
     ppo_loss_kernel,
     standardize_kernel,
 )
-from gaussrl.agents.warp.memory import ArrayStore, Scaler, WarpStep, column, gather, load_arrays, model_arrays
+from gaussrl.agents.warp.memory import ArrayStore, Scaler, WarpStep, column, gather, load_arrays, model_arrays, reseed
 from gaussrl.agents.warp.optim import Adam
 from gaussrl.models.warp import Model
 
 f32 = wp.float32
-SEED_BOUND = 2**31 - 1
 
 
 class PPO:
@@ -50,7 +49,7 @@ class PPO:
         ValueError: If the rollout cannot be split as configured, or "linear" lacks total_updates.
     """
 
-    def __init__(  # noqa: PLR0913
+    def __init__(
         self,
         *,
         policy: Model,
@@ -96,6 +95,7 @@ class PPO:
         Returns:
             Actions (N, A), unclipped: exactly the samples whose log-prob is stored.
         """
+        reseed(self.policy, self.rng)
         x = self._normalize(observations, update=True)
         actions, outputs = self.policy.act({"observations": x}, role="policy")
         for name, array in (("observations", x), ("actions", actions)):
@@ -194,10 +194,10 @@ class PPO:
         kl = wp.zeros(cfg.learning_epochs, dtype=f32, device=self.device)
         steps, stop = 0, False
         for epoch in range(cfg.learning_epochs):
-            batches, before = self._minibatches(data), 0.0
-            for done, batch in enumerate(batches, 1):
+            done, before = 0, 0.0
+            for batch in self._minibatches(data):
                 self._step(batch, metrics, kl, epoch)
-                steps += 1
+                steps, done = steps + 1, done + 1
                 if cfg.kl_threshold:  # the early stop needs the minibatch's KL on the host
                     total = float(kl.numpy()[epoch])
                     stop, before = total - before > cfg.kl_threshold, total
@@ -246,14 +246,9 @@ class PPO:
     def state(self) -> dict[str, Any]:
         """Everything a resumed run needs, as nested dicts of NumPy arrays and JSON values.
 
-        The policy's sampling generator is reseeded here from the agent's generator, so that a
-        run resumed from this state draws what the uninterrupted run draws.
-
         Returns:
             Models, optimizer, normalisers, rollout and counters.
         """
-        policy_seed = int(self.rng.integers(0, SEED_BOUND))
-        self.policy.seed(policy_seed)
         return {
             "policy": model_arrays(self.policy),
             "value": model_arrays(self.value),
@@ -263,12 +258,11 @@ class PPO:
             "rollout": self.rollout.state(),
             "rollout_log_std": self.rollout_log_std.numpy().copy(),
             "rng": self.rng.bit_generator.state,
-            "policy_seed": policy_seed,
             "updates": self.updates,
         }
 
     def load_state(self, state: dict[str, Any]) -> None:
-        """Restore what :meth:`state` returned (it was taken after the reseed, so none happens here).
+        """Restore what :meth:`state` returned .
 
         Args:
             state: As returned by :meth:`state`.
@@ -282,6 +276,4 @@ class PPO:
         self.rollout.load_state(state["rollout"])
         self.rollout_log_std.assign(np.asarray(state["rollout_log_std"], np.float32))
         self.rng.bit_generator.state = state["rng"]
-        self.policy.seed(int(state["policy_seed"]))
         self.updates = int(state["updates"])
-

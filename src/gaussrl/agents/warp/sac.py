@@ -23,8 +23,7 @@ from gaussrl.agents.warp.losses import (
     soft_target_kernel,
     temperature_grad_kernel,
 )
-from gaussrl.agents.warp.memory import ArrayStore, Scaler, WarpStep, column, load_arrays, model_arrays
-from gaussrl.agents.warp.ppo import SEED_BOUND
+from gaussrl.agents.warp.memory import ArrayStore, Scaler, WarpStep, load_arrays, model_arrays, reseed
 from gaussrl.agents.warp.optim import Adam
 from gaussrl.models.warp import Model
 
@@ -44,7 +43,7 @@ class SAC:
         seed: Seed of the replay sampling and the policy's sampling.
     """
 
-    def __init__(  # noqa: PLR0913
+    def __init__(
         self,
         *,
         policy: Model,
@@ -86,6 +85,7 @@ class SAC:
         Returns:
             Actions (N, A) in [-1, 1].
         """
+        reseed(self.policy, self.rng)
         self.memory.write("observations", observations)
         if self.timesteps < self.config.random_timesteps:
             actions, _ = self.policy.random_act({"observations": observations}, role="policy")
@@ -160,6 +160,7 @@ class SAC:
             Critic loss, policy loss, alpha and mean Q-value (float32, shape (4,)).
         """
         cfg, device = self.config, self.device
+        reseed(self.policy, self.rng)
         rows = len(self.memory) * self.num_envs
         index = wp.array(self.rng.integers(0, rows, cfg.batch_size).astype(np.int32), dtype=wp.int32, device=device)
         batch = self.memory.gather(BATCH_NAMES, index)
@@ -207,14 +208,9 @@ class SAC:
     def state(self) -> dict[str, Any]:
         """Everything a resumed run needs, as nested dicts of NumPy arrays and JSON values.
 
-        The policy's sampling generator is reseeded here from the agent's generator (see
-        :meth:`gaussrl.agents.warp.ppo.PPO.state`).
-
         Returns:
             Models, optimizers, temperature, normaliser, replay buffer and counters.
         """
-        policy_seed = int(self.rng.integers(0, SEED_BOUND))
-        self.policy.seed(policy_seed)
         return {
             "policy": model_arrays(self.policy),
             "critics": [model_arrays(c) for c in self.critics],
@@ -226,7 +222,6 @@ class SAC:
             "obs_scaler": self.obs_scaler.state() if self.obs_scaler else None,
             "memory": self.memory.state(),
             "rng": self.rng.bit_generator.state,
-            "policy_seed": policy_seed,
             "timesteps": self.timesteps,
         }
 
@@ -247,5 +242,4 @@ class SAC:
             self.obs_scaler.load_state(state["obs_scaler"])
         self.memory.load_state(state["memory"])
         self.rng.bit_generator.state = state["rng"]
-        self.policy.seed(int(state["policy_seed"]))
         self.timesteps = int(state["timesteps"])
