@@ -1,5 +1,9 @@
 """Training throughput (environment steps per second, one CPU thread) of gaussrl's PPO and SAC vs SB3 and skrl.
 
+gaussrl and skrl each run twice: their torch agents ("gaussrl", "skrl") and their Warp agents on
+Warp's CPU device ("gaussrl-warp", "skrl-warp"), when installed. The ratio column is gaussrl's
+torch agents over each row, and the Warp rows' ratio gaussrl-warp / skrl-warp is printed below.
+
 Measures the training loop only (no evaluation, checkpoints or logging) on the Gymnasium
 Pendulum-v1 env, with the hyperparameters and network sizes ``gaussrl train`` uses there, and
 Stable-Baselines3's and skrl's torch PPO/SAC configured alike (where installed). The
@@ -18,6 +22,7 @@ the mean (skrl 2.x has no squashed Gaussian), with the same widths.
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import statistics
 import time
@@ -41,17 +46,25 @@ LEARNING_STARTS = 256
 NUM_ENVS = {"ppo": PENDULUM.envs, "sac": 1}
 
 
-def gaussrl_steps_per_s(algo: str, steps: int) -> float:
-    """gaussrl's PPO or SAC on Pendulum-v1; environment steps per second."""
+def gaussrl_steps_per_s(algo: str, steps: int, backend: str = "torch") -> float:
+    """gaussrl's PPO or SAC on Pendulum-v1 (torch or Warp agents); environment steps per second."""
     num_envs = NUM_ENVS[algo]
     env = TorchVecEnv(make_vector_env("Pendulum-v1", num_envs), seed=0)
-    if algo == "ppo":
-        agent = build_ppo(
-            PENDULUM.ppo, env.observation_space, env.action_space, num_envs=num_envs, policy="mlp", device="cpu"
-        )
+    spaces = (env.observation_space, env.action_space)
+    sac_config = SACConfig(learning_starts=LEARNING_STARTS, random_timesteps=LEARNING_STARTS)
+    agent: Any
+    if backend == "warp":  # the Warp agents behind the trainer's torch-tensor boundary, as `gaussrl train` runs them
+        from gaussrl.trainer.warp_backend import WarpAgent, build_warp_ppo, build_warp_sac
+
+        if algo == "ppo":
+            warp_agent: Any = build_warp_ppo(PENDULUM.ppo, *spaces, num_envs=num_envs, device="cpu")
+        else:
+            warp_agent = build_warp_sac(sac_config, *spaces, num_envs=num_envs, device="cpu")
+        agent = WarpAgent(warp_agent)
+    elif algo == "ppo":
+        agent = build_ppo(PENDULUM.ppo, *spaces, num_envs=num_envs, policy="mlp", device="cpu")
     else:
-        config = SACConfig(learning_starts=LEARNING_STARTS, random_timesteps=LEARNING_STARTS)
-        agent = build_sac(config, env.observation_space, env.action_space, num_envs=num_envs, device="cpu")
+        agent = build_sac(sac_config, *spaces, num_envs=num_envs, device="cpu")
     observations = env.reset()
     start = time.perf_counter()
     for _ in range(steps // num_envs):
@@ -150,17 +163,20 @@ def _skrl_models(algo: str, env: Any) -> dict[str, Any]:
     }
 
 
-def _skrl_agent(algo: str, env: Any, models: dict[str, Any]) -> Any:
-    """skrl's PPO (KL-adaptive rate, observation and value normalisation) or SAC, configured like gaussrl's."""
-    from skrl.memories.torch import RandomMemory
-    from skrl.resources.preprocessors.torch import RunningStandardScaler
-    from skrl.resources.schedulers.torch import KLAdaptiveLR
+def _skrl_agent(algo: str, env: Any, models: dict[str, Any], framework: str = "torch") -> Any:
+    """skrl's PPO (KL-adaptive rate, observation and value normalisation) or SAC, configured like gaussrl's.
+
+    ``framework`` is skrl's "torch" or "warp"; both have the same classes under the same names.
+    """
+    RandomMemory = importlib.import_module(f"skrl.memories.{framework}").RandomMemory
+    RunningStandardScaler = importlib.import_module(f"skrl.resources.preprocessors.{framework}").RunningStandardScaler
+    KLAdaptiveLR = importlib.import_module(f"skrl.resources.schedulers.{framework}").KLAdaptiveLR
 
     quiet = {"write_interval": 0, "checkpoint_interval": 0}
     spaces = {"observation_space": env.observation_space, "action_space": env.action_space, "device": "cpu"}
     if algo == "ppo":
-        from skrl.agents.torch.ppo import PPO, PPO_CFG
-
+        ppo_module = importlib.import_module(f"skrl.agents.{framework}.ppo")
+        PPO, PPO_CFG = ppo_module.PPO, ppo_module.PPO_CFG
         p = PENDULUM.ppo
         cfg = PPO_CFG(
             rollouts=p.rollouts,
@@ -182,8 +198,8 @@ def _skrl_agent(algo: str, env: Any, models: dict[str, Any]) -> Any:
         cfg.experiment.write_interval, cfg.experiment.checkpoint_interval = quiet.values()
         memory = RandomMemory(memory_size=p.rollouts, num_envs=env.num_envs, device="cpu")
         return PPO(models=models, memory=memory, cfg=cfg, **spaces)
-    from skrl.agents.torch.sac import SAC as SkrlSAC
-    from skrl.agents.torch.sac import SAC_CFG
+    sac_module = importlib.import_module(f"skrl.agents.{framework}.sac")
+    SkrlSAC, SAC_CFG = sac_module.SAC, sac_module.SAC_CFG
 
     cfg = SAC_CFG(
         batch_size=SAC.batch_size,
@@ -199,14 +215,20 @@ def _skrl_agent(algo: str, env: Any, models: dict[str, Any]) -> Any:
     return SkrlSAC(models=models, memory=memory, cfg=cfg, **spaces)
 
 
-def skrl_steps_per_s(algo: str, steps: int) -> float:
-    """skrl's torch PPO or SAC with its SequentialTrainer (raises ImportError when not installed)."""
-    from skrl.envs.wrappers.torch import wrap_env
-    from skrl.trainers.torch import SequentialTrainer
+def skrl_steps_per_s(algo: str, steps: int, framework: str = "torch") -> float:
+    """skrl's torch (or Warp) PPO or SAC with its SequentialTrainer (raises ImportError when not installed)."""
+    wrap_env = importlib.import_module(f"skrl.envs.wrappers.{framework}").wrap_env
+    SequentialTrainer = importlib.import_module(f"skrl.trainers.{framework}").SequentialTrainer
 
     num_envs = NUM_ENVS[algo]
     env = wrap_env(gymnasium.make_vec("Pendulum-v1", num_envs=num_envs, vectorization_mode="sync"))
-    agent = _skrl_agent(algo, env, _skrl_models(algo, env))
+    if framework == "warp":
+        from benchmarks.skrl_warp import skrl_warp_models
+
+        models = skrl_warp_models(algo, env, PENDULUM.ppo.hidden_sizes if algo == "ppo" else SAC.hidden_sizes)
+    else:
+        models = _skrl_models(algo, env)
+    agent = _skrl_agent(algo, env, models, framework)
     cfg = {"timesteps": steps // num_envs, "headless": True, "disable_progressbar": True}
     trainer = SequentialTrainer(env=env, agents=agent, cfg=cfg)
     start = time.perf_counter()
@@ -214,10 +236,24 @@ def skrl_steps_per_s(algo: str, steps: int) -> float:
     return steps / (time.perf_counter() - start)
 
 
+def gaussrl_warp_steps_per_s(algo: str, steps: int) -> float:
+    """gaussrl's Warp PPO or SAC on the CPU device (raises ImportError when warp-nn is not installed)."""
+    import warp_nn  # noqa: F401
+
+    return gaussrl_steps_per_s(algo, steps, backend="warp")
+
+
+def skrl_warp_steps_per_s(algo: str, steps: int) -> float:
+    """skrl's Warp PPO or SAC on Warp's CPU device (raises ImportError when skrl or warp-nn is not installed)."""
+    return skrl_steps_per_s(algo, steps, framework="warp")
+
+
 FRAMEWORKS: dict[str, Callable[[str, int], float]] = {
     "gaussrl": gaussrl_steps_per_s,
+    "gaussrl-warp": gaussrl_warp_steps_per_s,
     "sb3": sb3_steps_per_s,
     "skrl": skrl_steps_per_s,
+    "skrl-warp": skrl_warp_steps_per_s,
 }
 
 
