@@ -24,9 +24,9 @@ def skrl_warp_models(algo: str, env: Any, hidden_sizes: Sequence[int]) -> dict[s
     Returns:
         Role to model.
     """
-    import warp_nn.nn as nn
     from skrl.models.warp import DeterministicMixin, GaussianMixin, Model
     from skrl.utils.framework.warp.math import scalar_mul
+    from warp_nn import nn
 
     from gaussrl.agents.warp.kernels import concat_kernel
 

@@ -35,7 +35,7 @@ def _batch(seed):
     }
 
 
-def _torch_ppo_loss(b, ratio_clip, value_clip, clip_values, entropy_scale, value_scale):
+def _torch_ppo_loss(b, ratio_clip, value_clip, clip_values, entropy_scale, value_scale):  # noqa: PLR0917
     """The torch agent's loss (agents/torch/ppo.py, PPO._loss) on given tensors."""
     ratio = torch.exp(b["log_prob"] - b["old_log_prob"])
     adv = b["advantages"]

@@ -47,4 +47,5 @@ def floored_std(var: np.ndarray) -> np.ndarray:
     Returns:
         Same shape, float64.
     """
-    return np.maximum(np.sqrt(var), STD_FLOOR)
+    std: np.ndarray = np.maximum(np.sqrt(var), STD_FLOOR)
+    return std

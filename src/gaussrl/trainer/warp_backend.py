@@ -33,7 +33,7 @@ def _to_warp(tensor: torch.Tensor, device: Any) -> wp.array:
 
 
 def _to_torch(array: wp.array, device: torch.device) -> torch.Tensor:
-    if array.device.is_cpu:
+    if str(array.device) == "cpu":
         return torch.from_numpy(array.numpy().copy()).to(device)
     return wp.to_torch(array).clone().to(device)
 
@@ -169,11 +169,12 @@ def build_warp_ppo(
     Returns:
         The agent.
     """
-    common = {"hidden_sizes": config.hidden_sizes, "device": device}
+    sizes = config.hidden_sizes
     policy = GaussianMLPPolicy(
-        observation_space, action_space, initial_log_std=config.initial_log_std, seed=seed, **common
-    )
-    value = ValueMLP(observation_space, seed=seed + 1, **common)
+        observation_space, action_space, hidden_sizes=sizes, initial_log_std=config.initial_log_std, device=device,
+        seed=seed,
+    )  # fmt: skip
+    value = ValueMLP(observation_space, hidden_sizes=sizes, device=device, seed=seed + 1)
     per_update = config.rollouts * num_envs
     total_updates = -(-total_timesteps // per_update) if total_timesteps else None
     return PPO(policy=policy, value=value, config=config, num_envs=num_envs, total_updates=total_updates, seed=seed)
