@@ -121,7 +121,8 @@ class PPO:
             inputs = [step.rewards, cfg.reward_scale, cfg.discount_factor, final_values, column(bootstrap, self.device)]
             wp.launch(bootstrap_kernel, self.num_envs, inputs=inputs, outputs=[rewards], device=self.device)
         else:
-            wp.launch(scale_kernel, rewards.shape, inputs=[step.rewards, cfg.reward_scale], outputs=[rewards])
+            inputs = [step.rewards, cfg.reward_scale]
+            wp.launch(scale_kernel, rewards.shape, inputs=inputs, outputs=[rewards], device=self.device)
         self.rollout.write("dones", (step.terminated | step.truncated).astype(np.float32))
         self.rollout.advance()
         if not self.rollout.filled:
@@ -145,7 +146,8 @@ class PPO:
         for power in (1, 2):
             wp.launch(moments_kernel, advantages.shape[0], inputs=[advantages, sums, power], device=device)
         standardized = wp.empty_like(advantages)
-        wp.launch(standardize_kernel, advantages.shape[0], inputs=[advantages, sums], outputs=[standardized])
+        n = advantages.shape[0]
+        wp.launch(standardize_kernel, n, inputs=[advantages, sums], outputs=[standardized], device=device)
         return {**data, "values": values, "returns": returns, "advantages": standardized}
 
     def _minibatches(self, data: dict[str, wp.array]) -> list[dict[str, wp.array]]:
@@ -170,7 +172,7 @@ class PPO:
             scales = wp.vec3(cfg.entropy_loss_scale, cfg.value_loss_scale, 1.0 / n)
             columns = [batch[k] for k in ("log_prob", "advantages")]
             inputs_ = [outputs["log_prob"], *columns, predicted, batch["values"], batch["returns"], entropy]
-            wp.launch(ppo_loss_kernel, n, inputs=[*inputs_, clips, scales], outputs=[loss, metrics])
+            wp.launch(ppo_loss_kernel, n, inputs=[*inputs_, clips, scales], outputs=[loss, metrics], device=self.device)
         tape.backward(loss=loss)
         self.optimizer.step()
         tape.zero()

@@ -15,6 +15,7 @@ import numpy as np
 import warp as wp
 
 from gaussrl.agents.config import SACConfig
+from gaussrl.agents.warp.kernels import scale_kernel
 from gaussrl.agents.warp.losses import (
     SAC_METRICS,
     actor_loss_kernel,
@@ -106,8 +107,9 @@ class SAC:
         memory = self.memory
         if self.obs_scaler is not None:
             self.obs_scaler.update(memory.row("observations").numpy())
-        rewards = step.rewards.numpy() * np.float32(self.config.reward_scale)
-        memory.write("rewards", rewards)
+        rewards = memory.row("rewards")
+        inputs = [step.rewards, self.config.reward_scale]
+        wp.launch(scale_kernel, rewards.shape, inputs=inputs, outputs=[rewards], device=self.device)
         memory.write("next_observations", step.final_observations)
         memory.write("terminated", step.terminated.astype(np.float32))
         memory.advance()
