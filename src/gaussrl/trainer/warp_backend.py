@@ -1,13 +1,14 @@
-"""The Warp agents behind the trainer's torch-tensor environment boundary (``gaussrl train --backend warp``).
+"""The Warp agents behind the trainer's environment boundary (``gaussrl train --backend warp``).
 
-:class:`WarpAgent` takes and returns torch tensors like the torch agents (the Gymnasium
-environments of :mod:`gaussrl.envs` speak torch) and converts at the boundary: through NumPy
-on the CPU, with ``wp.from_torch``/``wp.to_torch`` on CUDA. Checkpoint state goes out as torch
-tensors (so :mod:`gaussrl.io.checkpoint` writes it without pickle) and comes back as NumPy.
+The Gymnasium environments run on the host; :class:`WarpArrayAgent` takes and returns NumPy
+arrays and moves them to and from the agent's Warp device, and :class:`WarpAgent` puts it behind
+the torch-tensor ``Agent`` protocol of the trainer. Checkpoint state goes out as torch tensors (so
+:mod:`gaussrl.io.checkpoint` writes it without pickle) and is read back with ``np.asarray``.
 """
 
 from __future__ import annotations
 
+from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -26,16 +27,8 @@ if TYPE_CHECKING:
 f32 = wp.float32
 
 
-def _to_warp(tensor: torch.Tensor, device: Any) -> wp.array:
-    if tensor.device.type == "cpu":
-        return wp.array(tensor.numpy(), dtype=f32, device=device)
-    return wp.from_torch(tensor.contiguous().float(), dtype=f32)
-
-
-def _to_torch(array: wp.array, device: torch.device) -> torch.Tensor:
-    if str(array.device) == "cpu":
-        return torch.from_numpy(array.numpy().copy()).to(device)
-    return wp.to_torch(array).clone().to(device)
+def _warp(values: Any, device: Any) -> wp.array:
+    return wp.array(np.asarray(values, np.float32), dtype=f32, device=device)
 
 
 def _tensors(tree: Any) -> Any:
@@ -49,61 +42,52 @@ def _tensors(tree: Any) -> Any:
     return tree
 
 
-def _arrays(tree: Any) -> Any:
-    """Torch tensors to NumPy arrays, through nested dicts and lists."""
-    if isinstance(tree, torch.Tensor):
-        return tree.detach().cpu().numpy()
-    if isinstance(tree, dict):
-        return {k: _arrays(v) for k, v in tree.items()}
-    if isinstance(tree, list):
-        return [_arrays(v) for v in tree]
-    return tree
+class WarpArrayAgent:
+    """A Warp PPO or SAC agent seen through NumPy: ``act``, ``observe``, ``act_eval``, ``eval_states``, state.
 
-
-class WarpAgent:
-    """A Warp PPO or SAC agent with the torch agents' interface (``act``, ``observe``, ``act_eval``, state).
+    The environment lives on the host, so its arrays cross to the agent's device here (one copy
+    each way per step); everything else stays on the device.
 
     Args:
         agent: The Warp agent.
-        device: Torch device of the environment's tensors.
     """
 
-    def __init__(self, agent: PPO | SAC, device: str | torch.device = "cpu") -> None:
-        self.agent, self.device = agent, torch.device(device)
-        self.warp_device = agent.device
+    def __init__(self, agent: PPO | SAC) -> None:
+        self.agent, self.device = agent, agent.device
 
-    def act(self, observations: torch.Tensor) -> torch.Tensor:
+    def act(self, observations: np.ndarray) -> np.ndarray:
         """Training actions (see the Warp agent's ``act``).
 
         Args:
             observations: Shape (N, num_observations).
 
         Returns:
-            Actions (N, A).
+            Actions (N, A), float32.
         """
-        return _to_torch(self.agent.act(_to_warp(observations, self.warp_device)), self.device)
+        actions: np.ndarray = self.agent.act(_warp(observations, self.device)).numpy().copy()
+        return actions
 
-    def observe(self, step: Step) -> dict[str, float]:
-        """Pass a vector step to the Warp agent.
+    def observe(self, step: Any) -> dict[str, float]:
+        """Pass a vector step (NumPy ``observations``, ``rewards``, ``terminated``, ...) to the Warp agent.
 
         Args:
-            step: What the environment returned.
+            step: The environment's answer, with the fields of :class:`gaussrl.envs.gymnasium.Step`.
 
         Returns:
             The agent's update metrics, or an empty dict.
         """
         warp_step = WarpStep(
-            observations=_to_warp(step.observations, self.warp_device),
-            rewards=_to_warp(step.rewards, self.warp_device),
-            terminated=step.terminated.cpu().numpy().reshape(-1),
-            truncated=step.truncated.cpu().numpy().reshape(-1),
-            final_observations=_to_warp(step.final_observations, self.warp_device),
+            observations=_warp(step.observations, self.device),
+            rewards=_warp(np.asarray(step.rewards).reshape(-1, 1), self.device),
+            terminated=np.asarray(step.terminated, bool).reshape(-1),
+            truncated=np.asarray(step.truncated, bool).reshape(-1),
+            final_observations=_warp(step.final_observations, self.device),
         )
         return self.agent.observe(warp_step)
 
     def act_eval(
-        self, observations: torch.Tensor, states: list[torch.Tensor], *, deterministic: bool = True
-    ) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        self, observations: np.ndarray, states: list[Any], *, deterministic: bool = True
+    ) -> tuple[np.ndarray, list[Any]]:
         """Evaluation actions.
 
         Args:
@@ -114,10 +98,11 @@ class WarpAgent:
         Returns:
             Actions and ``states``.
         """
-        actions, _ = self.agent.act_eval(_to_warp(observations, self.warp_device), [], deterministic=deterministic)
-        return _to_torch(actions, self.device), states
+        actions, _ = self.agent.act_eval(_warp(observations, self.device), [], deterministic=deterministic)
+        result: np.ndarray = actions.numpy().copy()
+        return result, states
 
-    def eval_states(self, batch: int) -> list[torch.Tensor]:
+    def eval_states(self, batch: int) -> list[Any]:
         """No hidden states.
 
         Args:
@@ -129,7 +114,88 @@ class WarpAgent:
         return []
 
     def state(self) -> dict[str, Any]:
-        """The Warp agent's state with its arrays as torch tensors.
+        """The Warp agent's state: nested dicts of NumPy arrays and JSON values.
+
+        Returns:
+            The state.
+        """
+        return self.agent.state()
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        """Restore what :meth:`state` returned (arrays may come back as CPU torch tensors).
+
+        Args:
+            state: The state.
+        """
+        self.agent.load_state(state)
+
+
+class WarpAgent:
+    """A :class:`WarpArrayAgent` behind the trainer's torch-tensor ``Agent`` protocol.
+
+    Args:
+        agent: The Warp agent.
+        device: Torch device of the environment's tensors.
+    """
+
+    def __init__(self, agent: PPO | SAC, device: str | torch.device = "cpu") -> None:
+        self.agent, self.device = WarpArrayAgent(agent), torch.device(device)
+
+    def _tensor(self, array: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(np.array(array)).to(self.device)
+
+    def act(self, observations: torch.Tensor) -> torch.Tensor:
+        """See :meth:`WarpArrayAgent.act`.
+
+        Args:
+            observations: Shape (N, num_observations).
+
+        Returns:
+            Actions (N, A).
+        """
+        return self._tensor(self.agent.act(observations.detach().cpu().numpy()))
+
+    def observe(self, step: Step) -> dict[str, float]:
+        """See :meth:`WarpArrayAgent.observe`.
+
+        Args:
+            step: What the environment returned.
+
+        Returns:
+            The agent's update metrics, or an empty dict.
+        """
+        names = ("observations", "rewards", "terminated", "truncated", "final_observations")
+        return self.agent.observe(SimpleNamespace(**{k: getattr(step, k).detach().cpu().numpy() for k in names}))
+
+    def act_eval(
+        self, observations: torch.Tensor, states: list[Any], *, deterministic: bool = True
+    ) -> tuple[torch.Tensor, list[Any]]:
+        """See :meth:`WarpArrayAgent.act_eval`.
+
+        Args:
+            observations: Shape (N, num_observations).
+            states: Hidden states (empty).
+            deterministic: Mean actions instead of samples.
+
+        Returns:
+            Actions and ``states``.
+        """
+        actions, states = self.agent.act_eval(observations.detach().cpu().numpy(), states, deterministic=deterministic)
+        return self._tensor(actions), states
+
+    def eval_states(self, batch: int) -> list[Any]:
+        """No hidden states.
+
+        Args:
+            batch: Number of environments.
+
+        Returns:
+            An empty list.
+        """
+        return []
+
+    def state(self) -> dict[str, Any]:
+        """The Warp agent's state with its arrays as torch tensors (what the checkpoint writer takes).
 
         Returns:
             Nested dicts of tensors and JSON values.
@@ -142,7 +208,7 @@ class WarpAgent:
         Args:
             state: Nested dicts of tensors and JSON values.
         """
-        self.agent.load_state(_arrays(state))
+        self.agent.load_state(state)
 
 
 def build_warp_ppo(
