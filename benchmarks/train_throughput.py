@@ -223,7 +223,10 @@ def skrl_steps_per_s(algo: str, steps: int, framework: str = "torch") -> float:
     num_envs = NUM_ENVS[algo]
     env = wrap_env(gymnasium.make_vec("Pendulum-v1", num_envs=num_envs, vectorization_mode="sync"))
     if framework == "warp":
-        from benchmarks.skrl_warp import skrl_warp_models
+        try:
+            from benchmarks.skrl_warp import skrl_warp_models
+        except ModuleNotFoundError:  # run as a script: benchmarks/ itself is on sys.path
+            from skrl_warp import skrl_warp_models  # type: ignore[no-redef]
 
         models = skrl_warp_models(algo, env, PENDULUM.ppo.hidden_sizes if algo == "ppo" else SAC.hidden_sizes)
     else:
@@ -290,6 +293,10 @@ def table(results: dict[str, dict[str, list[float]]], command: str) -> str:
             ratio = "-" if name == "gaussrl" else f"{ours / median:.2f}x"
             repeats = ", ".join(f"{v:.0f}" for v in values)
             lines.append(f"| {algo.upper()} | {name} | {median:.0f} | {repeats} | {ratio} |")
+    for algo, runs in results.items():
+        if "gaussrl-warp" in runs and "skrl-warp" in runs:
+            warp_ratio = statistics.median(runs["gaussrl-warp"]) / statistics.median(runs["skrl-warp"])
+            lines.append(f"\n{algo.upper()} on Warp (CPU device): gaussrl-warp / skrl-warp = {warp_ratio:.2f}x")
     return "\n".join(lines) + "\n"
 
 
