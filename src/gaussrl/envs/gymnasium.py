@@ -10,7 +10,11 @@ does the resets itself, so that
   episode sequence (see :meth:`TorchVecEnv.load_state`);
 * agents act in ``[-1, 1]^A`` and actions are clipped and rescaled onto the Box bounds here, at
   the environment boundary;
-* episode returns and lengths are recorded.
+* episode returns and lengths are recorded;
+* NaN or infinity in an observation or reward is caught here, where it enters: with
+  ``nonfinite="stop"`` :class:`NonFiniteDataError` names the environment, the sub-environment,
+  the quantity and the episode step; with ``"skip"`` the step is returned with ``skipped`` set,
+  the offending sub-environments start a new episode and their unfinished episode is not recorded.
 """
 
 from __future__ import annotations
@@ -28,10 +32,29 @@ from gaussrl.core.errors import GaussrlError
 from gaussrl.envs.wrappers import register_envs
 
 Vectorization = Literal["sync", "async"]
+NonFinite = Literal["stop", "skip"]
 
 
 class EnvError(GaussrlError, ValueError):
     """An environment that cannot be made or trained on (unknown id, action space not a Box)."""
+
+
+class NonFiniteDataError(GaussrlError, FloatingPointError):
+    """NaN or infinity from an environment (observations, rewards) or in a training loss."""
+
+
+def describe_value(values: np.ndarray) -> str:
+    """Name the first non-finite value of an array: ``"NaN"``, ``"inf"`` or ``"-inf"``.
+
+    Args:
+        values: An array holding at least one non-finite value.
+
+    Returns:
+        Its name.
+    """
+    flat = np.asarray(values, dtype=np.float64).reshape(-1)
+    first = flat[~np.isfinite(flat)][0]
+    return "NaN" if np.isnan(first) else ("inf" if first > 0 else "-inf")
 
 
 def episode_seed(seed: int, env_index: int, episode: int) -> int:
@@ -112,6 +135,9 @@ class Step:
         truncated: Shape (N, 1), bool: the episode was cut (e.g. time limit; bootstrap).
         final_observations: The observations the episodes ended on (equal to ``observations``
             where no episode ended).
+        skipped: With ``nonfinite="skip"``: shape (N,), bool, the sub-environments that returned
+            NaN or infinity in this step (they were reset); None when all values were finite. A
+            step with ``skipped`` set is not a valid transition for any sub-environment.
     """
 
     observations: torch.Tensor
@@ -119,6 +145,7 @@ class Step:
     terminated: torch.Tensor
     truncated: torch.Tensor
     final_observations: torch.Tensor
+    skipped: np.ndarray | None = None
 
 
 class TorchVecEnv:
@@ -128,16 +155,29 @@ class TorchVecEnv:
         env: A vector env with autoreset disabled (:func:`make_vector_env`).
         seed: Seed of the episode resets.
         device: Device of the tensors.
+        name: The environment's name in messages (its Gymnasium id).
+        nonfinite: What a NaN or infinity in an observation or reward does: ``"stop"`` raises
+            :class:`NonFiniteDataError`, ``"skip"`` marks the step (see :class:`Step`).
 
     Raises:
         EnvError: If the action space is not a Box.
     """
 
-    def __init__(self, env: VectorEnv, *, seed: int, device: str | torch.device = "cpu") -> None:
+    def __init__(
+        self,
+        env: VectorEnv,
+        *,
+        seed: int,
+        device: str | torch.device = "cpu",
+        name: str = "environment",
+        nonfinite: NonFinite = "stop",
+    ) -> None:
         space = env.single_action_space
         if not isinstance(space, spaces.Box):
             raise EnvError(f"action space {space} is not a Box; gaussrl's Gaussian policies need a Box.")
         self.env = env
+        self.name = name
+        self.nonfinite = nonfinite
         self.seed = int(seed)
         self.device = torch.device(device)
         self._on_cpu = self.device.type == "cpu"
@@ -176,6 +216,7 @@ class TorchVecEnv:
             Observations, shape (N, num_observations).
         """
         observations, _ = self.env.reset(seed=self._seeds(np.ones(self.num_envs, dtype=bool)))
+        self._check_reset(observations)
         self._returns[:] = 0.0
         self._lengths[:] = 0
         return self._tensor(observations)
@@ -218,11 +259,41 @@ class TorchVecEnv:
         """Reset the copies whose episode ended; the observations with theirs replaced."""
         seeds = self._seeds(done)
         if self._envs is None:
-            return self.env.reset(seed=seeds, options={"reset_mask": done})[0]
-        observations = np.array(observations, copy=True)
-        for i in np.flatnonzero(done):
-            observations[i] = self._envs[i].reset(seed=seeds[i], options={"reset_mask": done})[0]
+            observations = self.env.reset(seed=seeds, options={"reset_mask": done})[0]
+        else:
+            observations = np.array(observations, copy=True)
+            for i in np.flatnonzero(done):
+                observations[i] = self._envs[i].reset(seed=seeds[i], options={"reset_mask": done})[0]
+        self._check_reset(observations, done)
         return observations
+
+    def _nonfinite_rows(self, observations: np.ndarray, rewards: np.ndarray) -> np.ndarray | None:
+        """The sub-environments whose observation or reward holds NaN/inf; None when there is none."""
+        observations = np.asarray(observations)
+        if np.isfinite(rewards).all() and (observations.dtype.kind not in "fc" or np.isfinite(observations).all()):
+            return None
+        bad = ~np.isfinite(rewards).reshape(self.num_envs)
+        if observations.dtype.kind in "fc":
+            bad |= ~np.isfinite(observations.reshape(self.num_envs, -1)).all(axis=1)
+        return bad
+
+    def _nonfinite_error(self, bad: np.ndarray, observations: np.ndarray, rewards: np.ndarray) -> NonFiniteDataError:
+        i = int(np.flatnonzero(bad)[0])
+        reward_ok = bool(np.isfinite(rewards[i]))
+        quantity, values = ("observation", np.asarray(observations)[i]) if reward_ok else ("reward", rewards[i])
+        return NonFiniteDataError(
+            f"environment {self.name!r} returned {describe_value(values)} in its {quantity} (sub-environment {i} "
+            f"of {self.num_envs}, step {int(self._lengths[i]) + 1} of its episode {int(self.episodes[i])})"
+        )
+
+    def _check_reset(self, observations: np.ndarray, rows: np.ndarray | None = None) -> None:
+        """Raise for NaN/inf in first observations, whatever ``nonfinite`` says (an episode cannot start)."""
+        selected = np.asarray(observations) if rows is None else np.asarray(observations)[rows]
+        if selected.dtype.kind in "fc" and not np.isfinite(selected).all():
+            raise NonFiniteDataError(
+                f"environment {self.name!r} returned {describe_value(selected[~np.isfinite(selected)])} in the "
+                f"first observation of an episode (reset); check the environment's reset()"
+            )
 
     def step(self, actions: torch.Tensor) -> Step:
         """Step every sub-environment, resetting those whose episode ended.
@@ -234,12 +305,18 @@ class TorchVecEnv:
             The step.
         """
         observations, rewards, terminated, truncated = self._step_envs(self.to_env_actions(actions))
+        bad = self._nonfinite_rows(observations, rewards)
+        if bad is not None:
+            if self.nonfinite == "stop":
+                raise self._nonfinite_error(bad, observations, rewards)
+            rewards = np.where(bad, 0.0, rewards)
+            truncated = np.logical_or(truncated, bad)
         self._returns += rewards
         self._lengths += 1
         done = np.logical_or(terminated, truncated)
         final = self._tensor(observations)
         if done.any():
-            self._end_episodes(done)
+            self._end_episodes(done if bad is None else done & ~bad, done)
             next_observations = self._tensor(self._reset_envs(done, observations))
         else:
             next_observations = final
@@ -249,10 +326,12 @@ class TorchVecEnv:
             terminated=self._tensor(terminated, bool),
             truncated=self._tensor(truncated, bool),
             final_observations=final,
+            skipped=bad,
         )
 
-    def _end_episodes(self, done: np.ndarray) -> None:
-        for i in np.flatnonzero(done):
+    def _end_episodes(self, finished: np.ndarray, done: np.ndarray) -> None:
+        """Record the episodes of ``finished`` and reset the counters of ``done`` (a superset)."""
+        for i in np.flatnonzero(finished):
             self._finished.append((float(self._returns[i]), int(self._lengths[i])))
         self._returns[done] = 0.0
         self._lengths[done] = 0

@@ -1,8 +1,9 @@
 """The metrics of a run: a JSON-lines file (rewritten atomically) and TensorBoard scalars.
 
-Each record is one line ``{"kind": "episode"|"update"|"eval", "step": env_steps, ...}``. The file
-is rewritten atomically on :meth:`MetricsLog.flush`, so it never holds a half-written line; a
-resumed run keeps the records up to its checkpoint's step and drops the rest.
+Each record is one line ``{"kind": "episode"|"update"|"eval", "step": env_steps, ...}`` of strict
+JSON: a value that is NaN or infinite is written as ``null``. The file is rewritten atomically on
+:meth:`MetricsLog.flush`, so it never holds a half-written line; a resumed run keeps the records
+up to its checkpoint's step and drops the rest, so no record appears twice.
 """
 
 from __future__ import annotations
@@ -15,6 +16,18 @@ from typing import Any
 from gaussrl.io.atomic import write_text_atomic
 
 METRICS_FILE = "metrics.jsonl"
+
+
+def finite_or_none(value: float) -> float | None:
+    """``value``, or None (JSON ``null``) when it is NaN or infinite.
+
+    Args:
+        value: A number.
+
+    Returns:
+        The number as a float, or None.
+    """
+    return float(value) if math.isfinite(value) else None
 
 
 def read_metrics(run_dir: str | Path) -> list[dict[str, Any]]:
@@ -46,8 +59,9 @@ class MetricsLog:
         self.records: list[dict[str, Any]] = []
         if resume_step is not None:
             self.records = [r for r in read_metrics(run_dir) if r["step"] <= resume_step]
-        self._lines = [json.dumps(r) for r in self.records]
+        self._lines = [json.dumps(r, allow_nan=False) for r in self.records]
         self._writer = None
+        self._closed = False
         if tensorboard:
             from torch.utils.tensorboard import SummaryWriter  # noqa: PLC0415 (tensorboard is slow to import)
 
@@ -62,9 +76,9 @@ class MetricsLog:
             values: Scalars; non-finite ones are written as null.
         """
         record: dict[str, Any] = {"kind": kind, "step": step}
-        record.update({k: (float(v) if math.isfinite(v) else None) for k, v in values.items()})
+        record.update({k: finite_or_none(v) for k, v in values.items()})
         self.records.append(record)
-        self._lines.append(json.dumps(record))
+        self._lines.append(json.dumps(record, allow_nan=False))
         if self._writer is not None:
             for name, value in values.items():
                 self._writer.add_scalar(f"{kind}/{name}", value, step)
@@ -76,7 +90,10 @@ class MetricsLog:
             self._writer.flush()
 
     def close(self) -> None:
-        """Flush and close TensorBoard."""
+        """Flush and close TensorBoard (again: a no-op)."""
+        if self._closed:
+            return
         self.flush()
         if self._writer is not None:
             self._writer.close()
+        self._closed = True
