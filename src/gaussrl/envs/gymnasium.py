@@ -43,17 +43,35 @@ class NonFiniteDataError(GaussrlError, FloatingPointError):
     """NaN or infinity from an environment (observations, rewards) or in a training loss."""
 
 
-def describe_value(values: np.ndarray) -> str:
-    """Name the first non-finite value of an array: ``"NaN"``, ``"inf"`` or ``"-inf"``.
+def finite_rows(values: np.ndarray, num_rows: int) -> np.ndarray:
+    """Which rows of an array are finite once converted to float32 (what the agents receive).
 
     Args:
-        values: An array holding at least one non-finite value.
+        values: Shape (num_rows, ...).
+        num_rows: The size of the first axis.
 
     Returns:
-        Its name.
+        Shape (num_rows,), bool.
+    """
+    with np.errstate(over="ignore"):
+        array = np.asarray(values, dtype=np.float32)
+    return np.isfinite(array.reshape(num_rows, -1)).all(axis=1) if num_rows else np.ones(0, dtype=bool)
+
+
+def describe_value(values: np.ndarray) -> str:
+    """Name the first value of an array that is not finite in float32: ``"NaN"``, ``"inf"``, ``"-inf"``.
+
+    Args:
+        values: An array holding at least one such value.
+
+    Returns:
+        Its name; ``"a value beyond float32's range (x)"`` for one finite only in float64.
     """
     flat = np.asarray(values, dtype=np.float64).reshape(-1)
-    first = flat[~np.isfinite(flat)][0]
+    with np.errstate(over="ignore"):
+        first = flat[~np.isfinite(flat.astype(np.float32))][0]
+    if np.isfinite(first):
+        return f"a value beyond float32's range ({first:g})"
     return "NaN" if np.isnan(first) else ("inf" if first > 0 else "-inf")
 
 
@@ -268,18 +286,17 @@ class TorchVecEnv:
         return observations
 
     def _nonfinite_rows(self, observations: np.ndarray, rewards: np.ndarray) -> np.ndarray | None:
-        """The sub-environments whose observation or reward holds NaN/inf; None when there is none."""
-        observations = np.asarray(observations)
-        if np.isfinite(rewards).all() and (observations.dtype.kind not in "fc" or np.isfinite(observations).all()):
+        """The sub-environments whose observation or reward holds NaN/inf (in float32); None when there is none.
+
+        The arrays are the float32 ones the agent receives, so a value beyond float32's range counts too.
+        """
+        if np.isfinite(rewards).all() and np.isfinite(observations).all():
             return None
-        bad = ~np.isfinite(rewards).reshape(self.num_envs)
-        if observations.dtype.kind in "fc":
-            bad |= ~np.isfinite(observations.reshape(self.num_envs, -1)).all(axis=1)
-        return bad
+        return ~(finite_rows(rewards, self.num_envs) & finite_rows(observations, self.num_envs))
 
     def _nonfinite_error(self, bad: np.ndarray, observations: np.ndarray, rewards: np.ndarray) -> NonFiniteDataError:
         i = int(np.flatnonzero(bad)[0])
-        reward_ok = bool(np.isfinite(rewards[i]))
+        reward_ok = bool(finite_rows(rewards[i : i + 1], 1)[0])
         quantity, values = ("observation", np.asarray(observations)[i]) if reward_ok else ("reward", rewards[i])
         return NonFiniteDataError(
             f"environment {self.name!r} returned {describe_value(values)} in its {quantity} (sub-environment {i} "
@@ -289,10 +306,10 @@ class TorchVecEnv:
     def _check_reset(self, observations: np.ndarray, rows: np.ndarray | None = None) -> None:
         """Raise for NaN/inf in first observations, whatever ``nonfinite`` says (an episode cannot start)."""
         selected = np.asarray(observations) if rows is None else np.asarray(observations)[rows]
-        if selected.dtype.kind in "fc" and not np.isfinite(selected).all():
+        if not finite_rows(selected, len(selected)).all():
             raise NonFiniteDataError(
-                f"environment {self.name!r} returned {describe_value(selected[~np.isfinite(selected)])} in the "
-                f"first observation of an episode (reset); check the environment's reset()"
+                f"environment {self.name!r} returned {describe_value(selected)} in the first observation of an "
+                f"episode (reset); check the environment's reset()"
             )
 
     def step(self, actions: torch.Tensor) -> Step:
@@ -304,12 +321,15 @@ class TorchVecEnv:
         Returns:
             The step.
         """
-        observations, rewards, terminated, truncated = self._step_envs(self.to_env_actions(actions))
-        bad = self._nonfinite_rows(observations, rewards)
+        raw_observations, rewards, terminated, truncated = self._step_envs(self.to_env_actions(actions))
+        # The float32 arrays the tensors are made of; checked as such (an overflow to inf is caught too).
+        with np.errstate(over="ignore"):
+            observations, rewards32 = np.asarray(raw_observations, dtype=np.float32), rewards.astype(np.float32)
+        bad = self._nonfinite_rows(observations, rewards32)
         if bad is not None:
             if self.nonfinite == "stop":
-                raise self._nonfinite_error(bad, observations, rewards)
-            rewards = np.where(bad, 0.0, rewards)
+                raise self._nonfinite_error(bad, raw_observations, rewards)
+            rewards, rewards32 = np.where(bad, 0.0, rewards), np.where(bad, 0.0, rewards32).astype(np.float32)
             truncated = np.logical_or(truncated, bad)
         self._returns += rewards
         self._lengths += 1
@@ -322,7 +342,7 @@ class TorchVecEnv:
             next_observations = final
         return Step(
             observations=next_observations,
-            rewards=self._tensor(rewards),
+            rewards=self._tensor(rewards32),
             terminated=self._tensor(terminated, bool),
             truncated=self._tensor(truncated, bool),
             final_observations=final,

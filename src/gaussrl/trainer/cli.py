@@ -28,7 +28,7 @@ from gaussrl.trainer.loop import ResumeError, TrainConfig, Trainer, build_agent
 from gaussrl.trainer.presets import describe, env_from_args, train_defaults
 from gaussrl.trainer.resume import flatten, resumed_config, typed_options
 from gaussrl.trainer.rundir import load_run_checkpoint
-from gaussrl.trainer.signals import Interrupted
+from gaussrl.trainer.stops import Interrupted
 
 USER_ERRORS = (GaussrlError, EnvError, CheckpointError, ResumeError, ValueError, TypeError, FileNotFoundError)
 

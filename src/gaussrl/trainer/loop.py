@@ -5,7 +5,7 @@ at the end, ``summary.json``. Every file gaussrl writes there is written atomica
 JSON file is strict JSON (a value that is not a finite number is written as ``null``).
 
 A run stops early, with a checkpoint of its last good state, on SIGINT/SIGTERM
-(:class:`~gaussrl.trainer.signals.Interrupted`) and on NaN/inf from the environment or in the
+(:class:`~gaussrl.trainer.stops.Interrupted`) and on NaN/inf from the environment or in the
 losses (:class:`~gaussrl.envs.gymnasium.NonFiniteDataError`; with ``nonfinite="skip"`` such
 environment steps are left out of training and counted instead).
 """
@@ -25,16 +25,15 @@ import torch
 from tqdm import tqdm
 
 from gaussrl.agents.config import PPOConfig, SACConfig, check_positive_int
-from gaussrl.core.errors import ConfigError
 from gaussrl.envs.gymnasium import NonFinite, NonFiniteDataError, TorchVecEnv, Vectorization, make_vector_env
 from gaussrl.io.atomic import write_text_atomic
 from gaussrl.io.checkpoint import CheckpointError, checkpoint_step, first_nonfinite, list_checkpoints, save_checkpoint
 from gaussrl.trainer.build import Algo, PolicyKind, build_ppo, build_sac
 from gaussrl.trainer.evaluate import Agent, Evaluator
 from gaussrl.trainer.metrics import MetricsLog, finite_or_none
-from gaussrl.trainer.resume import ResumeError, load_resume, resume_command, run_meta
+from gaussrl.trainer.resume import ResumeError, check_resume_options, load_resume, resume_command, run_meta
 from gaussrl.trainer.rundir import CHECKPOINTS, prepare_run_dir
-from gaussrl.trainer.signals import Interrupted, SignalFlag
+from gaussrl.trainer.stops import DivergenceError, Interrupted, SignalFlag, check_update
 
 UPDATE_LOG_INTERVAL = 1000
 """SAC updates every step; its update metrics are logged once per this many environment steps."""
@@ -102,21 +101,7 @@ class TrainConfig:
             raise ValueError(f"num_envs={envs!r} must be a positive integer, or None for the algorithm's default.")
         if self.algo == "sac" and self.policy != "mlp":
             raise ValueError(f"policy={self.policy!r} is for PPO; SAC trains an MLP policy (--policy mlp).")
-        self._check_resume_options()
-
-    def _check_resume_options(self) -> None:
-        step = self.checkpoint
-        if step is not None and (isinstance(step, bool) or not isinstance(step, int) or step < 0):
-            raise ConfigError(f"checkpoint={step!r} must be a step number (>= 0), or None for the newest checkpoint.")
-        if step is not None and self.resume is None:
-            raise ConfigError(f"--checkpoint {step} needs --resume DIR (the run whose checkpoint to continue from).")
-        if self.force and self.resume is not None:
-            raise ConfigError("--force starts a new run and --resume continues one; pass only one of them.")
-        if self.resume is not None and self.out is not None and Path(self.out).resolve() != Path(self.resume).resolve():
-            raise ConfigError(
-                f"--out {self.out} and --resume {self.resume} name different directories; a resumed run continues in "
-                f"its own directory: drop --out."
-            )
+        check_resume_options(resume=self.resume, out=self.out, checkpoint=self.checkpoint, force=self.force)
 
     @property
     def envs(self) -> int:
@@ -135,11 +120,14 @@ class TrainConfig:
     def to_json(self) -> dict[str, Any]:
         """The configuration as JSON values (only the selected algorithm's hyperparameters).
 
+        ``checkpoint`` and ``force`` say how this command started, not what the run is, and are left out.
+
         Returns:
             A dict.
         """
         data = dataclasses.asdict(self)
-        data.pop("sac" if self.algo == "ppo" else "ppo")
+        for name in ("sac" if self.algo == "ppo" else "ppo", "checkpoint", "force"):
+            data.pop(name)
         data["num_envs"] = self.envs
         return data
 
@@ -222,7 +210,7 @@ class Trainer:
         agent = self.agent.state()
         bad = first_nonfinite(agent)
         if bad is not None:
-            raise NonFiniteDataError(f"the agent's {bad} holds NaN or infinity after {self.steps} steps")
+            raise DivergenceError(f"the agent's {bad} holds NaN or infinity after {self.steps} steps")
         state = {
             "agent": agent,
             "torch_rng": torch.get_rng_state(),
@@ -243,7 +231,10 @@ class Trainer:
             The returns of the episodes that finished with finite values (all of them unless
             ``nonfinite="skip"`` left some out).
         """
-        returns = self.evaluator.run(self.agent, deterministic=True)
+        try:
+            returns = self.evaluator.run(self.agent, deterministic=True)
+        except NonFiniteDataError as error:
+            raise NonFiniteDataError(f"{error}, in the evaluation after {self.steps} steps of training") from None
         returns = returns[np.isfinite(returns)]
         self.last_eval = returns
         mean, std = (float(returns.mean()), float(returns.std())) if returns.size else (math.nan, math.nan)
@@ -254,17 +245,12 @@ class Trainer:
     def _due(self, interval: int, before: int) -> bool:
         return interval > 0 and self.steps // interval > before // interval
 
-    def _check_update(self, update: dict[str, float]) -> None:
-        for name, value in update.items():
-            if not math.isfinite(value):
-                raise NonFiniteDataError(
-                    f"{self.config.algo.upper()}'s {name} became {value} in the update after {self.steps} steps "
-                    f"(learning diverged: try a lower learning rate or smaller rewards)"
-                )
-
     def _step(self) -> dict[str, float]:
         actions = self.agent.act(self.observations)
-        step = self.env.step(actions)
+        try:
+            step = self.env.step(actions)
+        except NonFiniteDataError as error:
+            raise NonFiniteDataError(f"{error}, after {self.steps} environment steps of training") from None
         self.observations = step.observations
         if step.skipped is not None:
             # The vector step holds no valid transition: the agent never sees it (its pending action is dropped).
@@ -272,8 +258,8 @@ class Trainer:
             update: dict[str, float] = {}
         else:
             update = self.agent.observe(step)
-            self._check_update(update)
         self.steps += self.env.num_envs
+        check_update(update, self.config.algo, self.steps)
         for episode_return, length in self.env.pop_episodes():
             self.recent.append(episode_return)
             self.metrics.add("episode", self.steps, {"return": episode_return, "length": float(length)})
@@ -320,14 +306,14 @@ class Trainer:
             self.metrics.flush()
             self.checkpoint()
             saved = f"saved checkpoint step {self.steps} (the state before it)"
-        except NonFiniteDataError:
+        except DivergenceError:
             found = list_checkpoints(self.dir / CHECKPOINTS)
             newest = f"the newest checkpoint is step {checkpoint_step(found[-1])}" if found else ""
             saved = f"the agent's state is no longer finite, so nothing was saved; {newest or 'no checkpoint exists'}"
-        return NonFiniteDataError(
-            f"{error}; the run stopped and {saved}; continue with `{resume_command(self.dir)}` (add --nonfinite skip "
-            f"to leave such environment steps out of training)."
+        skip = (
+            "" if isinstance(error, DivergenceError) else " (add --nonfinite skip to leave such steps out of training)"
         )
+        return type(error)(f"{error}; the run stopped and {saved}; continue with `{resume_command(self.dir)}`{skip}.")
 
     def run(self) -> dict[str, Any]:
         """Train to ``timesteps``, evaluating and checkpointing on the way; write ``summary.json``.
@@ -412,6 +398,7 @@ def train(config: TrainConfig) -> dict[str, Any]:
 __all__ = [
     "CHECKPOINTS",
     "CheckpointError",
+    "DivergenceError",
     "Interrupted",
     "NonFiniteDataError",
     "ResumeError",

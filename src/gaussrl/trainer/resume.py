@@ -16,7 +16,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from gaussrl.core.errors import GaussrlError
+from gaussrl.core.errors import ConfigError, GaussrlError
 from gaussrl.trainer.rundir import load_run_checkpoint
 
 if TYPE_CHECKING:
@@ -43,6 +43,32 @@ Config = TypeVar("Config")
 
 class ResumeError(GaussrlError, ValueError):
     """A resume request that does not match the run in the directory."""
+
+
+def check_resume_options(*, resume: str | None, out: str | None, checkpoint: int | None, force: bool) -> None:
+    """Check that ``--resume``, ``--out``, ``--checkpoint`` and ``--force`` go together.
+
+    Args:
+        resume: The run directory to continue, or None.
+        out: The run directory given, or None.
+        checkpoint: The checkpoint step to continue from, or None.
+        force: Start over in a directory that holds a run.
+
+    Raises:
+        ConfigError: For a checkpoint step that is not a step number, ``--checkpoint`` without
+            ``--resume``, ``--force`` with ``--resume``, or ``--out`` naming another directory than ``--resume``.
+    """
+    if checkpoint is not None and (isinstance(checkpoint, bool) or not isinstance(checkpoint, int) or checkpoint < 0):
+        raise ConfigError(f"checkpoint={checkpoint!r} must be a step number (>= 0), or None for the newest checkpoint.")
+    if checkpoint is not None and resume is None:
+        raise ConfigError(f"--checkpoint {checkpoint} needs --resume DIR (the run whose checkpoint to continue from).")
+    if force and resume is not None:
+        raise ConfigError("--force starts a new run and --resume continues one; pass only one of them.")
+    if resume is not None and out is not None and Path(out).resolve() != Path(resume).resolve():
+        raise ConfigError(
+            f"--out {out} and --resume {resume} name different directories; a resumed run continues in its own "
+            f"directory: drop --out."
+        )
 
 
 def option_name(path: str) -> str:
@@ -116,7 +142,7 @@ def fixed_differences(config: Mapping[str, Any], saved: Mapping[str, Any]) -> li
 
 
 def check_unchanged(config: Mapping[str, Any], saved: Mapping[str, Any], run_dir: str | Path) -> None:
-    """Refuse a resume whose configuration differs from the run's in a field that may not change.
+    """Refuse a resume whose configuration differs from the run's in fields that may not change.
 
     Args:
         config: The requested configuration as JSON values.
@@ -124,19 +150,19 @@ def check_unchanged(config: Mapping[str, Any], saved: Mapping[str, Any], run_dir
         run_dir: The run directory (for the message).
 
     Raises:
-        ResumeError: Naming the first such field.
+        ResumeError: Naming every such field, with both values.
     """
     differences = fixed_differences(config, saved)
     if differences:
-        path = differences[0]
+        ours, theirs = flatten(config), flatten(saved)
+        listed = ", ".join(f"{path} ({ours[path]!r}; the run has {theirs[path]!r})" for path in differences)
         raise ResumeError(
-            f"cannot resume {shlex.quote(str(run_dir))} with {path}={flatten(config)[path]!r}: the run was trained "
-            f"with {path}={flatten(saved)[path]!r}, and a resumed run keeps its configuration except "
-            f"{', '.join(option_name(name) for name in CHANGEABLE)}."
+            f"cannot resume {shlex.quote(str(run_dir))} with another configuration: {listed}; a resumed run keeps "
+            f"its config.json except {', '.join(option_name(name) for name in CHANGEABLE)}."
         )
 
 
-def typed_options(args: Sequence[str], known: Iterable[str]) -> list[str]:
+def typed_options(args: Sequence[str], known: Iterable[str]) -> dict[str, str]:
     """The configuration fields that a command line sets explicitly.
 
     Args:
@@ -144,19 +170,20 @@ def typed_options(args: Sequence[str], known: Iterable[str]) -> list[str]:
         known: The dotted field paths there are.
 
     Returns:
-        Their dotted paths, in command-line order; unknown options are left out.
+        ``{dotted path: the option as typed}``, in command-line order; unknown options are left out.
     """
     fields = set(known)
-    found: list[str] = []
+    found: dict[str, str] = {}
     for arg in args:
         if not arg.startswith("--"):
             continue
-        path = arg[2:].split("=", 1)[0].replace("-", "_")
+        spelling = arg.split("=", 1)[0]
+        path = spelling[2:].replace("-", "_")
         head, _, last = path.rpartition(".")
         if path not in fields and last.startswith("no_"):
             path = f"{head}.{last[3:]}" if head else last[3:]
-        if path in fields and path not in found:
-            found.append(path)
+        if path in fields:
+            found.setdefault(path, spelling)
     return found
 
 
@@ -166,13 +193,13 @@ def _field(config: Any, path: str) -> Any:
     return config
 
 
-def resumed_config(parsed: Config, saved: Config, typed: Iterable[str], run_dir: str | Path) -> Config:
+def resumed_config(parsed: Config, saved: Config, typed: Mapping[str, str], run_dir: str | Path) -> Config:
     """The configuration of ``--resume``: the saved run's, with the changeable options the user typed.
 
     Args:
         parsed: The configuration parsed from the command line (defaults where nothing was typed).
         saved: The configuration the run was trained with.
-        typed: The dotted paths of the options typed on the command line.
+        typed: The options typed on the command line, ``{dotted path: spelling}`` (:func:`typed_options`).
         run_dir: The run directory (for the message).
 
     Returns:
@@ -183,7 +210,7 @@ def resumed_config(parsed: Config, saved: Config, typed: Iterable[str], run_dir:
         ResumeError: For a typed option that may not change and differs from the saved value.
     """
     result = dataclasses.replace(saved, **{name: getattr(parsed, name) for name in RESUME_OPTIONS})  # type: ignore[type-var]
-    for path in typed:
+    for path, spelling in typed.items():
         value = _field(parsed, path)
         if path in RESUME_OPTIONS:
             continue
@@ -191,8 +218,8 @@ def resumed_config(parsed: Config, saved: Config, typed: Iterable[str], run_dir:
             result = dataclasses.replace(result, **{path: value})  # type: ignore[type-var]
         elif value != _field(saved, path):
             raise ResumeError(
-                f"{option_name(path)} cannot change when resuming: {shlex.quote(str(run_dir))} was trained with "
-                f"{path}={_field(saved, path)!r}; drop {option_name(path)} (a resumed run keeps its configuration; "
+                f"{spelling} cannot change when resuming: {shlex.quote(str(run_dir))} was trained with "
+                f"{path}={_field(saved, path)!r}; drop {spelling} (a resumed run keeps its configuration; "
                 f"only {', '.join(option_name(name) for name in CHANGEABLE)} may change)."
             )
     return result
