@@ -55,7 +55,7 @@ def finite_rows(values: np.ndarray, num_rows: int) -> np.ndarray:
     """
     with np.errstate(over="ignore"):
         array = np.asarray(values, dtype=np.float32)
-    return np.isfinite(array.reshape(num_rows, -1)).all(axis=1) if num_rows else np.ones(0, dtype=bool)
+    return np.asarray(np.isfinite(array.reshape(num_rows, -1)).all(axis=1)) if num_rows else np.ones(0, dtype=bool)
 
 
 def describe_value(values: np.ndarray) -> str:
@@ -213,7 +213,8 @@ class TorchVecEnv:
         # envs, without SyncVectorEnv's per-step batching machinery (several times its cost for
         # small observations).
         direct = isinstance(env, SyncVectorEnv) and isinstance(self.observation_space, spaces.Box)
-        self._envs: list[gymnasium.Env[Any, Any]] | None = list(env.envs) if direct else None
+        self._envs: list[gymnasium.Env[Any, Any]] | None = list(env.envs) if isinstance(env, SyncVectorEnv) else None
+        self._envs = self._envs if direct else None
         self.episodes = np.zeros(self.num_envs, dtype=np.int64)
         self._returns = np.zeros(self.num_envs)
         self._lengths = np.zeros(self.num_envs, dtype=np.int64)
@@ -233,7 +234,8 @@ class TorchVecEnv:
         Returns:
             Observations, shape (N, num_observations).
         """
-        observations, _ = self.env.reset(seed=self._seeds(np.ones(self.num_envs, dtype=bool)))
+        # Gymnasium's vector reset takes one seed per copy, though its annotation says int.
+        observations, _ = self.env.reset(seed=self._seeds(np.ones(self.num_envs, dtype=bool)))  # type: ignore[arg-type]
         self._check_reset(observations)
         self._returns[:] = 0.0
         self._lengths[:] = 0
@@ -249,14 +251,15 @@ class TorchVecEnv:
             Environment actions, shape (N, *action_shape), in the Box's dtype.
         """
         # Clipped in the actions' dtype (exact), then rescaled in float64 (the float64 scale promotes it).
-        raw = actions.detach().cpu()
-        raw = (raw if raw.dtype == torch.float32 else raw.to(torch.float64)).numpy()
+        detached = actions.detach().cpu()
+        raw: np.ndarray = (detached if detached.dtype == torch.float32 else detached.to(torch.float64)).numpy()
         clipped = np.minimum(np.maximum(raw, -1.0), 1.0)  # np.clip's result, without its Python overhead
         if self._all_bounded:
             scaled = clipped * self._scale + self._center
         else:
             scaled = np.where(self._bounded, self._center + self._scale * clipped, raw.astype(np.float64))
-        return scaled.reshape((self.num_envs, *self.env_action_space.shape)).astype(self.env_action_space.dtype)
+        shaped: np.ndarray = scaled.reshape((self.num_envs, *self.env_action_space.shape))
+        return shaped.astype(self.env_action_space.dtype)
 
     def _step_envs(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Step the copies: observations, float64 rewards, terminated and truncated flags."""
@@ -277,7 +280,7 @@ class TorchVecEnv:
         """Reset the copies whose episode ended; the observations with theirs replaced."""
         seeds = self._seeds(done)
         if self._envs is None:
-            observations = self.env.reset(seed=seeds, options={"reset_mask": done})[0]
+            observations = self.env.reset(seed=seeds, options={"reset_mask": done})[0]  # type: ignore[arg-type]
         else:
             observations = np.array(observations, copy=True)
             for i in np.flatnonzero(done):
@@ -292,7 +295,7 @@ class TorchVecEnv:
         """
         if np.isfinite(rewards).all() and np.isfinite(observations).all():
             return None
-        return ~(finite_rows(rewards, self.num_envs) & finite_rows(observations, self.num_envs))
+        return np.asarray(~(finite_rows(rewards, self.num_envs) & finite_rows(observations, self.num_envs)))
 
     def _nonfinite_error(self, bad: np.ndarray, observations: np.ndarray, rewards: np.ndarray) -> NonFiniteDataError:
         i = int(np.flatnonzero(bad)[0])

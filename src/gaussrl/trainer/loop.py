@@ -22,7 +22,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from gaussrl.agents.config import PPOConfig, SACConfig, check_positive_int
 from gaussrl.envs.gymnasium import NonFinite, NonFiniteDataError, TorchVecEnv, Vectorization, make_vector_env
@@ -31,6 +30,7 @@ from gaussrl.io.checkpoint import CheckpointError, checkpoint_step, first_nonfin
 from gaussrl.trainer.build import Algo, PolicyKind, build_ppo, build_sac
 from gaussrl.trainer.evaluate import Agent, Evaluator
 from gaussrl.trainer.metrics import MetricsLog, finite_or_none
+from gaussrl.trainer.progress import Progress
 from gaussrl.trainer.resume import ResumeError, check_resume_options, load_resume, resume_command, run_meta
 from gaussrl.trainer.rundir import CHECKPOINTS, prepare_run_dir
 from gaussrl.trainer.stops import DivergenceError, Interrupted, SignalFlag, check_update
@@ -142,11 +142,17 @@ def build_agent(config: TrainConfig, env: TorchVecEnv) -> Agent:
     Returns:
         PPO or SAC.
     """
-    common = {"num_envs": env.num_envs, "device": config.device}
+    spaces = (env.observation_space, env.action_space)
     if config.algo == "ppo":
-        spaces = (env.observation_space, env.action_space)
-        return build_ppo(config.ppo, *spaces, policy=config.policy, total_timesteps=config.timesteps, **common)
-    return build_sac(config.sac, env.observation_space, env.action_space, **common)
+        return build_ppo(
+            config.ppo,
+            *spaces,
+            num_envs=env.num_envs,
+            device=config.device,
+            policy=config.policy,
+            total_timesteps=config.timesteps,
+        )
+    return build_sac(config.sac, *spaces, num_envs=env.num_envs, device=config.device)
 
 
 class Trainer:
@@ -235,7 +241,7 @@ class Trainer:
             returns = self.evaluator.run(self.agent, deterministic=True)
         except NonFiniteDataError as error:
             raise NonFiniteDataError(f"{error}, in the evaluation after {self.steps} steps of training") from None
-        returns = returns[np.isfinite(returns)]
+        returns = np.asarray(returns[np.isfinite(returns)])
         self.last_eval = returns
         mean, std = (float(returns.mean()), float(returns.std())) if returns.size else (math.nan, math.nan)
         self.metrics.add("eval", self.steps, {"return_mean": mean, "return_std": std})
@@ -265,13 +271,13 @@ class Trainer:
             self.metrics.add("episode", self.steps, {"return": episode_return, "length": float(length)})
         return update
 
-    def _postfix(self, bar: tqdm) -> None:  # type: ignore[type-arg]
+    def _postfix(self, progress: Progress) -> None:
         postfix = {"return": f"{np.mean(self.recent[-20:]):.1f}" if self.recent else "-"}
         if self.last_eval is not None and self.last_eval.size:
             postfix["eval"] = f"{self.last_eval.mean():.1f}"
-        bar.set_postfix(postfix, refresh=False)
+        progress.set_postfix(postfix)
 
-    def _loop(self, bar: tqdm, signals: SignalFlag) -> None:  # type: ignore[type-arg]
+    def _loop(self, progress: Progress, signals: SignalFlag) -> None:
         config = self.config
         last_update_log = self.steps
         while self.steps < config.timesteps:
@@ -279,14 +285,14 @@ class Trainer:
                 raise self._interrupted(signals)
             before = self.steps
             update = self._step()
-            bar.update(self.steps - before)
+            progress.update(self.steps)
             if update and (config.algo == "ppo" or self.steps - last_update_log >= UPDATE_LOG_INTERVAL):
                 self.metrics.add("update", self.steps, update)
                 last_update_log = self.steps
-                self._postfix(bar)
+                self._postfix(progress)
             if self._due(config.eval_interval, before):
                 self.evaluate()
-                self._postfix(bar)
+                self._postfix(progress)
             if self._due(config.checkpoint_interval, before):
                 self.metrics.flush()
                 self.checkpoint()
@@ -327,11 +333,11 @@ class Trainer:
                 loss, after writing a checkpoint if the agent's state is still finite.
         """
         config, start_steps, start = self.config, self.steps, time.perf_counter()
-        bar = tqdm(total=config.timesteps, initial=self.steps, unit="step", disable=not config.progress, smoothing=0.1)
+        progress = Progress(config.timesteps, self.steps, enabled=config.progress)
         try:
             with SignalFlag() as signals:
-                self._loop(bar, signals)
-                bar.close()
+                self._loop(progress, signals)
+                progress.close()
                 wall = time.perf_counter() - start
                 if self.last_eval is None or not self._due(config.eval_interval, self.steps - self.env.num_envs):
                     self.evaluate()
@@ -340,7 +346,7 @@ class Trainer:
         except NonFiniteDataError as error:
             raise self._stopped(error) from None
         finally:
-            bar.close()
+            progress.close()
         self.metrics.close()
         return self._summary(wall, self.steps - start_steps)
 
