@@ -47,7 +47,7 @@ def cli_error(capsys, argv: list[str]) -> str:
 
 
 def spawn(argv: list[str], cwd: Path) -> subprocess.Popen[str]:
-    """Start ``python -m gaussrl ARGV`` with this checkout's gaussrl, capturing its output."""
+    """Start ``python -m gaussrl ARGV`` with this checkout's gaussrl in a process group of its own."""
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([SRC, os.environ.get("PYTHONPATH", "")]), "OMP_NUM_THREADS": "1"}
     return subprocess.Popen(
         [sys.executable, "-m", "gaussrl", *argv],
@@ -56,6 +56,7 @@ def spawn(argv: list[str], cwd: Path) -> subprocess.Popen[str]:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        start_new_session=True,
     )
 
 

@@ -21,9 +21,10 @@ from tests.training.run_helpers import TINY, checkpoint_steps, records, spawn, s
 PER_UPDATE = 128  # --ppo.rollouts 64 x --num-envs 2
 
 
-def _start(tmp_path, interval):
+def _start(tmp_path, interval, *options):
     run = tmp_path / "run"
     argv = ["train", "--timesteps", "1000000", "--checkpoint-interval", str(interval), "--out", str(run), *TINY]
+    argv += options
     process = spawn(argv, tmp_path)
     deadline = time.monotonic() + 120
     while not checkpoint_steps(run) if (run / "checkpoints").is_dir() else True:
@@ -68,8 +69,9 @@ def _check_interrupted(err, run, name, delay):
 
 
 def test_sigterm_writes_a_checkpoint_and_says_how_to_resume(tmp_path, capsys):
-    process, run, delay = _start(tmp_path, interval=512)
-    process.send_signal(signal.SIGTERM)
+    # Signalled as a terminal or a service manager does: the whole process group, environment workers included.
+    process, run, delay = _start(tmp_path, 512, "--vectorization", "async")
+    os.killpg(process.pid, signal.SIGTERM)
     _, err = process.communicate(timeout=120)
     assert process.returncode == 143, (delay, err)
     step, before = _check_interrupted(err, run, "SIGTERM", delay)
@@ -96,7 +98,7 @@ def test_sigint_in_process_returns_130_after_a_checkpoint(tmp_path, capsys):
 
 
 def test_kill_9_loses_only_the_steps_since_the_last_checkpoint(tmp_path, capsys):
-    process, run, delay = _start(tmp_path, interval=512)
+    process, run, delay = _start(tmp_path, 512)
     process.kill()
     process.communicate(timeout=60)
     assert process.returncode == -signal.SIGKILL, delay

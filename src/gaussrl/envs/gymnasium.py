@@ -19,6 +19,10 @@ does the resets itself, so that
 
 from __future__ import annotations
 
+import signal
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -115,6 +119,24 @@ def check_env_id(env_id: str) -> gymnasium.Env[Any, Any]:
     return env
 
 
+@contextmanager
+def _signals_ignored() -> Iterator[None]:
+    """Ignore SIGINT and SIGTERM while subprocesses start, so that they inherit the ignoring.
+
+    Ctrl-C signals the whole process group: the trainer (which checkpoints on it) must outlive its
+    environment workers, which it closes itself. Outside the main thread nothing changes.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {signum: signal.signal(signum, signal.SIG_IGN) for signum in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler if handler is not None else signal.SIG_DFL)
+
+
 def make_vector_env(env_id: str, num_envs: int, vectorization: Vectorization = "sync") -> VectorEnv:
     """A Gymnasium vector env of ``num_envs`` copies with autoreset disabled.
 
@@ -137,7 +159,8 @@ def make_vector_env(env_id: str, num_envs: int, vectorization: Vectorization = "
     if vectorization == "sync":
         return SyncVectorEnv(fns, autoreset_mode=AutoresetMode.DISABLED)
     if vectorization == "async":
-        return AsyncVectorEnv(fns, autoreset_mode=AutoresetMode.DISABLED)
+        with _signals_ignored():
+            return AsyncVectorEnv(fns, autoreset_mode=AutoresetMode.DISABLED)
     raise ValueError(f"vectorization={vectorization!r} must be 'sync' or 'async'.")
 
 
