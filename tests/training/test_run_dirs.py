@@ -60,6 +60,12 @@ def test_force_starts_over_and_eval_reports_the_new_model(tmp_path, capsys):
     assert f"of the checkpoint of step 256: {summary['eval_return_mean']:.2f}" in out
 
 
+def test_a_run_that_failed_before_training_does_not_block_the_next(tmp_path, capsys):
+    run = tmp_path / "run"
+    assert "cannot make environment" in cli_error(capsys, ["train", "--env", "NoSuchEnv-v9", "--out", str(run), *TINY])
+    assert main(["train", "--timesteps", "128", "--out", str(run), *TINY]) == 0
+
+
 def test_run_directory_that_is_a_file_or_cannot_be_created(tmp_path, capsys):
     afile = tmp_path / "afile"
     afile.write_text("x")

@@ -29,7 +29,7 @@ from gaussrl.io.atomic import write_text_atomic
 from gaussrl.io.checkpoint import CheckpointError, checkpoint_step, first_nonfinite, list_checkpoints, save_checkpoint
 from gaussrl.trainer.build import Algo, PolicyKind, build_ppo, build_sac
 from gaussrl.trainer.evaluate import Agent, Evaluator
-from gaussrl.trainer.metrics import MetricsLog, finite_or_none
+from gaussrl.trainer.metrics import MetricsLog, finite_or_none, require_wandb
 from gaussrl.trainer.progress import Progress
 from gaussrl.trainer.resume import ResumeError, check_resume_options, load_resume, resume_command, run_meta
 from gaussrl.trainer.rundir import CHECKPOINTS, prepare_run_dir
@@ -85,6 +85,8 @@ class TrainConfig:
     """Show a progress bar."""
     tensorboard: bool = True
     """Write TensorBoard scalars."""
+    wandb: bool = False
+    """Log the scalars to Weights & Biases too (pip install "gaussrl[wandb]"; WANDB_MODE=offline: no network)."""
     ppo: PPOConfig = field(default_factory=PPOConfig)
     """PPO hyperparameters."""
     sac: SACConfig = field(default_factory=SACConfig)
@@ -174,6 +176,8 @@ class Trainer:
         self.config = config
         self.dir = config.run_dir
         resumed = load_resume(config) if config.resume is not None else None
+        if config.wandb:
+            require_wandb()
         prepare_run_dir(self.dir, resume=resumed is not None, force=config.force)
         torch.set_num_threads(config.threads)
         torch.manual_seed(config.seed)
@@ -194,7 +198,8 @@ class Trainer:
             self.observations = self._restore(resumed[0])
         self.last_checkpoint = self.resumed_step
         write_text_atomic(self.dir / "config.json", json.dumps(config.to_json(), indent=2, allow_nan=False))
-        self.metrics = MetricsLog(self.dir, resume_step=self.resumed_step, tensorboard=config.tensorboard)
+        wandb = config.to_json() if config.wandb else None
+        self.metrics = MetricsLog(self.dir, resume_step=self.resumed_step, tensorboard=config.tensorboard, wandb=wandb)
 
     def _restore(self, state: dict[str, Any]) -> torch.Tensor:
         self.agent.load_state(state["agent"])

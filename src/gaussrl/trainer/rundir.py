@@ -42,10 +42,17 @@ def run_files(run_dir: str | Path) -> list[str]:
         run_dir: The directory.
 
     Returns:
-        The names found, in :data:`RUN_FILES` order (empty for a missing or empty directory).
+        The names found, in :data:`RUN_FILES` order; empty folders are not counted.
     """
     folder = Path(run_dir)
-    return [name for name in RUN_FILES if (folder / name).exists()] if folder.is_dir() else []
+    if not folder.is_dir():
+        return []
+    return [name for name in RUN_FILES if (folder / name).exists() and not _empty_dir(folder / name)]
+
+
+def _empty_dir(path: Path) -> bool:
+    # An empty checkpoints/ is what a run that failed before training leaves: it holds nothing to protect.
+    return path.is_dir() and not any(path.iterdir())
 
 
 def prepare_run_dir(run_dir: str | Path, *, resume: bool, force: bool) -> None:
