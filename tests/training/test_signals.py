@@ -36,10 +36,16 @@ def _start(tmp_path, interval, *options):
     return process, run, delay
 
 
-def _resume_and_check(capsys, run, step, before):
+def _resume_and_check(capsys, run, step, before, *, in_process=True):
     target = step + 3 * PER_UPDATE
-    assert main(["train", "--resume", str(run), "--timesteps", str(target)]) == 0
-    err = capsys.readouterr().err
+    argv = ["train", "--resume", str(run), "--timesteps", str(target)]
+    if in_process:
+        assert main(argv) == 0
+        err = capsys.readouterr().err
+    else:  # an async run forks its environment workers: not from this (possibly multithreaded) process
+        process = spawn(argv, run.parent)
+        _, err = process.communicate(timeout=120)
+        assert process.returncode == 0, err
     assert f"resuming {run} from its checkpoint of step {step}" in err
     after = records(run)
     assert [r for r in after if r["step"] <= step] == [r for r in before if r["step"] <= step]
@@ -75,7 +81,7 @@ def test_sigterm_writes_a_checkpoint_and_says_how_to_resume(tmp_path, capsys):
     _, err = process.communicate(timeout=120)
     assert process.returncode == 143, (delay, err)
     step, before = _check_interrupted(err, run, "SIGTERM", delay)
-    _resume_and_check(capsys, run, step, before)
+    _resume_and_check(capsys, run, step, before, in_process=False)
 
 
 def test_sigint_in_process_returns_130_after_a_checkpoint(tmp_path, capsys):
