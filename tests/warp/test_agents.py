@@ -198,8 +198,9 @@ def test_train_and_eval_from_the_command_line(tmp_path, capsys):
     capsys.readouterr()
     assert main(["eval", str(run), "--episodes", "2"]) == 0
     assert f"{summary['eval_return_mean']:.2f}" in capsys.readouterr().out
-    assert main(["train", "--resume", str(run), "--timesteps", "800", "--no-progress"]) == 2
-    assert "backend='torch'" in capsys.readouterr().err
+    assert main(["train", "--backend", "torch", "--resume", str(run), "--no-progress"]) == 2
+    message = capsys.readouterr().err
+    assert "backend" in message and "'warp'" in message
 
 
 def test_warp_backend_rejects_recurrent_policies():
