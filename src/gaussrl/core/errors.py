@@ -22,6 +22,10 @@ class ConfigError(GaussrlError, ValueError):
     """An option or configuration value that is out of range, of the wrong type, or inconsistent."""
 
 
+class ConfigTypeError(ConfigError, TypeError):
+    """An option of the wrong type (e.g. a number where True or False is expected); also a ``TypeError``."""
+
+
 class InputError(GaussrlError, ValueError):
     """Inputs to a model (or outputs of a user's ``compute()``) of the wrong shape, dtype or kind."""
 

@@ -63,7 +63,7 @@ def check_env_id(env_id: str) -> gymnasium.Env[Any, Any]:
     register_envs()
     try:
         env = gymnasium.make(env_id)
-    except gymnasium.error.Error as error:
+    except (gymnasium.error.Error, ModuleNotFoundError) as error:  # "module:Id" imports the module
         raise EnvError(f"cannot make environment {env_id!r}: {error}") from None
     if not isinstance(env.action_space, spaces.Box):
         env.close()

@@ -1,4 +1,4 @@
-"""Build the default agents (PPO or SAC with gaussrl's default networks) for an environment."""
+"""Build the default agents (PPO or SAC with gaussrl's default networks) for an environment; torch only."""
 
 from __future__ import annotations
 
@@ -12,9 +12,35 @@ from gaussrl.agents.torch.networks import QMLP, GaussianMLPPolicy, ValueMLP
 from gaussrl.agents.torch.ppo import PPO
 from gaussrl.agents.torch.recurrent import RecurrentGaussianPolicy, RecurrentValue
 from gaussrl.agents.torch.sac import SAC
+from gaussrl.core.errors import ConfigError
 
 Algo = Literal["ppo", "sac"]
 PolicyKind = Literal["mlp", "rnn", "gru", "lstm"]
+
+
+def check_device(device: str) -> None:
+    """Accept a torch device string that names a device this machine has.
+
+    Args:
+        device: E.g. ``"cpu"``, ``"cuda"``, ``"cuda:1"``.
+
+    Raises:
+        ConfigError: If the string is not a torch device, or names CUDA or MPS where there is none.
+    """
+    try:
+        parsed = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ConfigError(f"device={device!r} (--device) is not a torch device; use cpu, cuda or cuda:N.") from None
+    if parsed.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0 or (parsed.index or 0) >= count:
+            raise ConfigError(
+                f"device={device!r} (--device) is not available: this machine has {count} CUDA device(s) and "
+                f"torch {torch.__version__} {'has' if torch.backends.cuda.is_built() else 'lacks'} CUDA support; "
+                f"use --device cpu."
+            )
+    if parsed.type == "mps" and not torch.backends.mps.is_available():
+        raise ConfigError(f"device={device!r} (--device) is not available on this machine; use --device cpu.")
 
 
 def build_ppo(

@@ -1,4 +1,4 @@
-"""The training loop: environment steps, evaluation, metrics, checkpoints, resume and the summary.
+"""The training loop (torch agents): environment steps, evaluation, metrics, checkpoints, resume and the summary.
 
 A run directory holds ``config.json``, ``metrics.jsonl``, ``tensorboard/``, ``checkpoints/`` and,
 at the end, ``summary.json``. Every file gaussrl writes there is written atomically.
@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,16 +18,20 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from gaussrl.agents.config import PPOConfig, SACConfig, check_positive_int
-from gaussrl.core.errors import GaussrlError
+from gaussrl.agents.config import PPOConfig, SACConfig, check_int_range, check_positive_int
+from gaussrl.core.errors import ConfigError, GaussrlError
 from gaussrl.envs.gymnasium import TorchVecEnv, Vectorization, make_vector_env
 from gaussrl.io.atomic import write_text_atomic
 from gaussrl.io.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from gaussrl.trainer.build import Algo, PolicyKind, build_ppo, build_sac
+from gaussrl.trainer.build import Algo, PolicyKind, build_ppo, build_sac, check_device
 from gaussrl.trainer.evaluate import Agent, Evaluator
 from gaussrl.trainer.metrics import MetricsLog
 
 CHECKPOINTS = "checkpoints"
+MAX_THREADS = 4 * (os.cpu_count() or 1)
+"""The most torch threads a run may ask for (more oversubscribes the CPU; torch crashes on absurd counts)."""
+MAX_SEED = 2**32 - 1
+"""The largest run seed: every seed derived from it fits the RNGs of torch, NumPy and Gymnasium."""
 UPDATE_LOG_INTERVAL = 1000
 """SAC updates every step; its update metrics are logged once per this many environment steps."""
 
@@ -77,14 +82,17 @@ class TrainConfig:
     def __post_init__(self) -> None:
         for name in ("timesteps", "eval_episodes", "keep_checkpoints", "threads"):
             check_positive_int(self, name)
+        check_int_range(self, "threads", 1, MAX_THREADS, "one thread is fastest for gaussrl's small networks")
+        check_int_range(self, "seed", 0, MAX_SEED, "any non-negative 32-bit integer works")
+        check_device(self.device)
         for name in ("eval_interval", "checkpoint_interval"):
             if getattr(self, name) < 0:
-                raise ValueError(f"{name}={getattr(self, name)} must be >= 0 (0: only at the end).")
+                raise ConfigError(f"{name}={getattr(self, name)} must be >= 0 (0: only at the end).")
         envs = self.num_envs
         if envs is not None and (isinstance(envs, bool) or not isinstance(envs, int) or envs < 1):
-            raise ValueError(f"num_envs={envs!r} must be a positive integer, or None for the algorithm's default.")
+            raise ConfigError(f"num_envs={envs!r} must be a positive integer, or None for the algorithm's default.")
         if self.algo == "sac" and self.policy != "mlp":
-            raise ValueError(f"policy={self.policy!r} is for PPO; SAC trains an MLP policy (--policy mlp).")
+            raise ConfigError(f"policy={self.policy!r} is for PPO; SAC trains an MLP policy (--policy mlp).")
 
     @property
     def envs(self) -> int:

@@ -1,4 +1,4 @@
-"""The metrics of a run: a JSON-lines file (rewritten atomically) and TensorBoard scalars.
+"""The metrics of a run: a JSON-lines file (rewritten atomically) and TensorBoard scalars (torch's SummaryWriter).
 
 Each record is one line ``{"kind": "episode"|"update"|"eval", "step": env_steps, ...}``. The file
 is rewritten atomically on :meth:`MetricsLog.flush`, so it never holds a half-written line; a
