@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from gaussrl.core.errors import InputError, InputTypeError, check_input_shape
+from gaussrl.core.errors import EnvError, InputError, InputTypeError, check_input_shape
 
 InputLayout = Sequence[tuple[str, int, tuple[int, ...]]]
 """``(key, flattened size, space shape)`` of each input a model reads (``"observations"``, ``"states"``)."""
@@ -132,4 +132,25 @@ def check_taken_actions(
             f"{what} has shape {shape}; expected ({rows}, {num_actions}): one row of {num_actions} action "
             f"values per observation. Pass the actions that were taken for these observations, reshaped to "
             f"(N, {num_actions})."
+        )
+
+
+def check_env_observations(env_id: str, shape: Sequence[int], num_envs: int, space_shape: Sequence[int]) -> None:
+    """Check a vector environment's batch of observations against its single observation space.
+
+    Args:
+        env_id: The environment, for the message.
+        shape: Shape of the batch the environment returned.
+        num_envs: Number of sub-environments.
+        space_shape: Shape of the single observation space.
+
+    Raises:
+        EnvError: If the batch is not ``(num_envs, *space_shape)``.
+    """
+    expected = (num_envs, *space_shape)
+    if tuple(shape) != expected:
+        raise EnvError(
+            f"environment {env_id!r} returned observations of shape {tuple(shape)}, but its observation space "
+            f"has shape {tuple(space_shape)} (expected {expected} for {num_envs} environments); fix the "
+            f"environment's observation_space or the observations it returns."
         )

@@ -49,6 +49,10 @@ class MissingDependencyError(GaussrlError, ImportError):
     """An optional package that a feature needs is not installed; the message names the extra to install."""
 
 
+class EnvError(GaussrlError, ValueError):
+    """An environment that cannot be made or trained on (unknown id, action space not a Box, bad observations)."""
+
+
 class ModelDefinitionError(GaussrlError, TypeError):
     """A model class or instance put together in a way gaussrl cannot use (base order, init order)."""
 

@@ -24,14 +24,11 @@ import torch
 from gymnasium import spaces
 from gymnasium.vector import AsyncVectorEnv, AutoresetMode, SyncVectorEnv, VectorEnv
 
-from gaussrl.core.errors import GaussrlError
+from gaussrl.core.checks import check_env_observations
+from gaussrl.core.errors import EnvError
 from gaussrl.envs.wrappers import register_envs
 
 Vectorization = Literal["sync", "async"]
-
-
-class EnvError(GaussrlError, ValueError):
-    """An environment that cannot be made or trained on (unknown id, action space not a Box)."""
 
 
 def episode_seed(seed: int, env_index: int, episode: int) -> int:
@@ -46,6 +43,19 @@ def episode_seed(seed: int, env_index: int, episode: int) -> int:
         A 31-bit seed, independent across the three arguments (``numpy.random.SeedSequence``).
     """
     return int(np.random.SeedSequence([seed, env_index, episode]).generate_state(1)[0] >> 1)
+
+
+def env_name(env: VectorEnv) -> str:
+    """The id of a vector environment's sub-environments, for messages (its class name if it has no spec).
+
+    Args:
+        env: The vector environment.
+
+    Returns:
+        The Gymnasium id or the class name.
+    """
+    spec = getattr(env, "spec", None) or getattr(next(iter(getattr(env, "envs", [])), None), "spec", None)
+    return str(getattr(spec, "id", None) or type(env).__name__)
 
 
 def check_env_id(env_id: str) -> gymnasium.Env[Any, Any]:
@@ -176,6 +186,9 @@ class TorchVecEnv:
             Observations, shape (N, num_observations).
         """
         observations, _ = self.env.reset(seed=self._seeds(np.ones(self.num_envs, dtype=bool)))
+        if isinstance(self.observation_space, spaces.Box):
+            space_shape = self.observation_space.shape
+            check_env_observations(env_name(self.env), np.shape(observations), self.num_envs, space_shape)
         self._returns[:] = 0.0
         self._lengths[:] = 0
         return self._tensor(observations)
