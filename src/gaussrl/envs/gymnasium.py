@@ -185,7 +185,14 @@ class TorchVecEnv:
         Returns:
             Observations, shape (N, num_observations).
         """
-        observations, _ = self.env.reset(seed=self._seeds(np.ones(self.num_envs, dtype=bool)))
+        try:
+            observations, _ = self.env.reset(seed=self._seeds(np.ones(self.num_envs, dtype=bool)))
+        except ValueError as error:  # Gymnasium's vector envs fail to batch observations that do not fit the space
+            space = self.observation_space
+            raise EnvError(
+                f"environment {env_name(self.env)!r} failed to reset ({error}); check that its observations "
+                f"match its observation space {space}."
+            ) from error
         if isinstance(self.observation_space, spaces.Box):
             space_shape = self.observation_space.shape
             check_env_observations(env_name(self.env), np.shape(observations), self.num_envs, space_shape)
