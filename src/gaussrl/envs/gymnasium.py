@@ -16,7 +16,7 @@ does the resets itself, so that
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import gymnasium
 import numpy as np
@@ -165,7 +165,7 @@ class TorchVecEnv:
         # envs, without SyncVectorEnv's per-step batching machinery (several times its cost for
         # small observations).
         direct = isinstance(env, SyncVectorEnv) and isinstance(self.observation_space, spaces.Box)
-        self._envs: list[gymnasium.Env[Any, Any]] | None = list(env.envs) if direct else None
+        self._envs: list[gymnasium.Env[Any, Any]] | None = list(cast(SyncVectorEnv, env).envs) if direct else None
         self.episodes = np.zeros(self.num_envs, dtype=np.int64)
         self._returns = np.zeros(self.num_envs)
         self._lengths = np.zeros(self.num_envs, dtype=np.int64)
@@ -186,7 +186,8 @@ class TorchVecEnv:
             Observations, shape (N, num_observations).
         """
         try:
-            observations, _ = self.env.reset(seed=self._seeds(np.ones(self.num_envs, dtype=bool)))
+            # One seed per sub-environment, which Gymnasium's vector envs accept (their annotation says int).
+            observations, _ = self.env.reset(seed=self._seeds(np.ones(self.num_envs, dtype=bool)))  # type: ignore[arg-type]
         except ValueError as error:  # Gymnasium's vector envs fail to batch observations that do not fit the space
             space = self.observation_space
             raise EnvError(
@@ -210,14 +211,15 @@ class TorchVecEnv:
             Environment actions, shape (N, *action_shape), in the Box's dtype.
         """
         # Clipped in the actions' dtype (exact), then rescaled in float64 (the float64 scale promotes it).
-        raw = actions.detach().cpu()
-        raw = (raw if raw.dtype == torch.float32 else raw.to(torch.float64)).numpy()
+        tensor = actions.detach().cpu()
+        raw: np.ndarray = (tensor if tensor.dtype == torch.float32 else tensor.to(torch.float64)).numpy()
         clipped = np.minimum(np.maximum(raw, -1.0), 1.0)  # np.clip's result, without its Python overhead
         if self._all_bounded:
             scaled = clipped * self._scale + self._center
         else:
             scaled = np.where(self._bounded, self._center + self._scale * clipped, raw.astype(np.float64))
-        return scaled.reshape((self.num_envs, *self.env_action_space.shape)).astype(self.env_action_space.dtype)
+        env_actions: np.ndarray = scaled.reshape((self.num_envs, *self.env_action_space.shape))
+        return env_actions.astype(self.env_action_space.dtype)
 
     def _step_envs(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Step the copies: observations, float64 rewards, terminated and truncated flags."""
@@ -238,7 +240,7 @@ class TorchVecEnv:
         """Reset the copies whose episode ended; the observations with theirs replaced."""
         seeds = self._seeds(done)
         if self._envs is None:
-            return self.env.reset(seed=seeds, options={"reset_mask": done})[0]
+            return np.asarray(self.env.reset(seed=seeds, options={"reset_mask": done})[0])  # type: ignore[arg-type]
         observations = np.array(observations, copy=True)
         for i in np.flatnonzero(done):
             observations[i] = self._envs[i].reset(seed=seeds[i], options={"reset_mask": done})[0]

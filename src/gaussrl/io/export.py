@@ -15,7 +15,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import warnings
-from typing import NamedTuple
+from typing import Any, NamedTuple, cast
 
 import numpy as np
 import torch
@@ -53,6 +53,12 @@ class DeterministicPolicy(nn.Module):
         NotImplementedError: For recurrent policies (their hidden state is not part of the export).
     """
 
+    obs_mean: torch.Tensor
+    obs_std: torch.Tensor
+    bounded: torch.Tensor
+    center: torch.Tensor
+    scale: torch.Tensor
+
     def __init__(
         self, policy: Model, env_action_space: spaces.Box, normalization: ObservationNormalization | None = None
     ) -> None:
@@ -64,7 +70,7 @@ class DeterministicPolicy(nn.Module):
             )
         self.policy = policy
         # gaussrl's own model state (not a dependency's): whether act() squashes the mean with tanh.
-        self.squash = policy._gaussian.plan.squash != "none"
+        self.squash = cast(Any, policy)._gaussian.plan.squash != "none"
         size = policy.num_observations
         self.normalize = normalization is not None
         self.clip = float(normalization.clip) if normalization is not None else 0.0
@@ -106,7 +112,7 @@ def export_jit(module: DeterministicPolicy, path: str | os.PathLike[str]) -> Non
         path: Destination ``.pt`` file.
     """
     example = torch.zeros((1, module.policy.num_observations))
-    traced = torch.jit.trace(module.eval().cpu(), example)
+    traced = torch.jit.trace(module.eval().cpu(), example)  # type: ignore[no-untyped-call]
     write_atomic(path, lambda tmp: torch.jit.save(traced, str(tmp)))
 
 

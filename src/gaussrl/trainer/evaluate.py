@@ -7,7 +7,7 @@ from typing import Any, Protocol
 import numpy as np
 import torch
 
-from gaussrl.agents.torch.ppo import reset_states
+from gaussrl.agents.torch.recurrent import reset_states
 from gaussrl.envs.gymnasium import Step, TorchVecEnv, make_vector_env
 
 EVAL_SEED_OFFSET = 1_000_003

@@ -116,7 +116,7 @@ def export_run(
     config = dataclasses.replace(saved, device="cpu", resume=None, tensorboard=False)
     env = TorchVecEnv(make_vector_env(config.env, config.envs), seed=config.seed, device="cpu")
     try:
-        agent = build_agent(config, env)
+        agent: Any = build_agent(config, env)  # PPO or SAC: both have .policy and .obs_scaler
         load_agent_state(agent, state, source)
         scaler = agent.obs_scaler
         normalization = None

@@ -134,11 +134,11 @@ def build_agent(config: TrainConfig, env: TorchVecEnv) -> Agent:
     Returns:
         PPO or SAC.
     """
-    common = {"num_envs": env.num_envs, "device": config.device}
+    spaces, num_envs, device = (env.observation_space, env.action_space), env.num_envs, config.device
     if config.algo == "ppo":
-        spaces = (env.observation_space, env.action_space)
-        return build_ppo(config.ppo, *spaces, policy=config.policy, total_timesteps=config.timesteps, **common)
-    return build_sac(config.sac, env.observation_space, env.action_space, **common)
+        policy, steps = config.policy, config.timesteps
+        return build_ppo(config.ppo, *spaces, num_envs=num_envs, device=device, policy=policy, total_timesteps=steps)
+    return build_sac(config.sac, *spaces, num_envs=num_envs, device=device)
 
 
 def _meta(config: TrainConfig) -> dict[str, Any]:
@@ -244,7 +244,7 @@ class Trainer:
             self.metrics.add("episode", self.steps, {"return": episode_return, "length": float(length)})
         return update
 
-    def _postfix(self, bar: tqdm) -> None:  # type: ignore[type-arg]
+    def _postfix(self, bar: tqdm) -> None:
         postfix = {"return": f"{np.mean(self.recent[-20:]):.1f}" if self.recent else "-"}
         if self.last_eval is not None:
             postfix["eval"] = f"{self.last_eval.mean():.1f}"

@@ -13,7 +13,7 @@ With B hidden states and ``B * L`` observations the model runs B sequences of le
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal
 
 import torch
@@ -25,7 +25,7 @@ from gaussrl.models.torch import DeterministicMixin, GaussianMixin, Model
 from gaussrl.models.torch.recurrent import run_sequences
 
 Cell = Literal["rnn", "gru", "lstm"]
-CELLS: dict[str, type[nn.RNNBase]] = {"rnn": nn.RNN, "gru": nn.GRU, "lstm": nn.LSTM}
+CELLS: dict[str, Callable[..., nn.RNNBase]] = {"rnn": nn.RNN, "gru": nn.GRU, "lstm": nn.LSTM}
 
 
 def rnn_sizes(model: Model) -> list[tuple[int, int, int]]:
@@ -37,7 +37,7 @@ def rnn_sizes(model: Model) -> list[tuple[int, int, int]]:
     Returns:
         ``[(num_layers, num_envs, hidden_size), ...]``.
     """
-    return [tuple(s) for s in model.get_specification().get("rnn", {}).get("sizes", [])]  # type: ignore[misc]
+    return [(int(a), int(b), int(c)) for a, b, c in model.get_specification().get("rnn", {}).get("sizes", [])]
 
 
 def zero_states(model: Model, batch: int) -> list[torch.Tensor]:

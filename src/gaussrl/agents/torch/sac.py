@@ -58,7 +58,7 @@ class SAC:
         self.target_entropy = -float(num_actions) if config.target_entropy is None else config.target_entropy
         self.obs_scaler = RunningStandardScaler(num_obs, self.device) if config.observation_normalization else None
         f32 = torch.float32
-        specs = {
+        specs: dict[str, tuple[tuple[int, ...], torch.dtype]] = {
             "observations": ((num_obs,), f32),
             "actions": ((num_actions,), f32),
             "rewards": ((1,), f32),
@@ -123,7 +123,7 @@ class SAC:
 
     def _step(self, optimizer: torch.optim.Optimizer, loss: torch.Tensor) -> None:
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        torch.autograd.backward(loss)
         if self.config.grad_norm_clip > 0:
             parameters = [p for group in optimizer.param_groups for p in group["params"]]
             clip_grad_norm(parameters, self.config.grad_norm_clip)
