@@ -82,6 +82,7 @@ def _warp_policy():
 
 POLICIES = {"torch": _torch_policy, "jax": _jax_policy, "warp": _warp_policy}
 OBS = np.zeros((4, 3), dtype=np.float32)
+FLOAT64_INTO_FLOAT32 = r'inputs\["observations"\] has dtype float64; expected float32, the dtype of the network'
 
 
 @pytest.mark.parametrize("backend", sorted(POLICIES))
@@ -103,12 +104,18 @@ def test_bad_inputs_name_the_fix(backend):
 
 def test_torch_observations_of_another_dtype():
     policy, array = _torch_policy()
-    with pytest.raises(InputError, match=r'inputs\["observations"\] has dtype float64 but the network\'s parameters'):
+    with pytest.raises(InputTypeError, match=FLOAT64_INTO_FLOAT32):
         policy.act({"observations": array(OBS.astype(np.float64))}, role="policy")
     policy.double()
     policy.act({"observations": array(OBS.astype(np.float64))}, role="policy")  # converted model: accepted
-    with pytest.raises(InputError, match=r"has dtype float32 but the network's parameters are float64"):
+    with pytest.raises(InputError, match=r"has dtype float32; expected float64, the dtype of the network's parameters"):
         policy.act({"observations": array(OBS)}, role="policy")
+
+
+def test_warp_observations_of_another_dtype():
+    policy, array = _warp_policy()
+    with pytest.raises(InputTypeError, match=FLOAT64_INTO_FLOAT32):
+        policy.act({"observations": array(OBS.astype(np.float64))}, role="policy")
 
 
 def test_shared_check_is_backend_neutral():
@@ -118,7 +125,7 @@ def test_shared_check_is_backend_neutral():
 
     layout = (("observations", 3, (3,)),)
     check_act_inputs({"observations": Fake((5, 3), "f4")}, layout, 2, array_types=(Fake,), backend="torch", dtype="f4")
-    with pytest.raises(InputError, match=r"has dtype f8 but the network's parameters are f4"):
+    with pytest.raises(InputError, match=r"has dtype f8; expected f4, the dtype of the network's parameters"):
         check_act_inputs(
             {"observations": Fake((5, 3), "f8")}, layout, 2, array_types=(Fake,), backend="jax", dtype="f4"
         )

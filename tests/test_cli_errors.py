@@ -40,7 +40,9 @@ def test_agent_configs_raise_config_error():
 
 def test_cuda_without_cuda(monkeypatch):
     monkeypatch.setattr("torch.cuda.is_available", lambda: False)
-    with pytest.raises(ConfigError, match=r"device='cuda' \(--device\) is not available: this machine has 0 usable CUDA"):
+    with pytest.raises(
+        ConfigError, match=r"device='cuda' \(--device\) is not available: this machine has 0 usable CUDA"
+    ):
         check_device("cuda")
     check_device("cpu")
 

@@ -49,9 +49,9 @@ def _check_array(what: str, value: Any, array_types: tuple[type, ...], backend: 
 def _check_dtype(what: str, value: Any, dtype: Any) -> None:
     if dtype is not None and value.dtype != dtype:
         got, want = dtype_name(value.dtype), dtype_name(dtype)
-        raise InputError(
-            f"{what} has dtype {got} but the network's parameters are {want}; convert the inputs to {want} "
-            f"(or the model to {got}) before act()."
+        raise InputTypeError(
+            f"{what} has dtype {got}; expected {want}, the dtype of the network's parameters. Convert the "
+            f"inputs to {want} (or the model to {got}) before act()."
         )
 
 
@@ -80,8 +80,8 @@ def check_act_inputs(
         dtype: The network's dtype, or None to accept any (JAX converts on its own).
 
     Raises:
-        InputTypeError: If ``inputs`` is not a mapping or an input is not a backend array.
-        InputError: If ``"observations"`` is missing, or an input has the wrong shape or dtype.
+        InputTypeError: If ``inputs`` is not a mapping, or an input is not a backend array or has another dtype.
+        InputError: If ``"observations"`` is missing, or an input has the wrong shape.
     """
     if not isinstance(inputs, Mapping):
         raise InputTypeError(
