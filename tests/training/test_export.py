@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from gaussrl.agents.config import PPOConfig, SACConfig
-from gaussrl.core.errors import GaussrlError, MissingDependencyError
+from gaussrl.core.errors import GaussrlError, MissingDependencyError, NotSupportedError
 from gaussrl.envs import TorchVecEnv, make_vector_env
 from gaussrl.io.checkpoint import load_checkpoint
 from gaussrl.io.export import DeterministicPolicy, ObservationNormalization, export_onnx
@@ -146,6 +146,6 @@ def test_recurrent_export_is_refused_with_a_reason():
     env = TorchVecEnv(make_vector_env("Pendulum-v1", 2), seed=0)
     agent = build_ppo(PPOConfig(rollouts=16, mini_batches=2), env.observation_space, env.action_space, num_envs=2,
                       policy="gru", device="cpu")  # fmt: skip
-    with pytest.raises(NotImplementedError, match="exporting recurrent policies is not supported"):
+    with pytest.raises(NotSupportedError, match="exporting recurrent policies is not supported"):
         DeterministicPolicy(agent.policy, env.env_action_space)
     env.close()

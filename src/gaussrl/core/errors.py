@@ -53,6 +53,14 @@ class EnvError(GaussrlError, ValueError):
     """An environment that cannot be made or trained on (unknown id, action space not a Box, bad observations)."""
 
 
+class MissingRunFileError(GaussrlError, FileNotFoundError):
+    """A file a command reads from a run directory (``metrics.jsonl``, ``config.json``) is missing."""
+
+
+class NotSupportedError(GaussrlError, NotImplementedError):
+    """A valid request that gaussrl does not support yet (e.g. exporting a recurrent policy)."""
+
+
 class ModelDefinitionError(GaussrlError, TypeError):
     """A model class or instance put together in a way gaussrl cannot use (base order, init order)."""
 

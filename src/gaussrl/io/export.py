@@ -23,7 +23,7 @@ from gymnasium import spaces
 from torch import nn
 
 from gaussrl.core.atomic import write_atomic
-from gaussrl.core.errors import MissingDependencyError
+from gaussrl.core.errors import MissingDependencyError, NotSupportedError
 from gaussrl.models.torch import Model
 
 ONNX_PACKAGES = ("onnx", "onnxscript")
@@ -50,7 +50,7 @@ class DeterministicPolicy(nn.Module):
         normalization: The run's observation statistics, or None.
 
     Raises:
-        NotImplementedError: For recurrent policies (their hidden state is not part of the export).
+        NotSupportedError: For recurrent policies (their hidden state is not part of the export).
     """
 
     obs_mean: torch.Tensor
@@ -64,7 +64,7 @@ class DeterministicPolicy(nn.Module):
     ) -> None:
         super().__init__()
         if policy.get_specification().get("rnn"):
-            raise NotImplementedError(
+            raise NotSupportedError(
                 "exporting recurrent policies is not supported yet: the hidden state would have to become an "
                 "input and output of the exported graph."
             )

@@ -16,6 +16,7 @@ from gaussrl.agents.torch.memory import RunningStandardScaler, TensorStore, comp
 from gaussrl.agents.torch.networks import GaussianMLPPolicy
 from gaussrl.agents.torch.optim import adam, clip_grad_norm
 from gaussrl.agents.torch.recurrent import reset_states, rnn_sizes, zero_states
+from gaussrl.core.errors import ConfigError
 from gaussrl.envs.gymnasium import Step
 from gaussrl.models.torch import GaussianMixin, Model
 from gaussrl.models.torch.functional import gaussian_kl
@@ -44,7 +45,7 @@ class PPO:
         self, *, policy: Model, value: Model, config: PPOConfig, num_envs: int, total_updates: int | None = None
     ) -> None:
         if config.learning_rate_scheduler == "linear" and not total_updates:
-            raise ValueError("learning_rate_scheduler='linear' needs total_updates (the number of PPO updates).")
+            raise ConfigError("learning_rate_scheduler='linear' needs total_updates (the number of PPO updates).")
         self.policy, self.value, self.config, self.num_envs = policy, value, config, num_envs
         self.total_updates = total_updates
         self.device = policy.device

@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from gaussrl.agents.torch.networks import mlp
+from gaussrl.core.errors import ConfigError
 from gaussrl.core.spaces import SpaceLike
 from gaussrl.models.torch import DeterministicMixin, GaussianMixin, Model
 from gaussrl.models.torch.recurrent import run_sequences
@@ -85,7 +86,7 @@ class RecurrentCore(nn.Module):
     def __init__(self, num_inputs: int, cell: Cell, hidden_size: int, num_layers: int) -> None:
         super().__init__()
         if cell not in CELLS:
-            raise ValueError(f"cell={cell!r} must be one of {sorted(CELLS)}.")
+            raise ConfigError(f"cell={cell!r} must be one of {sorted(CELLS)}.")
         self.cell = cell
         self.hidden_size = hidden_size
         self.num_layers = num_layers
