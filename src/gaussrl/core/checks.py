@@ -99,10 +99,14 @@ def check_act_inputs(
             continue
         what = f'inputs["{key}"]'
         _check_array(what, value, array_types, backend)
-        check_input_shape(key, value.shape, size, shape)
+        value_shape = value.shape
+        if len(value_shape) != 2 or value_shape[1] != size:  # the flat layout passes without building tuples
+            check_input_shape(key, value_shape, size, shape)
         _check_dtype(what, value, dtype)
-        batch = value.shape[0] if batch is None else batch
-    check_taken_actions(inputs.get("taken_actions"), batch, num_actions, array_types=array_types, backend=backend)
+        batch = value_shape[0] if batch is None else batch
+    taken = inputs.get("taken_actions")
+    if taken is not None:
+        check_taken_actions(taken, batch, num_actions, array_types=array_types, backend=backend)
 
 
 def check_taken_actions(
