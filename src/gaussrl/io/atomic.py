@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from gaussrl.core.atomic import atomic_path, write_atomic, write_text_atomic
+from gaussrl.core.atomic import atomic_path, check_writable, write_atomic, write_text_atomic
 
-__all__ = ["atomic_path", "write_atomic", "write_text_atomic"]
+__all__ = ["atomic_path", "check_writable", "write_atomic", "write_text_atomic"]

@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import shlex
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -22,10 +23,13 @@ import tyro
 
 from gaussrl.agents.config import PPOConfig, SACConfig
 from gaussrl.core.errors import ConfigError, GaussrlError
-from gaussrl.io.checkpoint import CheckpointError, load_checkpoint
+from gaussrl.io.checkpoint import CheckpointError
 from gaussrl.trainer.export import ExportArgs, export_run, load_agent_state
-from gaussrl.trainer.loop import CHECKPOINTS, TrainConfig, Trainer, build_agent
+from gaussrl.trainer.loop import TrainConfig, Trainer, build_agent
 from gaussrl.trainer.presets import describe, env_from_args, train_defaults
+from gaussrl.trainer.resume import flatten, resumed_config, typed_options
+from gaussrl.trainer.rundir import load_run_checkpoint
+from gaussrl.trainer.stops import Interrupted
 
 USER_ERRORS = (GaussrlError,)
 """What the CLI prints as one line; everything else is a bug and keeps its traceback."""
@@ -41,6 +45,8 @@ class EvalArgs:
     """Number of episodes."""
     stochastic: bool = False
     """Sample actions instead of taking the mean action."""
+    checkpoint: int | None = None
+    """The step of the checkpoint to evaluate; None: the newest."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -81,33 +87,37 @@ def read_run_config(run_dir: str | Path) -> TrainConfig:
     return TrainConfig(**data)
 
 
-def evaluate_run(run_dir: str | Path, *, episodes: int = 20, stochastic: bool = False) -> float:
-    """Evaluate the latest checkpoint of a run.
+def evaluate_run(
+    run_dir: str | Path, *, episodes: int = 20, stochastic: bool = False, checkpoint: int | None = None
+) -> tuple[float, int]:
+    """Evaluate a checkpoint of a run.
 
     Args:
         run_dir: Run directory.
         episodes: Number of episodes.
         stochastic: Sample actions instead of taking the mean.
+        checkpoint: The checkpoint's step; None: the newest.
 
     Returns:
-        The mean return.
+        The mean return and the step of the checkpoint evaluated.
     """
     saved = read_run_config(run_dir)
-    state, _ = load_checkpoint(Path(run_dir) / CHECKPOINTS, device=saved.device)
+    command = f"gaussrl eval {shlex.quote(str(run_dir))}"
+    state, _, step = load_run_checkpoint(run_dir, checkpoint, device=saved.device, command=command)
     config = dataclasses.replace(saved, eval_episodes=episodes, out=str(run_dir), resume=None, tensorboard=False)
     from gaussrl.envs.gymnasium import TorchVecEnv, make_vector_env  # noqa: PLC0415
     from gaussrl.trainer.evaluate import Evaluator  # noqa: PLC0415
 
     env = TorchVecEnv(make_vector_env(config.env, config.envs), seed=config.seed, device=config.device)
     agent = build_agent(config, env)
-    load_agent_state(agent, state, Path(run_dir) / CHECKPOINTS)
+    load_agent_state(agent, state, run_dir, step)
     evaluator = Evaluator(config.env, episodes, config.seed, config.device)
     try:
         returns = evaluator.run(agent, deterministic=not stochastic)
     finally:
         evaluator.close()
         env.close()
-    return float(returns.mean())
+    return float(returns.mean()), step
 
 
 def check_run_dir(run_dir: Path) -> None:
@@ -132,6 +142,8 @@ def _run(command: Any) -> int:
         check_run_dir(command.run_dir)
         trainer = Trainer(command)
         note = describe(command.env)
+        if trainer.resumed_step is not None:
+            note = f"resuming {trainer.dir} from its checkpoint of step {trainer.resumed_step}"
         if note:
             print(f"gaussrl: {note}", file=sys.stderr)
         try:
@@ -142,9 +154,11 @@ def _run(command: Any) -> int:
         print(f"run directory: {trainer.dir}")
         return 0
     if isinstance(command, EvalArgs):
-        mean = evaluate_run(command.run_dir, episodes=command.episodes, stochastic=command.stochastic)
+        mean, step = evaluate_run(
+            command.run_dir, episodes=command.episodes, stochastic=command.stochastic, checkpoint=command.checkpoint
+        )
         mode = "stochastic" if command.stochastic else "deterministic"
-        print(f"mean return over {command.episodes} {mode} episodes: {mean:.2f}")
+        print(f"mean return over {command.episodes} {mode} episodes of the checkpoint of step {step}: {mean:.2f}")
         return 0
     if isinstance(command, ExportArgs):
         path = export_run(command.run_dir, format=command.format, out=command.out, checkpoint=command.checkpoint)
@@ -163,7 +177,8 @@ def parse(args: Sequence[str]) -> TrainConfig | EvalArgs | PlotArgs | ExportArgs
         args: Command-line arguments without the program name.
 
     Returns:
-        The parsed command.
+        The parsed command; for ``train --resume DIR``, DIR's configuration with the options that may
+        change on resume (see :mod:`gaussrl.trainer.resume`).
     """
     env_id = env_from_args(args)
     commands = Union[  # noqa: UP007 (tyro reads the subcommands from a typing.Union)
@@ -178,6 +193,10 @@ def parse(args: Sequence[str]) -> TrainConfig | EvalArgs | PlotArgs | ExportArgs
         description="Train, evaluate, plot and export Gaussian-policy agents (PPO, SAC) on Gymnasium tasks.",
         args=list(args),
     )
+    if isinstance(command, TrainConfig) and command.resume is not None:
+        # A resumed run trains with its own config.json; only some options typed here may change it.
+        known = flatten(dataclasses.asdict(command))
+        command = resumed_config(command, read_run_config(command.resume), typed_options(args, known), command.resume)
     return command
 
 
@@ -199,6 +218,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         message = " ".join(str(error).split())
         print(f"gaussrl: error: {message}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as error:
+        if isinstance(error, Interrupted):
+            print(f"gaussrl: {error}", file=sys.stderr)
+            return error.status
         print("gaussrl: interrupted", file=sys.stderr)
         return 130

@@ -7,6 +7,7 @@ with the observation statistics and the action rescaling goes to :mod:`gaussrl.i
 from __future__ import annotations
 
 import dataclasses
+import shlex
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -16,9 +17,10 @@ import tyro
 from gaussrl.agents.torch.memory import NORMALIZED_CLIP
 from gaussrl.core.errors import ConfigError
 from gaussrl.envs.gymnasium import TorchVecEnv, make_vector_env
-from gaussrl.io.checkpoint import CheckpointError, list_checkpoints, load_checkpoint
+from gaussrl.io.checkpoint import CheckpointError
 from gaussrl.io.export import DeterministicPolicy, ObservationNormalization, export_jit, export_onnx, require_onnx
-from gaussrl.trainer.loop import CHECKPOINTS, TrainConfig, build_agent
+from gaussrl.trainer.loop import TrainConfig, build_agent
+from gaussrl.trainer.rundir import load_run_checkpoint
 
 ExportFormat = Literal["onnx", "torchscript"]
 SUFFIXES = {"onnx": ".onnx", "torchscript": ".pt"}
@@ -38,39 +40,14 @@ class ExportArgs:
     """Step of the checkpoint to export; None: the newest."""
 
 
-def checkpoint_path(run_dir: str | Path, step: int | None) -> Path:
-    """The checkpoint of ``step`` in a run (the newest if None).
-
-    Args:
-        run_dir: Run directory.
-        step: Step number of the checkpoint, or None.
-
-    Returns:
-        The checkpoint's JSON file, or the checkpoint directory when ``step`` is None.
-
-    Raises:
-        CheckpointError: If the run has no checkpoint of that step; the message lists the steps it has.
-    """
-    folder = Path(run_dir) / CHECKPOINTS
-    if step is None:
-        return folder
-    path = folder / f"step_{step:012d}.json"
-    if not path.is_file():
-        steps = [int(p.stem.removeprefix("step_")) for p in list_checkpoints(folder)]
-        raise CheckpointError(
-            f"{str(run_dir)!r} has no checkpoint of step {step}; it has steps {steps}. Pass one of them to "
-            f"--checkpoint, or leave it out for the newest."
-        )
-    return path
-
-
-def load_agent_state(agent: Any, state: dict[str, Any], source: str | Path) -> None:
+def load_agent_state(agent: Any, state: dict[str, Any], run_dir: str | Path, step: int) -> None:
     """Load a checkpoint's agent state, turning a mismatch with the run's configuration into a message.
 
     Args:
         agent: The agent built from ``config.json``.
         state: The checkpoint state.
-        source: The checkpoint, for the message.
+        run_dir: The run directory, for the message.
+        step: The checkpoint's step, for the message.
 
     Raises:
         CheckpointError: If the checkpoint's tensors do not fit the agent that config.json describes.
@@ -80,8 +57,8 @@ def load_agent_state(agent: Any, state: dict[str, Any], source: str | Path) -> N
     except (RuntimeError, KeyError, ValueError, IndexError) as error:
         detail = " ".join(str(error).split())[:300]
         raise CheckpointError(
-            f"the checkpoint in {str(source)!r} does not match the run's config.json ({detail}); was config.json "
-            f"edited or copied from another run? Restore the run's own config.json."
+            f"the checkpoint of step {step} in {str(run_dir)!r} does not match the run's config.json ({detail}); "
+            f"was config.json edited or copied from another run? Restore the run's own config.json."
         ) from None
 
 
@@ -111,13 +88,13 @@ def export_run(
     target = Path(out) if out is not None else Path(run_dir) / f"policy{SUFFIXES[format]}"
     check_output_file(target)
     saved: TrainConfig = read_run_config(run_dir)
-    source = checkpoint_path(run_dir, checkpoint)
-    state, _ = load_checkpoint(source, device="cpu")
+    command = f"gaussrl export {shlex.quote(str(run_dir))}"
+    state, _, step = load_run_checkpoint(run_dir, checkpoint, device="cpu", command=command)
     config = dataclasses.replace(saved, device="cpu", resume=None, tensorboard=False)
     env = TorchVecEnv(make_vector_env(config.env, config.envs), seed=config.seed, device="cpu")
     try:
         agent: Any = build_agent(config, env)  # PPO or SAC: both have .policy and .obs_scaler
-        load_agent_state(agent, state, source)
+        load_agent_state(agent, state, run_dir, step)
         scaler = agent.obs_scaler
         normalization = None
         if scaler is not None:
