@@ -84,13 +84,6 @@ def test_unknown_env_module(capsys, tmp_path):
     assert "cannot make environment 'nosuchmodule:Id'" in err and "nosuchmodule" in err
 
 
-def test_out_naming_a_file(capsys, tmp_path):
-    (tmp_path / "file").write_text("x")
-    err = _one_line_error(capsys, ["train", "--out", str(tmp_path / "file" / "run"), "--no-progress"])
-    assert f"'{tmp_path / 'file'}' is a file. Pass --out a directory path" in err
-    assert (tmp_path / "file").read_text() == "x"
-
-
 def test_plot_without_metrics(capsys, tmp_path):
     err = _one_line_error(capsys, ["plot", str(tmp_path)])
     assert "no metrics in" in err and "expected a metrics.jsonl written by gaussrl train" in err

@@ -22,7 +22,7 @@ from typing import Annotated, Any, Union
 import tyro
 
 from gaussrl.agents.config import PPOConfig, SACConfig
-from gaussrl.core.errors import ConfigError, GaussrlError
+from gaussrl.core.errors import GaussrlError
 from gaussrl.io.checkpoint import CheckpointError
 from gaussrl.trainer.export import ExportArgs, export_run, load_agent_state
 from gaussrl.trainer.loop import TrainConfig, Trainer, build_agent
@@ -120,26 +120,8 @@ def evaluate_run(
     return float(returns.mean()), step
 
 
-def check_run_dir(run_dir: Path) -> None:
-    """Refuse a run directory path that names an existing file.
-
-    Args:
-        run_dir: The run directory.
-
-    Raises:
-        ConfigError: If ``run_dir`` or one of its parents is a file.
-    """
-    for path in (run_dir, *run_dir.parents):
-        if path.exists() and not path.is_dir():
-            raise ConfigError(
-                f"the run directory {str(run_dir)!r} cannot be created: {str(path)!r} is a file. Pass --out a "
-                f"directory path (new or a run directory), e.g. --out runs/my-run."
-            )
-
-
 def _run(command: Any) -> int:
     if isinstance(command, TrainConfig):
-        check_run_dir(command.run_dir)
         trainer = Trainer(command)
         note = describe(command.env)
         if trainer.resumed_step is not None:
