@@ -128,17 +128,20 @@ class TorchVecEnv:
         env: A vector env with autoreset disabled (:func:`make_vector_env`).
         seed: Seed of the episode resets.
         device: Device of the tensors.
+        index_offset: Index of the first sub-environment in the episode seeds (rank r of a data-parallel run
+            with N copies per rank numbers its copies from r * N, so the ranks' episodes never share a seed).
 
     Raises:
         EnvError: If the action space is not a Box.
     """
 
-    def __init__(self, env: VectorEnv, *, seed: int, device: str | torch.device = "cpu") -> None:
+    def __init__(self, env: VectorEnv, *, seed: int, device: str | torch.device = "cpu", index_offset: int = 0) -> None:
         space = env.single_action_space
         if not isinstance(space, spaces.Box):
             raise EnvError(f"action space {space} is not a Box; gaussrl's Gaussian policies need a Box.")
         self.env = env
         self.seed = int(seed)
+        self.index_offset = int(index_offset)
         self.device = torch.device(device)
         self._on_cpu = self.device.type == "cpu"
         self.num_envs = env.num_envs
@@ -167,7 +170,8 @@ class TorchVecEnv:
 
     def _seeds(self, mask: np.ndarray) -> list[int | None]:
         pairs = enumerate(zip(self.episodes, mask, strict=True))
-        return [episode_seed(self.seed, i, int(e)) if m else None for i, (e, m) in pairs]
+        offset = self.index_offset
+        return [episode_seed(self.seed, offset + i, int(e)) if m else None for i, (e, m) in pairs]
 
     def reset(self) -> torch.Tensor:
         """Start a fresh episode in every sub-environment (the episode counters are kept).

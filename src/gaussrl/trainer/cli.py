@@ -22,10 +22,11 @@ import tyro
 from gaussrl.agents.config import PPOConfig, SACConfig
 from gaussrl.envs.gymnasium import EnvError
 from gaussrl.io.checkpoint import CheckpointError, load_checkpoint
+from gaussrl.trainer.distributed import DistributedError, launch, launched, start_world, stop_world
 from gaussrl.trainer.loop import CHECKPOINTS, ResumeError, TrainConfig, Trainer, build_agent
 from gaussrl.trainer.presets import describe, env_from_args, train_defaults
 
-USER_ERRORS = (EnvError, CheckpointError, ResumeError, ValueError, TypeError, FileNotFoundError)
+USER_ERRORS = (EnvError, CheckpointError, ResumeError, DistributedError, ValueError, TypeError, FileNotFoundError)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -109,16 +110,21 @@ def evaluate_run(run_dir: str | Path, *, episodes: int = 20, stochastic: bool = 
 
 def _run(command: Any) -> int:
     if isinstance(command, TrainConfig):
-        trainer = Trainer(command)
-        note = describe(command.env)
-        if note:
-            print(f"gaussrl: {note}", file=sys.stderr)
+        world, device = start_world(command.device, command.dist_timeout)
         try:
-            summary = trainer.run()
+            trainer = Trainer(dataclasses.replace(command, device=device), world)
+            note = describe(command.env)
+            if note and world.is_main:
+                print(f"gaussrl: {note}", file=sys.stderr)
+            try:
+                summary = trainer.run()
+            finally:
+                trainer.close()
         finally:
-            trainer.close()
-        print(json.dumps(summary, indent=2))
-        print(f"run directory: {trainer.dir}")
+            stop_world(world)
+        if world.is_main:
+            print(json.dumps(summary, indent=2))
+            print(f"run directory: {trainer.dir}")
         return 0
     if isinstance(command, EvalArgs):
         mean = evaluate_run(command.run_dir, episodes=command.episodes, stochastic=command.stochastic)
@@ -166,7 +172,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     """
     try:
         args = list(sys.argv[1:] if argv is None else argv)
-        return _run(parse(args))
+        command = parse(args)
+        if isinstance(command, TrainConfig) and command.nproc > 1 and not launched():
+            return launch(command.nproc, args)
+        return _run(command)
     except USER_ERRORS as error:
         if os.environ.get("GAUSSRL_TRACEBACK"):
             raise

@@ -23,6 +23,7 @@ from gaussrl.envs.gymnasium import TorchVecEnv, Vectorization, make_vector_env
 from gaussrl.io.atomic import write_text_atomic
 from gaussrl.io.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from gaussrl.trainer.build import Algo, PolicyKind, build_ppo, build_sac
+from gaussrl.trainer.distributed import World, broadcast_agent, gather_to_main, rank_seed, scatter_from_main
 from gaussrl.trainer.evaluate import Agent, Evaluator
 from gaussrl.trainer.metrics import MetricsLog
 
@@ -40,7 +41,7 @@ class TrainConfig:
     env: str = "Pendulum-v1"
     """Gymnasium id of an environment with a Box action space."""
     timesteps: int = 100_000
-    """Total environment steps (summed over the parallel environments)."""
+    """Total environment steps (summed over the parallel environments and the ranks)."""
     num_envs: int | None = None
     """Parallel environments; None: 4 for PPO, 1 for SAC."""
     seed: int = 0
@@ -67,6 +68,10 @@ class TrainConfig:
     """torch device."""
     progress: bool = True
     """Show a progress bar."""
+    nproc: int = 1
+    """Ranks of a data-parallel run started on this node through torch's elastic launcher (as torchrun)."""
+    dist_timeout: float = 300.0
+    """Seconds a rank waits for the others in a collective before the run stops with an error."""
     tensorboard: bool = True
     """Write TensorBoard scalars."""
     ppo: PPOConfig = field(default_factory=PPOConfig)
@@ -75,7 +80,7 @@ class TrainConfig:
     """SAC hyperparameters."""
 
     def __post_init__(self) -> None:
-        for name in ("timesteps", "eval_episodes", "keep_checkpoints", "threads"):
+        for name in ("timesteps", "eval_episodes", "keep_checkpoints", "threads", "nproc"):
             check_positive_int(self, name)
         for name in ("eval_interval", "checkpoint_interval"):
             if getattr(self, name) < 0:
@@ -116,20 +121,23 @@ class ResumeError(GaussrlError, ValueError):
     """A resume directory that does not match the requested run."""
 
 
-def build_agent(config: TrainConfig, env: TorchVecEnv) -> Agent:
+def build_agent(config: TrainConfig, env: TorchVecEnv, world: World | None = None) -> Agent:
     """The configured agent for ``env``.
 
     Args:
         config: The run.
         env: The training environment.
+        world: The ranks of a data-parallel run; None: one process.
 
     Returns:
         PPO or SAC.
     """
-    common = {"num_envs": env.num_envs, "device": config.device}
+    world = World() if world is None else world
+    common = {"num_envs": env.num_envs, "device": config.device, "world": world}
     if config.algo == "ppo":
         spaces = (env.observation_space, env.action_space)
-        return build_ppo(config.ppo, *spaces, policy=config.policy, total_timesteps=config.timesteps, **common)
+        timesteps = config.timesteps // world.size
+        return build_ppo(config.ppo, *spaces, policy=config.policy, total_timesteps=timesteps, **common)
     return build_sac(config.sac, env.observation_space, env.action_space, **common)
 
 
@@ -137,18 +145,19 @@ def _meta(config: TrainConfig) -> dict[str, Any]:
     return {"algo": config.algo, "env": config.env, "policy": config.policy, "num_envs": config.envs}
 
 
-def load_resume(config: TrainConfig) -> tuple[dict[str, Any], dict[str, Any]]:
+def load_resume(config: TrainConfig, world_size: int = 1) -> tuple[dict[str, Any], dict[str, Any]]:
     """Read the latest checkpoint of ``config.resume`` and check that it belongs to this run.
 
     Args:
         config: The run, with ``resume`` set.
+        world_size: Number of ranks of this run.
 
     Returns:
         The checkpoint state and metadata.
 
     Raises:
         CheckpointError: If the checkpoint is missing or corrupt.
-        ResumeError: If it was written by a run of another algorithm, env, policy or env count.
+        ResumeError: If it was written by a run of another algorithm, env, policy, env count or rank count.
     """
     state, meta = load_checkpoint(Path(str(config.resume)) / CHECKPOINTS, device=config.device)
     for key, want in _meta(config).items():
@@ -157,6 +166,12 @@ def load_resume(config: TrainConfig) -> tuple[dict[str, Any], dict[str, Any]]:
                 f"cannot resume {config.resume!r}: it holds a run with {key}={meta.get(key)!r}, but this command "
                 f"asks for {key}={want!r}; pass --{key.replace('_', '-')} {meta.get(key)} or another directory."
             )
+    if meta.get("world_size", 1) != world_size:
+        raise ResumeError(
+            f"cannot resume {config.resume!r} with {world_size} rank(s): it holds a run of {meta.get('world_size', 1)} "
+            f"ranks, whose environments, random streams and buffers are per rank; resume it with "
+            f"--nproc {meta.get('world_size', 1)} (or torchrun --nproc_per_node {meta.get('world_size', 1)})."
+        )
     return state, meta
 
 
@@ -165,18 +180,24 @@ class Trainer:
 
     Args:
         config: The run.
+        world: This rank of a data-parallel run (see ``trainer.distributed``); None: one process.
     """
 
-    def __init__(self, config: TrainConfig) -> None:
-        self.config = config
+    def __init__(self, config: TrainConfig, world: World | None = None) -> None:
+        self.config, self.world = config, World() if world is None else world
         self.dir = config.run_dir
         torch.set_num_threads(config.threads)
-        resumed = load_resume(config) if config.resume is not None else None
+        resumed = self._load(config) if config.resume is not None else None
         torch.manual_seed(config.seed)
         vector_env = make_vector_env(config.env, config.envs, config.vectorization)
-        self.env = TorchVecEnv(vector_env, seed=config.seed, device=config.device)
-        self.agent = build_agent(config, self.env)
-        self.evaluator = Evaluator(config.env, config.eval_episodes, config.seed, config.device)
+        offset = self.world.rank * config.envs
+        self.env = TorchVecEnv(vector_env, seed=config.seed, device=config.device, index_offset=offset)
+        self.agent = build_agent(config, self.env, self.world)
+        broadcast_agent(self.world, self.agent)  # type: ignore[arg-type]
+        if self.world.rank > 0:
+            torch.manual_seed(rank_seed(config.seed, self.world.rank))
+        main = self.world.is_main
+        self.evaluator = Evaluator(config.env, config.eval_episodes, config.seed, config.device) if main else None
         self.steps = 0
         self.last_eval: np.ndarray | None = None
         self.recent: list[float] = []
@@ -184,8 +205,21 @@ class Trainer:
             self.observations = self.env.reset()
         else:
             self.observations = self._restore(resumed[0])
-        write_text_atomic(self.dir / "config.json", json.dumps(config.to_json(), indent=2))
-        self.metrics = MetricsLog(self.dir, resume_step=self.steps if resumed else None, tensorboard=config.tensorboard)
+        if main:
+            write_text_atomic(self.dir / "config.json", json.dumps(config.to_json(), indent=2))
+        resume_step = self.steps if resumed else None
+        self.metrics = MetricsLog(self.dir, resume_step=resume_step, tensorboard=config.tensorboard, enabled=main)
+
+    def _load(self, config: TrainConfig) -> tuple[dict[str, Any], dict[str, Any]]:
+        """This rank's checkpoint state and the metadata (rank 0 reads the file and sends each rank its part)."""
+
+        def per_rank() -> list[tuple[dict[str, Any], dict[str, Any]]]:
+            state, meta = load_resume(config, self.world.size)
+            return [(state, meta)] + [(s, meta) for s in state.pop("other_ranks", [])]
+
+        if self.world.size == 1:
+            return load_resume(config)
+        return scatter_from_main(self.world, per_rank, ResumeError)
 
     def _restore(self, state: dict[str, Any]) -> torch.Tensor:
         self.agent.load_state(state["agent"])
@@ -194,11 +228,11 @@ class Trainer:
         self.recent = [float(r) for r in state["recent_returns"]]
         return self.env.load_state(state["env"])
 
-    def checkpoint(self) -> Path:
-        """Write a checkpoint of everything a resumed run needs.
+    def checkpoint(self) -> Path | None:
+        """Write a checkpoint of everything a resumed run needs (every rank's state, written by rank 0).
 
         Returns:
-            The checkpoint's JSON file.
+            The checkpoint's JSON file; None on ranks other than 0.
         """
         state = {
             "agent": self.agent.state(),
@@ -207,7 +241,12 @@ class Trainer:
             "env": self.env.state(),
             "recent_returns": self.recent[-100:],
         }
-        meta = {**_meta(self.config), "steps": self.steps, "seed": self.config.seed}
+        states = gather_to_main(self.world, state)
+        if states is None:
+            return None
+        if self.world.size > 1:
+            state["other_ranks"] = states[1:]
+        meta = {**_meta(self.config), "steps": self.steps, "seed": self.config.seed, "world_size": self.world.size}
         return save_checkpoint(self.dir / CHECKPOINTS, self.steps, state, meta, keep=self.config.keep_checkpoints)
 
     def evaluate(self) -> np.ndarray:
@@ -216,6 +255,8 @@ class Trainer:
         Returns:
             The episode returns.
         """
+        if self.evaluator is None:  # ranks other than 0 do not evaluate
+            return np.zeros(0)
         returns = self.evaluator.run(self.agent, deterministic=True)
         self.last_eval = returns
         self.metrics.add("eval", self.steps, {"return_mean": float(returns.mean()), "return_std": float(returns.std())})
@@ -230,7 +271,7 @@ class Trainer:
         step = self.env.step(actions)
         update = self.agent.observe(step)
         self.observations = step.observations
-        self.steps += self.env.num_envs
+        self.steps += self.env.num_envs * self.world.size
         for episode_return, length in self.env.pop_episodes():
             self.recent.append(episode_return)
             self.metrics.add("episode", self.steps, {"return": episode_return, "length": float(length)})
@@ -249,7 +290,8 @@ class Trainer:
             The summary.
         """
         config, start_steps, start = self.config, self.steps, time.perf_counter()
-        bar = tqdm(total=config.timesteps, initial=self.steps, unit="step", disable=not config.progress, smoothing=0.1)
+        hide = not config.progress or not self.world.is_main
+        bar = tqdm(total=config.timesteps, initial=self.steps, unit="step", disable=hide, smoothing=0.1)
         last_update_log = self.steps
         while self.steps < config.timesteps:
             before = self.steps
@@ -267,14 +309,15 @@ class Trainer:
                 self.checkpoint()
         bar.close()
         wall = time.perf_counter() - start
-        if self.last_eval is None or not self._due(config.eval_interval, self.steps - self.env.num_envs):
+        last_step = self.steps - self.env.num_envs * self.world.size
+        if self.last_eval is None or not self._due(config.eval_interval, last_step):
             self.evaluate()
         self.checkpoint()
         self.metrics.close()
         return self._summary(wall, self.steps - start_steps)
 
     def _summary(self, wall: float, steps: int) -> dict[str, Any]:
-        returns = self.last_eval if self.last_eval is not None else np.zeros(0)
+        returns = self.last_eval if self.last_eval is not None else np.full(1, np.nan)
         summary = {
             "algo": self.config.algo,
             "env": self.config.env,
@@ -282,20 +325,23 @@ class Trainer:
             "timesteps": self.steps,
             "seed": self.config.seed,
             "num_envs": self.env.num_envs,
+            "world_size": self.world.size,
             "eval_return_mean": float(returns.mean()),
             "eval_return_std": float(returns.std()),
-            "eval_episodes": int(returns.size),
+            "eval_episodes": int(np.isfinite(returns).sum()),
             "wall_time_s": round(wall, 3),
             "env_steps_per_s": round(steps / wall, 1) if wall > 0 else None,
             "resumed": self.config.resume is not None,
         }
-        write_text_atomic(self.dir / "summary.json", json.dumps(summary, indent=2))
+        if self.world.is_main:
+            write_text_atomic(self.dir / "summary.json", json.dumps(summary, indent=2))
         return summary
 
     def close(self) -> None:
         """Close the environments."""
         self.env.close()
-        self.evaluator.close()
+        if self.evaluator is not None:
+            self.evaluator.close()
 
 
 def train(config: TrainConfig) -> dict[str, Any]:

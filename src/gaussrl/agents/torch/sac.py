@@ -14,7 +14,8 @@ import torch
 import torch.nn.functional as F
 
 from gaussrl.agents.config import SACConfig
-from gaussrl.agents.torch.memory import RunningStandardScaler, TensorStore
+from gaussrl.agents.torch.distributed import World
+from gaussrl.agents.torch.memory import TensorStore
 from gaussrl.agents.torch.optim import adam, clip_grad_norm, soft_update
 from gaussrl.envs.gymnasium import Step
 from gaussrl.models.torch import Model
@@ -29,6 +30,8 @@ class SAC:
         target_critics: Two Q models of the same architecture; overwritten with the critics' weights.
         config: Hyperparameters.
         num_envs: Number of parallel environments.
+        world: The ranks of a data-parallel run (see ``agents.torch.distributed``); each keeps its own replay
+            buffer. None: one process.
     """
 
     def __init__(
@@ -39,9 +42,11 @@ class SAC:
         target_critics: tuple[Model, Model],
         config: SACConfig,
         num_envs: int,
+        world: World | None = None,
     ) -> None:
         self.policy, self.critics, self.target_critics = policy, critics, target_critics
         self.config, self.num_envs, self.device = config, num_envs, policy.device
+        self.world = World() if world is None else world
         for target, critic in zip(target_critics, critics, strict=True):
             target.update_parameters(critic, polyak=1.0)
             target.freeze_parameters(True)
@@ -56,7 +61,7 @@ class SAC:
         self.entropy_optimizer = adam([self.log_entropy_coefficient], config.entropy_learning_rate)
         num_obs, num_actions = policy.num_observations, policy.num_actions
         self.target_entropy = -float(num_actions) if config.target_entropy is None else config.target_entropy
-        self.obs_scaler = RunningStandardScaler(num_obs, self.device) if config.observation_normalization else None
+        self.obs_scaler = self.world.scaler(num_obs, self.device) if config.observation_normalization else None
         f32 = torch.float32
         specs = {
             "observations": ((num_obs,), f32),
@@ -112,6 +117,7 @@ class SAC:
         self.timesteps += self.num_envs
         if self.timesteps < self.config.learning_starts:
             return {}
+        self.world.sync(self.obs_scaler)
         metrics: dict[str, torch.Tensor] = {}
         with torch.enable_grad():
             for _ in range(self.config.gradient_steps):
@@ -124,8 +130,9 @@ class SAC:
     def _step(self, optimizer: torch.optim.Optimizer, loss: torch.Tensor) -> None:
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
+        parameters = [p for group in optimizer.param_groups for p in group["params"]]
+        self.world.average_gradients(parameters)
         if self.config.grad_norm_clip > 0:
-            parameters = [p for group in optimizer.param_groups for p in group["params"]]
             clip_grad_norm(parameters, self.config.grad_norm_clip)
         optimizer.step()
 
@@ -138,6 +145,7 @@ class SAC:
         """
         terms = log_prob + self.target_entropy
         self.log_entropy_coefficient.grad = (terms * (-1.0 / terms.numel())).sum()
+        self.world.average_gradients([self.log_entropy_coefficient])
         if self.config.grad_norm_clip > 0:
             clip_grad_norm([self.log_entropy_coefficient], self.config.grad_norm_clip)
         self.entropy_optimizer.step()
