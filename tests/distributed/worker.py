@@ -1,8 +1,8 @@
-"""A worker of the 2-rank tests, started by ``python -m torch.distributed.run``: ``worker.py CASE OUT``.
+"""A worker of the 2-rank tests, started by ``python -m torch.distributed.run``: ``worker.py OUT``.
 
-Cases: ``grads`` (one PPO and one SAC update on fixed per-rank data; the stepped gradients) and
-``train`` (PPO and SAC runs on Pendulum with a parameter digest after every update; then each run
-resumed from its middle checkpoint). Each rank writes ``OUT/<case>_rank<r>.json``.
+Each rank runs one PPO and one SAC update on fixed per-rank data and saves the stepped gradients
+(``OUT/grads_rank<r>.npz``); then PPO and SAC runs on Pendulum with a parameter digest after every
+update, each resumed from its middle checkpoint (``OUT/train_rank<r>.json``).
 """
 
 from __future__ import annotations
@@ -18,13 +18,11 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-
-from gaussrl.io.checkpoint import list_checkpoints  # noqa: E402
-from gaussrl.trainer.build import build_ppo, build_sac  # noqa: E402
-from gaussrl.trainer.distributed import broadcast_agent, start_world, stop_world  # noqa: E402
-from gaussrl.trainer.loop import TrainConfig, Trainer  # noqa: E402
-from tests.distributed import cases  # noqa: E402
+from gaussrl.io.checkpoint import list_checkpoints
+from gaussrl.trainer.build import build_ppo, build_sac
+from gaussrl.trainer.distributed import broadcast_agent, start_world, stop_world
+from gaussrl.trainer.loop import TrainConfig, Trainer
+from tests.distributed import cases
 
 
 def grads(world, out: Path) -> dict:
@@ -103,15 +101,15 @@ def train(world, out: Path) -> dict:
 
 
 def main() -> None:
-    """Run the case named on the command line on this rank."""
-    case, out = sys.argv[1], Path(sys.argv[2])
+    """Run the gradient and the training cases on this rank."""
+    out = Path(sys.argv[1])
     torch.set_num_threads(1)
     world, _ = start_world("cpu", 60.0)
     try:
-        result = {"grads": grads, "train": train}[case](world, out)
+        (out / f"grads_rank{world.rank}.json").write_text(json.dumps(grads(world, out)))
+        (out / f"train_rank{world.rank}.json").write_text(json.dumps(train(world, out)))
     finally:
         stop_world(world)
-    (out / f"{case}_rank{world.rank}.json").write_text(json.dumps(result))
 
 
 if __name__ == "__main__":

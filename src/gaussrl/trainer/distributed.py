@@ -21,9 +21,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sys
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import timedelta
 from typing import Any, TypeVar
 
@@ -241,6 +242,28 @@ def scatter_from_main(world: World, load: Callable[[], Sequence[T]], error_type:
     return items[0]
 
 
+def describe_failures(failures: Mapping[int, Any]) -> str:
+    """Which ranks failed first and which the launcher stopped after them, in one line.
+
+    Args:
+        failures: The elastic agent's ``ChildFailedError.failures``: rank to ``ProcessFailure``.
+
+    Returns:
+        E.g. ``"rank 1 exited with signal SIGKILL; the launcher then stopped rank 0."``.
+    """
+
+    def how(failure: Any) -> str:
+        return f"signal {failure.signal_name()}" if failure.exitcode < 0 else f"status {failure.exitcode}"
+
+    stopped = {rank for rank, f in failures.items() if f.exitcode == -signal.SIGTERM}
+    causes = sorted(set(failures) - stopped) or sorted(stopped)
+    text = ", ".join(f"rank {rank} exited with {how(failures[rank])}" for rank in causes)
+    after = sorted(stopped - set(causes))
+    if after:
+        text += f"; the launcher then stopped rank{'s' if len(after) > 1 else ''} {', '.join(map(str, after))}"
+    return text + "."
+
+
 def launch(nproc: int, argv: Sequence[str]) -> int:
     """Run ``python -m gaussrl <argv>`` in ``nproc`` workers on this node via torch's elastic launcher API.
 
@@ -270,11 +293,7 @@ def launch(nproc: int, argv: Sequence[str]) -> int:
     try:
         elastic_launch(config, sys.executable)("-m", "gaussrl", *argv)
     except ChildFailedError as error:
-        failures = ", ".join(
-            f"rank {rank} exited with {'signal ' + f.signal_name() if f.exitcode < 0 else f'status {f.exitcode}'}"
-            for rank, f in sorted(error.failures.items())
-        )
-        print(f"gaussrl: error: the run stopped: {failures}; the launcher stopped the other ranks.", file=sys.stderr)
+        print(f"gaussrl: error: the run stopped: {describe_failures(error.failures)}", file=sys.stderr)
         return 1
     return 0
 
