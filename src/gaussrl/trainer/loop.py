@@ -133,12 +133,19 @@ def build_agent(config: TrainConfig, env: TorchVecEnv, world: World | None = Non
         PPO or SAC.
     """
     world = World() if world is None else world
-    common = {"num_envs": env.num_envs, "device": config.device, "world": world}
+    spaces, envs, device = (env.observation_space, env.action_space), env.num_envs, config.device
     if config.algo == "ppo":
-        spaces = (env.observation_space, env.action_space)
-        timesteps = config.timesteps // world.size
-        return build_ppo(config.ppo, *spaces, policy=config.policy, total_timesteps=timesteps, **common)
-    return build_sac(config.sac, env.observation_space, env.action_space, **common)
+        timesteps = config.timesteps // world.size  # this rank's share, for the "linear" schedule
+        return build_ppo(
+            config.ppo,
+            *spaces,
+            num_envs=envs,
+            device=device,
+            policy=config.policy,
+            total_timesteps=timesteps,
+            world=world,
+        )
+    return build_sac(config.sac, *spaces, num_envs=envs, device=device, world=world)
 
 
 def _meta(config: TrainConfig) -> dict[str, Any]:

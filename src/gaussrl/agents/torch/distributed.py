@@ -104,8 +104,10 @@ class World:
         flat = torch.cat([g.reshape(-1) for g in grads])
         self._all_reduce(flat, "gradient averaging")
         flat.div_(self.size)
-        for grad, part in zip(grads, flat.split([g.numel() for g in grads]), strict=True):
-            grad.copy_(part.view_as(grad))
+        offset = 0
+        for grad in grads:
+            grad.copy_(flat[offset : offset + grad.numel()].view_as(grad))
+            offset += grad.numel()
 
     def mean(self, value: torch.Tensor) -> torch.Tensor:
         """The mean of ``value`` over the ranks (``value`` itself for one rank).
@@ -252,7 +254,7 @@ class SyncedScaler(RunningStandardScaler):
         super().load_state(merged)
         self.pending = RunningStandardScaler(size, "cpu")
 
-    def state(self) -> dict[str, Any]:  # type: ignore[override]
+    def state(self) -> dict[str, Any]:
         """This rank's, the merged and the pending statistics, for a checkpoint.
 
         Returns:
@@ -260,7 +262,7 @@ class SyncedScaler(RunningStandardScaler):
         """
         return {**super().state(), "merged": self.merged.state(), "pending": self.pending.state()}
 
-    def load_state(self, state: dict[str, Any]) -> None:  # type: ignore[override]
+    def load_state(self, state: dict[str, Any]) -> None:
         """Restore what :meth:`state` wrote (or a plain normaliser's state, taken as merged).
 
         Args:
