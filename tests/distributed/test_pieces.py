@@ -119,6 +119,8 @@ def test_resume_with_another_rank_count_is_a_one_line_error(tmp_path):
         load_resume(dataclasses.replace(config, resume=str(tmp_path / "one")), world_size=3)
 
 
-def test_nproc_must_be_positive():
+def test_nproc_and_dist_timeout_must_be_positive():
     with pytest.raises(ValueError, match="nproc"):
         TrainConfig(nproc=0)
+    with pytest.raises(ValueError, match=r"dist_timeout=0.0 must be > 0 seconds \(default 300.0\)"):
+        TrainConfig(dist_timeout=0.0)

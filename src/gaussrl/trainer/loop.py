@@ -85,6 +85,8 @@ class TrainConfig:
         for name in ("eval_interval", "checkpoint_interval"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name}={getattr(self, name)} must be >= 0 (0: only at the end).")
+        if not self.dist_timeout > 0:
+            raise ValueError(f"dist_timeout={self.dist_timeout} must be > 0 seconds (default 300.0).")
         envs = self.num_envs
         if envs is not None and (isinstance(envs, bool) or not isinstance(envs, int) or envs < 1):
             raise ValueError(f"num_envs={envs!r} must be a positive integer, or None for the algorithm's default.")
