@@ -111,10 +111,10 @@ def test_resume_with_another_rank_count_is_a_one_line_error(tmp_path):
     meta = {"algo": "ppo", "env": "Pendulum-v1", "policy": "mlp", "num_envs": 4, "world_size": 2}
     save_checkpoint(tmp_path / "run" / "checkpoints", 10, {"steps": 10}, meta)
     config = TrainConfig(resume=str(tmp_path / "run"))
-    with pytest.raises(ResumeError, match=r"holds a run of 2 ranks.*resume it with --nproc 2 \(or torchrun"):
+    with pytest.raises(ResumeError, match=r"on 1 rank\(s\): it holds a 2-rank run.*resume it with --nproc 2 \(or torchrun"):
         load_resume(config, world_size=1)
     assert load_resume(config, world_size=2)[1]["world_size"] == 2
-    with pytest.raises(ResumeError, match="holds a run of 1 ranks"):
+    with pytest.raises(ResumeError, match="holds a 1-rank run"):
         save_checkpoint(tmp_path / "one" / "checkpoints", 10, {"steps": 10}, {**meta, "world_size": 1})
         load_resume(dataclasses.replace(config, resume=str(tmp_path / "one")), world_size=3)
 

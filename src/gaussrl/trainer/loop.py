@@ -175,11 +175,12 @@ def load_resume(config: TrainConfig, world_size: int = 1) -> tuple[dict[str, Any
                 f"cannot resume {config.resume!r}: it holds a run with {key}={meta.get(key)!r}, but this command "
                 f"asks for {key}={want!r}; pass --{key.replace('_', '-')} {meta.get(key)} or another directory."
             )
-    if meta.get("world_size", 1) != world_size:
+    ranks = meta.get("world_size", 1)
+    if ranks != world_size:
         raise ResumeError(
-            f"cannot resume {config.resume!r} with {world_size} rank(s): it holds a run of {meta.get('world_size', 1)} "
-            f"ranks, whose environments, random streams and buffers are per rank; resume it with "
-            f"--nproc {meta.get('world_size', 1)} (or torchrun --nproc_per_node {meta.get('world_size', 1)})."
+            f"cannot resume {config.resume!r} on {world_size} rank(s): it holds a {ranks}-rank run, whose "
+            f"environments, random streams and buffers are per rank; resume it with --nproc {ranks} "
+            f"(or torchrun --nproc_per_node {ranks})."
         )
     return state, meta
 
