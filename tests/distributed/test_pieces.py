@@ -111,7 +111,8 @@ def test_resume_with_another_rank_count_is_a_one_line_error(tmp_path):
     meta = {"algo": "ppo", "env": "Pendulum-v1", "policy": "mlp", "num_envs": 4, "world_size": 2}
     save_checkpoint(tmp_path / "run" / "checkpoints", 10, {"steps": 10}, meta)
     config = TrainConfig(resume=str(tmp_path / "run"))
-    with pytest.raises(ResumeError, match=r"on 1 rank\(s\): it holds a 2-rank run.*resume it with --nproc 2 \(or torchrun"):
+    message = r"on 1 rank\(s\): it holds a 2-rank run.*resume it with --nproc 2 \(or torchrun"
+    with pytest.raises(ResumeError, match=message):
         load_resume(config, world_size=1)
     assert load_resume(config, world_size=2)[1]["world_size"] == 2
     with pytest.raises(ResumeError, match="holds a 1-rank run"):
