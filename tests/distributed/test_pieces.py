@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from gaussrl.agents.torch.distributed import SyncedScaler, World, merge_moments
+from gaussrl.agents.torch.distributed import DistributedError, SyncedScaler, World, merge_moments
 from gaussrl.agents.torch.memory import RunningStandardScaler
 from gaussrl.io.checkpoint import save_checkpoint
 from gaussrl.trainer.distributed import describe_failures, pack, rank_seed, unpack
@@ -125,3 +125,19 @@ def test_nproc_and_dist_timeout_must_be_positive():
         TrainConfig(nproc=0)
     with pytest.raises(ValueError, match=r"dist_timeout=0.0 must be > 0 seconds \(default 300.0\)"):
         TrainConfig(dist_timeout=0.0)
+
+
+def test_a_failed_collective_is_a_one_line_distributed_error(monkeypatch):
+    def broken(*args, **kwargs):
+        raise RuntimeError("[gloo] Timed out waiting 5000ms for recv operation to complete\nsecond line")
+
+    monkeypatch.setattr(torch.distributed, "all_reduce", broken)
+    parameter = torch.nn.Parameter(torch.ones(3))
+    parameter.grad = torch.ones(3)
+    with pytest.raises(DistributedError) as caught:
+        World(rank=1, size=2).average_gradients([parameter])
+    message = str(caught.value)
+    assert "\n" not in message
+    assert message.startswith("rank 1 of 2 lost contact with the other ranks during gradient averaging: another rank")
+    assert "(--dist-timeout)" in message and "Timed out waiting 5000ms" in message
+    assert isinstance(caught.value, RuntimeError)
