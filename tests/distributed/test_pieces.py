@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 from types import SimpleNamespace
 
 import numpy as np
@@ -99,7 +100,7 @@ def _failure(exitcode: int, name: str = "") -> SimpleNamespace:
 
 
 def test_describe_failures_names_the_rank_that_failed_first():
-    text = describe_failures({0: _failure(-15, "SIGTERM"), 1: _failure(-9, "SIGKILL"), 2: _failure(-15, "SIGTERM")})
+    text = describe_failures({0: _failure(-15, "SIGTERM"), 1: _failure(-9, "SIGKILL"), 2: _failure(143)})
     assert text == "rank 1 exited with signal SIGKILL; the launcher then stopped ranks 0, 2."
     assert (
         describe_failures({0: _failure(2), 1: _failure(2)})
@@ -109,8 +110,11 @@ def test_describe_failures_names_the_rank_that_failed_first():
 
 def test_resume_with_another_rank_count_is_a_one_line_error(tmp_path):
     meta = {"algo": "ppo", "env": "Pendulum-v1", "policy": "mlp", "num_envs": 4, "world_size": 2}
-    save_checkpoint(tmp_path / "run" / "checkpoints", 10, {"steps": 10}, meta)
     config = TrainConfig(resume=str(tmp_path / "run"))
+    for name in ("run", "one"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "config.json").write_text(json.dumps(config.to_json()))
+    save_checkpoint(tmp_path / "run" / "checkpoints", 10, {"steps": 10}, meta)
     message = r"on 1 rank\(s\): it holds a 2-rank run.*resume it with --nproc 2 \(or torchrun"
     with pytest.raises(ResumeError, match=message):
         load_resume(config, world_size=1)

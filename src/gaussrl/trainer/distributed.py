@@ -255,7 +255,8 @@ def describe_failures(failures: Mapping[int, Any]) -> str:
     def how(failure: Any) -> str:
         return f"signal {failure.signal_name()}" if failure.exitcode < 0 else f"status {failure.exitcode}"
 
-    stopped = {rank for rank, f in failures.items() if f.exitcode == -signal.SIGTERM}
+    # A rank stopped by the launcher's SIGTERM either dies of it or exits 143 after gaussrl's own handler.
+    stopped = {rank for rank, f in failures.items() if f.exitcode in (-signal.SIGTERM, 128 + signal.SIGTERM)}
     causes = sorted(set(failures) - stopped) or sorted(stopped)
     text = ", ".join(f"rank {rank} exited with {how(failures[rank])}" for rank in causes)
     after = sorted(stopped - set(causes))
