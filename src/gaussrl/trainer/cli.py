@@ -24,6 +24,7 @@ import tyro
 from gaussrl.agents.config import PPOConfig, SACConfig
 from gaussrl.core.errors import GaussrlError
 from gaussrl.io.checkpoint import CheckpointError
+from gaussrl.trainer.distributed import launch, launched, start_world, stop_world
 from gaussrl.trainer.export import ExportArgs, export_run, load_agent_state
 from gaussrl.trainer.loop import TrainConfig, Trainer, build_agent
 from gaussrl.trainer.presets import describe, env_from_args, train_defaults
@@ -122,18 +123,23 @@ def evaluate_run(
 
 def _run(command: Any) -> int:
     if isinstance(command, TrainConfig):
-        trainer = Trainer(command)
-        note = describe(command.env)
-        if trainer.resumed_step is not None:
-            note = f"resuming {trainer.dir} from its checkpoint of step {trainer.resumed_step}"
-        if note:
-            print(f"gaussrl: {note}", file=sys.stderr)
+        world, device = start_world(command.device, command.dist_timeout)
         try:
-            summary = trainer.run()
+            trainer = Trainer(dataclasses.replace(command, device=device), world)
+            note = describe(command.env)
+            if trainer.resumed_step is not None:
+                note = f"resuming {trainer.dir} from its checkpoint of step {trainer.resumed_step}"
+            if note and world.is_main:
+                print(f"gaussrl: {note}", file=sys.stderr)
+            try:
+                summary = trainer.run()
+            finally:
+                trainer.close()
         finally:
-            trainer.close()
-        print(json.dumps(summary, indent=2))
-        print(f"run directory: {trainer.dir}")
+            stop_world(world)
+        if world.is_main:
+            print(json.dumps(summary, indent=2))
+            print(f"run directory: {trainer.dir}")
         return 0
     if isinstance(command, EvalArgs):
         mean, step = evaluate_run(
@@ -193,7 +199,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     """
     try:
         args = list(sys.argv[1:] if argv is None else argv)
-        return _run(parse(args))
+        command = parse(args)
+        if isinstance(command, TrainConfig) and command.nproc > 1 and not launched():
+            return launch(command.nproc, args)
+        return _run(command)
     except USER_ERRORS as error:
         if os.environ.get("GAUSSRL_TRACEBACK"):
             raise
