@@ -11,7 +11,7 @@ import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -37,6 +37,8 @@ class TrainConfig:
 
     algo: Algo = "ppo"
     """Algorithm: ppo or sac."""
+    backend: Literal["torch", "jax", "warp"] = "torch"
+    """Backend of the agent; gymnax/<id> environments train compiled end to end with jax."""
     env: str = "Pendulum-v1"
     """Gymnasium id of an environment with a Box action space."""
     timesteps: int = 100_000
