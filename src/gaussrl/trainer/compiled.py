@@ -97,18 +97,21 @@ def _from_tensors(template: ppo_compiled.Carry, tensors: dict[str, torch.Tensor]
         if array.shape != want.shape:
             raise ResumeError(f"checkpoint array {index} has shape {array.shape}; this run's is {want.shape}.")
         restored.append(array.view(want.dtype) if want.dtype.kind == "u" else array.astype(want.dtype))
-    return jax.tree_util.tree_unflatten(treedef, restored)
+    carry: ppo_compiled.Carry = jax.tree_util.tree_unflatten(treedef, restored)
+    return carry
 
 
 class _GymnasiumAgent:
     """The trained policy acting on Gymnasium observations (torch tensors), for :class:`Evaluator`."""
 
     def __init__(self, models: ppo_core.PPOModels, params: Any, obs_stats: Any, normalize: bool) -> None:
+        key = jax.random.key(0, impl=ppo_compiled.key_impl(jax.local_device_count()))  # samples nothing
+
         def act(observations: jax.Array) -> jax.Array:
             x = ppo_core.normalize(obs_stats, observations) if normalize else observations
-            return models.policy.act({"observations": x}, role="policy", params=params, key=ppo_core.LOSS_KEY)[1][
-                "mean_actions"
-            ]
+            _, outputs = models.policy.act({"observations": x}, role="policy", params=params, key=key)
+            mean_actions: jax.Array = outputs["mean_actions"]
+            return mean_actions
 
         self._act = jax.jit(act)
 
@@ -157,8 +160,9 @@ class CompiledTrainer:
         self.models = ppo_core.PPOModels(policy, value)
         self.per_update = cfg.rollouts * config.envs
         self.total_updates = -(-config.timesteps // self.per_update)
-        self.carry = ppo_compiled.init_carry(self.models, cfg, env, config.seed)
-        self.steps, self.recent, self.last_eval = 0, [], None
+        self.carry = ppo_compiled.init_carry(self.models, cfg, env, config.seed, devices=len(devices))
+        self.steps, self.recent = 0, []
+        self.last_eval: np.ndarray | None = None
         resumed = load_resume(config) if config.resume is not None else None
         if resumed is not None:
             self.carry = _from_tensors(self.carry, resumed[0]["carry"])
@@ -176,7 +180,7 @@ class CompiledTrainer:
         )
         seed = config.seed + EVAL_SEED_OFFSET
         self.evaluate_gymnax = ppo_compiled.make_evaluate(
-            self.models, cfg, env, episodes=config.eval_episodes, seed=seed
+            self.models, cfg, env, episodes=config.eval_episodes, seed=seed, devices=len(devices)
         )
         write_text_atomic(self.dir / "config.json", json.dumps(config.to_json(), indent=2))
         self.metrics = MetricsLog(self.dir, resume_step=self.steps if resumed else None, tensorboard=config.tensorboard)
@@ -262,7 +266,7 @@ class CompiledTrainer:
         bar.close()
         if self.last_eval is None or not self._due(config.eval_interval, self.steps - self.per_update):
             self.evaluate()
-        jax.block_until_ready(self.carry)
+        jax.block_until_ready(self.carry)  # type: ignore[no-untyped-call]
         wall = time.perf_counter() - start
         gymnasium_returns = self.evaluate_gymnasium()
         self.checkpoint()

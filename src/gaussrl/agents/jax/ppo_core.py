@@ -234,7 +234,7 @@ def bootstrap_rewards(
 
 
 def ppo_loss(
-    params: Params, batch: Samples, models: PPOModels, config: PPOConfig
+    params: Params, batch: Samples, models: PPOModels, config: PPOConfig, key: jax.Array | None = None
 ) -> tuple[jax.Array, dict[str, jax.Array]]:
     """The clipped PPO objective on one minibatch, as the torch agent's ``_loss``.
 
@@ -246,6 +246,8 @@ def ppo_loss(
         batch: The minibatch; padded samples have weight 0.
         models: The policy and value models.
         config: Hyperparameters.
+        key: A key for ``act``, which samples nothing from it (it scores the taken actions);
+            :data:`LOSS_KEY` if None. Inside ``shard_map`` pass a threefry key: Philox does not lower there.
 
     Returns:
         The loss and ``{"policy_loss", "value_loss", "entropy", "kl"}`` (KL of the rollout policy to
@@ -259,7 +261,7 @@ def ppo_loss(
 
     inputs = {"observations": batch.observations, "taken_actions": batch.actions}
     # The taken actions are scored, so the key never samples; a constant one leaves the model's stream alone.
-    _, outputs = models.policy.act(inputs, role="policy", params=params["policy"], key=LOSS_KEY)
+    _, outputs = models.policy.act(inputs, role="policy", params=params["policy"], key=LOSS_KEY if key is None else key)
     new_mean = outputs["mean_actions"]
     new_log_std = jnp.broadcast_to(outputs["log_std"], new_mean.shape)
     kl = mean(gaussian_kl(batch.mean_actions, batch.log_std, new_mean, new_log_std, "sum"))
@@ -369,14 +371,14 @@ def _adapt_learning_rate(learning_rate: jax.Array, kl: jax.Array, target: float)
 
 
 def _epoch_step(
-    models: PPOModels, config: PPOConfig, axis_name: str | None
+    models: PPOModels, config: PPOConfig, axis_name: str | None, key: jax.Array
 ) -> Callable[[tuple[Any, ...], Samples], tuple[tuple[Any, ...], tuple[dict[str, jax.Array], jax.Array]]]:
     """One minibatch: loss, gradient (averaged over devices), clipping and Adam; a no-op once stopped."""
     grad = jax.value_and_grad(ppo_loss, has_aux=True)
 
     def step(carry: tuple[Any, ...], batch: Samples) -> tuple[tuple[Any, ...], tuple[dict[str, jax.Array], jax.Array]]:
         params, opt_state, learning_rate, stopped = carry
-        (_, metrics), grads = grad(params, batch, models, config)
+        (_, metrics), grads = grad(params, batch, models, config, key)
         grads = _pmean(grads, axis_name)
         metrics = _pmean(metrics, axis_name)
         if config.grad_norm_clip > 0:
@@ -422,7 +424,6 @@ def make_update(
     """
     if config.learning_rate_scheduler == "linear" and not total_updates:
         raise ConfigError("learning_rate_scheduler='linear' needs total_updates (the number of PPO updates).")
-    step = _epoch_step(models, config, axis_name)
 
     def update(
         state: PPOState, rollout: Rollout, next_observations: jax.Array, key: jax.Array
@@ -442,6 +443,7 @@ def make_update(
             axis_name=axis_name,
         )
         orders = epoch_permutations(key, config.learning_epochs, samples.weights.shape[0])
+        step = _epoch_step(models, config, axis_name, key)
 
         def epoch(carry: tuple[Any, ...], order: jax.Array) -> tuple[tuple[Any, ...], Any]:
             carry, (metrics, ran) = jax.lax.scan(step, carry, _minibatches(samples, order, config.mini_batches))
