@@ -178,3 +178,13 @@ def test_two_devices_average_to_the_one_device_update(tmp_path):
         check=False,
     )
     assert result.returncode == 0 and "OK" in result.stdout, result.stderr[-3000:]
+
+
+def test_gymnax_preset_applies_under_the_command_line():
+    from gaussrl.trainer.cli import parse
+
+    config = parse(["train", "--backend", "jax", "--env", "gymnax/Pendulum-v1"])
+    assert config.envs == 32 and config.timesteps == 200_000 and config.ppo.hidden_sizes == (32, 32)
+    assert config.ppo.discount_factor == 0.95 and config.backend == "jax"
+    config = parse(["train", "--backend", "jax", "--env", "gymnax/Pendulum-v1", "--num-envs", "8", "--timesteps", "9"])
+    assert config.envs == 8 and config.timesteps == 9 and config.ppo.rollouts == 64

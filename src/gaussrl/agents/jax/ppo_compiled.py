@@ -25,8 +25,9 @@ import jax.numpy as jnp
 from jax.sharding import Mesh, PartitionSpec
 
 from gaussrl.agents.config import PPOConfig
-from gaussrl.agents.jax import ppo_core
-from gaussrl.agents.jax.ppo_core import PPOModels, PPOState, Rollout, RunningStats
+from gaussrl.agents.jax import normalization, ppo_core
+from gaussrl.agents.jax.normalization import RunningStats
+from gaussrl.agents.jax.ppo_core import PPOModels, PPOState, Rollout
 from gaussrl.envs.gymnax import VecEnv
 from gaussrl.models.jax.base import KEY_IMPL
 
@@ -75,7 +76,7 @@ def init_carry(models: PPOModels, config: PPOConfig, env: VecEnv, seed: int, *, 
     observations, env_state = jax.jit(env.reset)(reset_key)
     return Carry(
         ppo=ppo_core.init_state(models, config),
-        obs_stats=ppo_core.stats_init(env.num_observations),
+        obs_stats=normalization.stats_init(env.num_observations),
         env_state=env_state,
         observations=observations,
         key_data=jax.random.key_data(key),
@@ -125,17 +126,17 @@ def _rollout_step(
     models, config, env, axis_name, _ = ctx
 
     def final_values(observations: jax.Array, obs_stats: RunningStats) -> jax.Array:
-        x = ppo_core.normalize(obs_stats, observations) if config.observation_normalization else observations
+        x = normalization.normalize(obs_stats, observations) if config.observation_normalization else observations
         values, _ = models.value.act({"observations": x}, role="value", params=params["value"])
-        return ppo_core.denormalize(value_stats, values) if config.value_normalization else values
+        return normalization.denormalize(value_stats, values) if config.value_normalization else values
 
     def step(carry: tuple[Any, ...], key: jax.Array) -> tuple[tuple[Any, ...], tuple[Any, ...]]:
         obs_stats, env_state, observations, returns, lengths = carry
         act_key, env_key = jax.random.split(key)
         x = observations
         if config.observation_normalization:
-            obs_stats = ppo_core.stats_update(obs_stats, observations, axis_name)
-            x = ppo_core.normalize(obs_stats, observations)
+            obs_stats = normalization.stats_update(obs_stats, observations, axis_name)
+            x = normalization.normalize(obs_stats, observations)
         actions, outputs = models.policy.act({"observations": x}, role="policy", params=params["policy"], key=act_key)
         result, env_state = env.step(env_key, env_state, actions)
         rewards = result.rewards * config.reward_scale if config.reward_scale != 1.0 else result.rewards
@@ -179,7 +180,7 @@ def _iteration(ctx: _Context, total_updates: int | None) -> Callable[[Carry, Any
         inner = (carry.obs_stats, carry.env_state, carry.observations, carry.episode_returns, carry.episode_lengths)
         inner, (rollout, episodes) = jax.lax.scan(step, inner, jax.random.split(local_key, config.rollouts))
         obs_stats, env_state, observations, returns, lengths = inner
-        x = ppo_core.normalize(obs_stats, observations) if config.observation_normalization else observations
+        x = normalization.normalize(obs_stats, observations) if config.observation_normalization else observations
         ppo, metrics = update(carry.ppo, rollout, x, _local_key(ctx, update_key))
         count, total_return, total_length = (_psum(ctx, jnp.sum(e)) for e in episodes)
         logs = {**metrics, "episodes": count, "episode_return_sum": total_return, "episode_length_sum": total_length}
@@ -256,7 +257,7 @@ def make_evaluate(
 
         def step(carry: tuple[Any, ...], step_key: jax.Array) -> tuple[tuple[Any, ...], None]:
             state, observations, returns, active = carry
-            x = ppo_core.normalize(obs_stats, observations) if config.observation_normalization else observations
+            x = normalization.normalize(obs_stats, observations) if config.observation_normalization else observations
             _, outputs = models.policy.act({"observations": x}, role="policy", params=params["policy"], key=step_key)
             result, state = eval_env.step(step_key, state, outputs["mean_actions"])
             returns = returns + jnp.where(active, result.rewards[:, 0], 0.0)

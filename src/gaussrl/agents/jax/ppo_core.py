@@ -43,8 +43,16 @@ import jax.numpy as jnp
 import optax
 
 from gaussrl.agents.config import PPOConfig
+from gaussrl.agents.jax.normalization import (
+    RunningStats,
+    denormalize,
+    moments,
+    normalize,
+    pmean,
+    stats_init,
+    stats_update,
+)
 from gaussrl.core.errors import ConfigError
-from gaussrl.core.running import NORMALIZED_CLIP, STD_FLOOR, merge_moments
 from gaussrl.models.jax import gaussian_entropy, gaussian_kl
 from gaussrl.models.jax.base import KEY_IMPL
 from gaussrl.models.jax.functional import clamp
@@ -91,15 +99,6 @@ class Rollout(NamedTuple):
     """Terminated or truncated after the step, (T, N, 1) bool."""
 
 
-class RunningStats(NamedTuple):
-    """Running mean, population variance and count of a stream of batches (float32)."""
-
-    mean: jax.Array
-    var: jax.Array
-    total: jax.Array
-    """Samples folded in so far (a float32 scalar)."""
-
-
 class PPOState(NamedTuple):
     """Everything the update changes."""
 
@@ -122,40 +121,6 @@ class Samples(NamedTuple):
     returns: jax.Array
     advantages: jax.Array
     weights: jax.Array
-
-
-def _pmean(x: Any, axis_name: str | None) -> Any:
-    return x if axis_name is None else jax.lax.pmean(x, axis_name)  # type: ignore[no-untyped-call]
-
-
-def _moments(x: jax.Array, axis_name: str | None) -> tuple[jax.Array, jax.Array, jax.Array]:
-    """Mean, population variance and count of ``x`` (B, F) over B (and over the device axis)."""
-    devices = 1 if axis_name is None else jax.lax.psum(1, axis_name)  # type: ignore[no-untyped-call]
-    mean = _pmean(jnp.mean(x, axis=0), axis_name)
-    var = _pmean(jnp.mean(jnp.square(x - mean), axis=0), axis_name)
-    return mean, var, jnp.asarray(x.shape[0] * devices, jnp.float32)
-
-
-def stats_init(size: int) -> RunningStats:
-    """Statistics of no data: mean 0, variance 1, count 0 (normalising is then the identity)."""
-    return RunningStats(jnp.zeros(size, jnp.float32), jnp.ones(size, jnp.float32), jnp.zeros((), jnp.float32))
-
-
-def stats_update(stats: RunningStats, batch: jax.Array, axis_name: str | None = None) -> RunningStats:
-    """Fold a batch (..., F) into the statistics (:func:`gaussrl.core.running.merge_moments`)."""
-    moments = _moments(batch.reshape(-1, stats.mean.shape[0]), axis_name)
-    return RunningStats(*merge_moments((stats.mean, stats.var, stats.total), moments))
-
-
-def normalize(stats: RunningStats, x: jax.Array) -> jax.Array:
-    """``(x - mean) / std`` clipped to +-5, std at least 1e-8."""
-    std = jnp.maximum(jnp.sqrt(stats.var), STD_FLOOR)
-    return jnp.clip((x - stats.mean) / std, -NORMALIZED_CLIP, NORMALIZED_CLIP)
-
-
-def denormalize(stats: RunningStats, y: jax.Array) -> jax.Array:
-    """``y * std + mean``, the inverse of :func:`normalize` inside the clip range."""
-    return y * jnp.maximum(jnp.sqrt(stats.var), STD_FLOOR) + stats.mean
 
 
 def init_state(models: PPOModels, config: PPOConfig) -> PPOState:
@@ -342,7 +307,7 @@ def _targets(
     if config.value_normalization:
         value_stats = stats_update(value_stats, returns, axis_name)
         returns, values = normalize(value_stats, returns), normalize(value_stats, values)
-    mean, var, count = _moments(advantages.reshape(-1, 1), axis_name)
+    mean, var, count = moments(advantages.reshape(-1, 1), axis_name)
     std = jnp.sqrt(var * count / (count - 1.0))  # Bessel's correction, as torch.Tensor.std
     advantages = (advantages - mean) / (std + ADVANTAGE_EPS)
 
@@ -379,8 +344,8 @@ def _epoch_step(
     def step(carry: tuple[Any, ...], batch: Samples) -> tuple[tuple[Any, ...], tuple[dict[str, jax.Array], jax.Array]]:
         params, opt_state, learning_rate, stopped = carry
         (_, metrics), grads = grad(params, batch, models, config, key)
-        grads = _pmean(grads, axis_name)
-        metrics = _pmean(metrics, axis_name)
+        grads = pmean(grads, axis_name)
+        metrics = pmean(metrics, axis_name)
         if config.grad_norm_clip > 0:
             grads = clip_grad_norm(grads, config.grad_norm_clip)
         direction, new_opt_state = ADAM.update(grads, opt_state)
@@ -459,7 +424,7 @@ def make_update(
         (params, opt_state, learning_rate, _), (metrics, ran) = jax.lax.scan(epoch, initial, orders)
         result = {name: _weighted_mean(value, ran) for name, value in metrics.items()}
         result["learning_rate"] = learning_rate
-        result["policy_std"] = _pmean(jnp.mean(jnp.exp(rollout.log_std[-1])), axis_name)
+        result["policy_std"] = pmean(jnp.mean(jnp.exp(rollout.log_std[-1])), axis_name)
         new_state = PPOState(params, opt_state, learning_rate, value_stats, state.updates + 1)
         return new_state, result
 
