@@ -34,8 +34,10 @@ from gaussrl.envs import gymnax as gymnax_envs
 from gaussrl.io.atomic import write_text_atomic
 from gaussrl.io.checkpoint import save_checkpoint
 from gaussrl.trainer.evaluate import Evaluator
-from gaussrl.trainer.loop import CHECKPOINTS, ResumeError, TrainConfig, load_resume
-from gaussrl.trainer.metrics import MetricsLog
+from gaussrl.trainer.loop import TrainConfig
+from gaussrl.trainer.metrics import MetricsLog, require_wandb
+from gaussrl.trainer.resume import ResumeError, load_resume, run_meta
+from gaussrl.trainer.rundir import CHECKPOINTS, prepare_run_dir
 
 EVAL_SEED_OFFSET = 1_000_003
 """Evaluation episodes start from states of their own stream (as the Gymnasium trainer's)."""
@@ -164,6 +166,10 @@ class CompiledTrainer:
         self.steps, self.recent = 0, []
         self.last_eval: np.ndarray | None = None
         resumed = load_resume(config) if config.resume is not None else None
+        if config.wandb:
+            require_wandb()
+        prepare_run_dir(self.dir, resume=resumed is not None, force=config.force)
+        self.resumed_step = resumed[2] if resumed is not None else None
         if resumed is not None:
             self.carry = _from_tensors(self.carry, resumed[0]["carry"])
             self.steps, self.recent = int(resumed[0]["steps"]), [float(r) for r in resumed[0]["recent_returns"]]
@@ -182,8 +188,9 @@ class CompiledTrainer:
         self.evaluate_gymnax = ppo_compiled.make_evaluate(
             self.models, cfg, env, episodes=config.eval_episodes, seed=seed, devices=len(devices)
         )
-        write_text_atomic(self.dir / "config.json", json.dumps(config.to_json(), indent=2))
-        self.metrics = MetricsLog(self.dir, resume_step=self.steps if resumed else None, tensorboard=config.tensorboard)
+        write_text_atomic(self.dir / "config.json", json.dumps(config.to_json(), indent=2, allow_nan=False))
+        wandb = config.to_json() if config.wandb else None
+        self.metrics = MetricsLog(self.dir, resume_step=self.resumed_step, tensorboard=config.tensorboard, wandb=wandb)
 
     def _log(self, logs: dict[str, Any], before: int) -> None:
         logs = {name: np.asarray(value) for name, value in logs.items()}
@@ -228,15 +235,7 @@ class CompiledTrainer:
         """Write a checkpoint of the carry, the step count and the recent returns."""
         state = {"carry": _to_tensors(self.carry), "steps": self.steps, "recent_returns": self.recent[-100:]}
         config = self.config
-        meta = {
-            "algo": config.algo,
-            "env": config.env,
-            "policy": config.policy,
-            "num_envs": config.envs,
-            "backend": "jax",
-            "steps": self.steps,
-            "seed": config.seed,
-        }
+        meta = {**run_meta(config), "backend": "jax", "steps": self.steps, "seed": config.seed}
         save_checkpoint(self.dir / CHECKPOINTS, self.steps, state, meta, keep=config.keep_checkpoints)
 
     def _due(self, interval: int, before: int) -> bool:
@@ -279,7 +278,7 @@ class CompiledTrainer:
         self.metrics.close()
         summary = self._summary(end - start, self.steps - start_steps, gymnasium_returns)
         summary["env_steps_per_s_compiled"] = compiled_rate
-        write_text_atomic(self.dir / "summary.json", json.dumps(summary, indent=2))
+        write_text_atomic(self.dir / "summary.json", json.dumps(summary, indent=2, allow_nan=False))
         return summary
 
     def _summary(self, wall: float, steps: int, gymnasium_returns: np.ndarray | None) -> dict[str, Any]:
