@@ -3,7 +3,8 @@
 Prints one Markdown row per seed: the deterministic evaluation on gymnax and on Gymnasium's
 Pendulum-v1 (20 episodes each), the run's wall time from the trainer's construction (model
 building and compilation included), the whole process's wall time (Python and library imports
-included), and the env steps per second once compiled (chunks after the first).
+included), the process's CPU time (what one idle CPU thread would take; on a shared machine the
+wall times grow with the load), and the env steps per second once compiled (chunks after the first).
 
     OMP_NUM_THREADS=1 taskset -c 0 python benchmarks/compiled_pendulum.py --seeds 0 1 2
     python benchmarks/compiled_pendulum.py --seeds 0 --devices 2   # XLA_FLAGS host devices
@@ -14,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -28,11 +30,13 @@ def run(seed: int, devices: int, extra: list[str]) -> dict:
     with tempfile.TemporaryDirectory() as out:
         argv = [sys.executable, "-m", "gaussrl", "train", "--backend", "jax", "--env", "gymnax/Pendulum-v1"]
         argv += ["--seed", str(seed), "--out", out, "--no-progress", "--no-tensorboard", *extra]
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), resource.getrusage(resource.RUSAGE_CHILDREN)
         subprocess.run(argv, env=env, check=True, capture_output=True)
         process = time.perf_counter() - start
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
         summary = json.loads((Path(out) / "summary.json").read_text())
     summary["process_wall_s"] = round(process, 2)
+    summary["process_cpu_s"] = round(after.ru_utime + after.ru_stime - cpu.ru_utime - cpu.ru_stime, 2)
     return summary
 
 
@@ -42,13 +46,15 @@ def main() -> None:
     parser.add_argument("--devices", type=int, default=1)
     parser.add_argument("extra", nargs="*", help="more gaussrl train options, after --")
     args = parser.parse_args()
-    print("| seed | devices | gymnax eval | Gymnasium eval | run wall s | process wall s | steps/s compiled |")
-    print("|---|---|---|---|---|---|---|")
+    columns = ["seed", "devices", "gymnax eval", "Gymnasium eval", "run wall s", "process wall s", "process CPU s"]
+    print("| " + " | ".join([*columns, "steps/s compiled"]) + " |")
+    print("|---|---|---|---|---|---|---|---|")
     for seed in args.seeds:
         s = run(seed, args.devices, args.extra)
         print(
             f"| {seed} | {s['devices']} | {s['eval_return_mean']:.1f} | {s['gymnasium_eval_return_mean']:.1f} | "
-            f"{s['wall_time_s']:.2f} | {s['process_wall_s']:.2f} | {s['env_steps_per_s_compiled'] or 0:.0f} |",
+            f"{s['wall_time_s']:.2f} | {s['process_wall_s']:.2f} | {s['process_cpu_s']:.2f} | "
+            f"{s['env_steps_per_s_compiled'] or 0:.0f} |",
             flush=True,
         )
 

@@ -13,9 +13,9 @@ Interface:
       the sampled actions, their log-prob, the policy's mean and log-std at sampling time, rewards
       (already scaled, and bootstrapped on truncation: ``r + gamma V(final obs)``) and dones
       (terminated or truncated).
-    - ``RunningStats`` and :func:`stats_init`, :func:`stats_update`, :func:`normalize`,
-      :func:`denormalize`: the running normaliser (skrl's RunningStandardScaler), for observations
-      and values.
+    - :mod:`gaussrl.agents.jax.normalization`: ``RunningStats`` and the running normaliser
+      (skrl's RunningStandardScaler) for observations and values.
+    - :func:`bootstrap_rewards`: the truncation bootstrap a rollout adds to its rewards.
     - ``PPOState``: params, Adam state, learning rate, value statistics and update count;
       :func:`init_state` makes the first one.
     - :func:`compute_gae`, :func:`ppo_loss`: the two formulas.
