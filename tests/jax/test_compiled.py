@@ -75,6 +75,7 @@ def test_bad_ids_and_backends_are_clear_errors(tmp_path, capsys):
         check_config(TrainConfig(backend="jax", env="gymnax/Pendulum-v1", algo="sac"))
 
 
+@pytest.mark.slow
 def test_smoke_run_writes_everything(tmp_path):
     summary = _train(tmp_path / "run", "--timesteps", "512", "--eval-interval", "256", "--checkpoint-interval", "256")
     assert summary["backend"] == "jax" and summary["timesteps"] == 512 and summary["devices"] == 1
@@ -89,6 +90,7 @@ def test_smoke_run_writes_everything(tmp_path):
     assert len(list((tmp_path / "run" / "checkpoints").glob("step_*.json"))) == 2
 
 
+@pytest.mark.slow
 def test_resume_equals_uninterrupted(tmp_path):
     whole = _train(tmp_path / "whole", "--timesteps", "1024", "--eval-interval", "0", "--checkpoint-interval", "0")
     _train(tmp_path / "part", "--timesteps", "512", "--eval-interval", "0", "--checkpoint-interval", "0")
@@ -163,6 +165,7 @@ TWO_DEVICES = textwrap.dedent(
 )
 
 
+@pytest.mark.slow
 def test_two_devices_average_to_the_one_device_update(tmp_path):
     # One full-batch minibatch per epoch: the data-parallel update must equal the single-device one
     # (gradients, advantage and value statistics averaged over the devices), then a 2-device run.
