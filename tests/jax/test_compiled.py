@@ -76,7 +76,7 @@ def test_bad_ids_and_backends_are_clear_errors(tmp_path, capsys):
 
 
 @pytest.mark.slow
-def test_smoke_run_writes_everything(tmp_path):
+def test_smoke_run_writes_everything(tmp_path, capsys):
     summary = _train(tmp_path / "run", "--timesteps", "512", "--eval-interval", "256", "--checkpoint-interval", "256")
     assert summary["backend"] == "jax" and summary["timesteps"] == 512 and summary["devices"] == 1
     assert np.isfinite(summary["eval_return_mean"]) and np.isfinite(summary["gymnasium_eval_return_mean"])
@@ -88,6 +88,11 @@ def test_smoke_run_writes_everything(tmp_path):
     assert [r["step"] for r in records if r["kind"] == "eval"] == [256, 512]
     assert all(np.isfinite(r["policy_loss"]) for r in records if r["kind"] == "update")
     assert len(list((tmp_path / "run" / "checkpoints").glob("step_*.json"))) == 2
+    capsys.readouterr()
+    assert main(["eval", str(tmp_path / "run"), "--episodes", "2"]) == 0  # replays the final evaluation
+    assert f"{summary['eval_return_mean']:.2f}" in capsys.readouterr().out
+    assert main(["eval", str(tmp_path / "run"), "--stochastic"]) == 2
+    assert "mean actions only" in capsys.readouterr().err
 
 
 @pytest.mark.slow

@@ -21,7 +21,7 @@ from typing import Annotated, Any, Union
 import tyro
 
 from gaussrl.agents.config import PPOConfig, SACConfig
-from gaussrl.core.errors import GaussrlError
+from gaussrl.core.errors import ConfigError, GaussrlError
 from gaussrl.envs import is_gymnax_id
 from gaussrl.envs.gymnasium import EnvError
 from gaussrl.io.checkpoint import CheckpointError
@@ -104,6 +104,12 @@ def evaluate_run(
     command = f"gaussrl eval {shlex.quote(str(run_dir))}"
     state, _, step = load_run_checkpoint(run_dir, checkpoint, device=saved.device, command=command)
     config = dataclasses.replace(saved, eval_episodes=episodes, out=str(run_dir), resume=None, tensorboard=False)
+    if is_gymnax_id(config.env):
+        if stochastic:
+            raise ConfigError(f"{config.env!r} runs are evaluated with mean actions only; leave out --stochastic.")
+        from gaussrl.trainer.compiled import evaluate_compiled_run  # noqa: PLC0415 (imports jax)
+
+        return evaluate_compiled_run(config, state, episodes=episodes), step
     from gaussrl.envs.gymnasium import TorchVecEnv, make_vector_env  # noqa: PLC0415
     from gaussrl.trainer.evaluate import Evaluator  # noqa: PLC0415
 

@@ -103,6 +103,52 @@ def _from_tensors(template: ppo_compiled.Carry, tensors: dict[str, torch.Tensor]
     return carry
 
 
+def build_run(config: TrainConfig) -> tuple[ppo_core.PPOModels, gymnax_envs.VecEnv, ppo_compiled.Carry]:
+    """The models, environments and initial carry of a compiled run.
+
+    Args:
+        config: The run.
+
+    Returns:
+        The policy and value models, the ``num_envs`` environments and the carry before training.
+    """
+    cfg = config.ppo
+    env = gymnax_envs.make(config.env, config.envs)
+    box = spaces.Box(-1.0, 1.0, (env.num_actions,), np.float32)
+    policy = GaussianMLPPolicy(
+        env.num_observations, box, hidden_sizes=cfg.hidden_sizes, initial_log_std=cfg.initial_log_std
+    )
+    value = ValueMLP(env.num_observations, hidden_sizes=cfg.hidden_sizes)
+    policy.init_state_dict(role="policy", key=config.seed)
+    value.init_state_dict(role="value", key=config.seed + 1)
+    models = ppo_core.PPOModels(policy, value)
+    return models, env, ppo_compiled.init_carry(models, cfg, env, config.seed, devices=jax.local_device_count())
+
+
+def evaluate_compiled_run(config: TrainConfig, state: dict[str, Any], *, episodes: int) -> float:
+    """The mean return of deterministic gymnax episodes of a compiled run's checkpoint (``gaussrl eval``).
+
+    Args:
+        config: The run's configuration (its ``config.json``).
+        state: The checkpoint's state.
+        episodes: Number of episodes.
+
+    Returns:
+        The mean return; the episodes start as the trainer's evaluations do.
+    """
+    models, env, template = build_run(config)
+    carry = _from_tensors(template, state["carry"])
+    evaluate = ppo_compiled.make_evaluate(
+        models,
+        config.ppo,
+        env,
+        episodes=episodes,
+        seed=config.seed + EVAL_SEED_OFFSET,
+        devices=jax.local_device_count(),
+    )
+    return float(np.mean(np.asarray(evaluate(carry.ppo.params, carry.obs_stats), np.float64)))
+
+
 class _GymnasiumAgent:
     """The trained policy acting on Gymnasium observations (torch tensors), for :class:`Evaluator`."""
 
@@ -151,18 +197,9 @@ class CompiledTrainer:
                 f"are sharded over; e.g. --num-envs {len(devices) * max(1, config.envs // len(devices))}."
             )
         mesh = jax.sharding.Mesh(np.array(devices), (ppo_compiled.AXIS,))
-        env = gymnax_envs.make(config.env, config.envs)
-        box = spaces.Box(-1.0, 1.0, (env.num_actions,), np.float32)
-        policy = GaussianMLPPolicy(
-            env.num_observations, box, hidden_sizes=cfg.hidden_sizes, initial_log_std=cfg.initial_log_std
-        )
-        value = ValueMLP(env.num_observations, hidden_sizes=cfg.hidden_sizes)
-        policy.init_state_dict(role="policy", key=config.seed)
-        value.init_state_dict(role="value", key=config.seed + 1)
-        self.models = ppo_core.PPOModels(policy, value)
+        self.models, env, self.carry = build_run(config)
         self.per_update = cfg.rollouts * config.envs
         self.total_updates = -(-config.timesteps // self.per_update)
-        self.carry = ppo_compiled.init_carry(self.models, cfg, env, config.seed, devices=len(devices))
         self.steps, self.recent = 0, []
         self.last_eval: np.ndarray | None = None
         resumed = load_resume(config) if config.resume is not None else None
