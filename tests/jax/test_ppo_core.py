@@ -152,10 +152,12 @@ def test_one_update_matches_torch(name, monkeypatch):
     state, got = update(state, _jax_rollout(data), jnp.asarray(next_observations.numpy()), key)
     for metric in ("policy_loss", "value_loss", "entropy", "kl", "learning_rate", "policy_std"):
         np.testing.assert_allclose(float(got[metric]), want[metric], rtol=2e-4, atol=1e-6, err_msg=metric)
+    # Adam divides by the root of the squared gradients, so float32 noise on a near-zero gradient moves a
+    # weight by up to about 1% of one step (lr 3e-3): hence atol 2e-5 on the parameters.
     for role, model in (("policy", agent.policy), ("value", agent.value)):
         want_params = jax_networks.params_from_torch(model.state_dict())
         jax.tree_util.tree_map(
-            lambda g, w: np.testing.assert_allclose(np.asarray(g), np.asarray(w), rtol=1e-4, atol=2e-6),
+            lambda g, w: np.testing.assert_allclose(np.asarray(g), np.asarray(w), rtol=1e-4, atol=2e-5),
             state.params[role],
             want_params,
         )
