@@ -73,6 +73,8 @@ def test_bad_ids_and_backends_are_clear_errors(tmp_path, capsys):
         from gaussrl.trainer.loop import TrainConfig
 
         check_config(TrainConfig(backend="jax", env="gymnax/Pendulum-v1", algo="sac"))
+    with pytest.raises(ConfigError, match="one process"):
+        check_config(TrainConfig(backend="jax", env="gymnax/Pendulum-v1", nproc=2))
 
 
 @pytest.mark.slow

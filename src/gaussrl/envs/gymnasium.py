@@ -199,6 +199,8 @@ class TorchVecEnv:
         name: The environment's name in messages (its Gymnasium id).
         nonfinite: What a NaN or infinity in an observation or reward does: ``"stop"`` raises
             :class:`NonFiniteDataError`, ``"skip"`` marks the step (see :class:`Step`).
+        index_offset: Index of the first sub-environment in the episode seeds (rank r of a data-parallel run
+            with N copies per rank numbers its copies from r * N, so the ranks' episodes never share a seed).
 
     Raises:
         EnvError: If the action space is not a Box.
@@ -212,6 +214,7 @@ class TorchVecEnv:
         device: str | torch.device = "cpu",
         name: str = "environment",
         nonfinite: NonFinite = "stop",
+        index_offset: int = 0,
     ) -> None:
         space = env.single_action_space
         if not isinstance(space, spaces.Box):
@@ -220,6 +223,7 @@ class TorchVecEnv:
         self.name = name
         self.nonfinite = nonfinite
         self.seed = int(seed)
+        self.index_offset = int(index_offset)
         self.device = torch.device(device)
         self._on_cpu = self.device.type == "cpu"
         self.num_envs = env.num_envs
@@ -249,7 +253,8 @@ class TorchVecEnv:
 
     def _seeds(self, mask: np.ndarray) -> list[int | None]:
         pairs = enumerate(zip(self.episodes, mask, strict=True))
-        return [episode_seed(self.seed, i, int(e)) if m else None for i, (e, m) in pairs]
+        offset = self.index_offset
+        return [episode_seed(self.seed, offset + i, int(e)) if m else None for i, (e, m) in pairs]
 
     def reset(self) -> torch.Tensor:
         """Start a fresh episode in every sub-environment (the episode counters are kept).

@@ -8,6 +8,7 @@ import torch
 from gymnasium import spaces
 
 from gaussrl.agents.config import PPOConfig, SACConfig
+from gaussrl.agents.torch.distributed import World
 from gaussrl.agents.torch.networks import QMLP, GaussianMLPPolicy, ValueMLP
 from gaussrl.agents.torch.ppo import PPO
 from gaussrl.agents.torch.recurrent import RecurrentGaussianPolicy, RecurrentValue
@@ -26,6 +27,7 @@ def build_ppo(
     policy: PolicyKind,
     device: str | torch.device,
     total_timesteps: int | None = None,
+    world: World | None = None,
 ) -> PPO:
     """PPO with an MLP or recurrent (RNN/GRU/LSTM) policy and value.
 
@@ -36,7 +38,8 @@ def build_ppo(
         num_envs: Number of parallel environments.
         policy: ``"mlp"``, ``"rnn"``, ``"gru"`` or ``"lstm"``.
         device: Device.
-        total_timesteps: Environment steps of the run (for the "linear" learning-rate schedule).
+        total_timesteps: Environment steps of this rank (for the "linear" learning-rate schedule).
+        world: The ranks of a data-parallel run; None: one process.
 
     Returns:
         The agent.
@@ -66,7 +69,7 @@ def build_ppo(
         critic = RecurrentValue(observation_space, **recurrent)
     per_update = config.rollouts * num_envs
     total_updates = -(-total_timesteps // per_update) if total_timesteps else None
-    return PPO(policy=actor, value=critic, config=config, num_envs=num_envs, total_updates=total_updates)
+    return PPO(policy=actor, value=critic, config=config, num_envs=num_envs, total_updates=total_updates, world=world)
 
 
 def build_sac(
@@ -76,6 +79,7 @@ def build_sac(
     *,
     num_envs: int,
     device: str | torch.device,
+    world: World | None = None,
 ) -> SAC:
     """SAC with a tanh-squashed MLP Gaussian policy and twin MLP critics.
 
@@ -85,6 +89,7 @@ def build_sac(
         action_space: The normalised action Box.
         num_envs: Number of parallel environments.
         device: Device.
+        world: The ranks of a data-parallel run; None: one process.
 
     Returns:
         The agent.
@@ -105,4 +110,5 @@ def build_sac(
         target_critics=(critics[2], critics[3]),
         config=config,
         num_envs=num_envs,
+        world=world,
     )

@@ -25,6 +25,7 @@ from gaussrl.core.errors import ConfigError, GaussrlError
 from gaussrl.envs import is_gymnax_id
 from gaussrl.envs.gymnasium import EnvError
 from gaussrl.io.checkpoint import CheckpointError
+from gaussrl.trainer.distributed import launch, launched, start_world, stop_world
 from gaussrl.trainer.loop import ResumeError, TrainConfig, Trainer, build_agent
 from gaussrl.trainer.presets import describe, env_from_args, train_defaults
 from gaussrl.trainer.resume import flatten, resumed_config, typed_options
@@ -125,29 +126,34 @@ def evaluate_run(
     return float(returns.mean()), step
 
 
-def _trainer(config: TrainConfig) -> Any:
-    """The Gymnasium training loop, or the compiled one for ``gymnax/<id>`` environments."""
+def _trainer(config: TrainConfig, world: Any) -> Any:
+    """The Gymnasium training loop, or the compiled one for ``gymnax/<id>`` environments (one process)."""
     if is_gymnax_id(config.env):
         from gaussrl.trainer.compiled import CompiledTrainer  # noqa: PLC0415 (imports jax)
 
         return CompiledTrainer(config)
-    return Trainer(config)
+    return Trainer(config, world)
 
 
 def _run(command: Any) -> int:
     if isinstance(command, TrainConfig):
-        trainer = _trainer(command)
-        note = describe(command.env)
-        if trainer.resumed_step is not None:
-            note = f"resuming {trainer.dir} from its checkpoint of step {trainer.resumed_step}"
-        if note:
-            print(f"gaussrl: {note}", file=sys.stderr)
+        world, device = start_world(command.device, command.dist_timeout)
         try:
-            summary = trainer.run()
+            trainer = _trainer(dataclasses.replace(command, device=device), world)
+            note = describe(command.env)
+            if trainer.resumed_step is not None:
+                note = f"resuming {trainer.dir} from its checkpoint of step {trainer.resumed_step}"
+            if note and world.is_main:
+                print(f"gaussrl: {note}", file=sys.stderr)
+            try:
+                summary = trainer.run()
+            finally:
+                trainer.close()
         finally:
-            trainer.close()
-        print(json.dumps(summary, indent=2))
-        print(f"run directory: {trainer.dir}")
+            stop_world(world)
+        if world.is_main:
+            print(json.dumps(summary, indent=2))
+            print(f"run directory: {trainer.dir}")
         return 0
     if isinstance(command, EvalArgs):
         mean, step = evaluate_run(
@@ -202,7 +208,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     """
     try:
         args = list(sys.argv[1:] if argv is None else argv)
-        return _run(parse(args))
+        command = parse(args)
+        if isinstance(command, TrainConfig) and command.nproc > 1 and not launched():
+            return launch(command.nproc, args)
+        return _run(command)
     except USER_ERRORS as error:
         if os.environ.get("GAUSSRL_TRACEBACK"):
             raise

@@ -12,7 +12,8 @@ import torch
 import torch.nn.functional as F
 
 from gaussrl.agents.config import PPOConfig
-from gaussrl.agents.torch.memory import RunningStandardScaler, TensorStore, compute_gae
+from gaussrl.agents.torch.distributed import World
+from gaussrl.agents.torch.memory import TensorStore, compute_gae
 from gaussrl.agents.torch.networks import GaussianMLPPolicy
 from gaussrl.agents.torch.optim import adam, clip_grad_norm
 from gaussrl.agents.torch.recurrent import reset_states, rnn_sizes, zero_states
@@ -35,26 +36,35 @@ class PPO:
         config: Hyperparameters.
         num_envs: Number of parallel environments.
         total_updates: Number of updates of the run; needed by the "linear" learning-rate schedule.
+        world: The ranks of a data-parallel run (see ``agents.torch.distributed``); None: one process.
 
     Raises:
         ValueError: If the rollout cannot be split as configured, or "linear" lacks total_updates.
     """
 
     def __init__(
-        self, *, policy: Model, value: Model, config: PPOConfig, num_envs: int, total_updates: int | None = None
+        self,
+        *,
+        policy: Model,
+        value: Model,
+        config: PPOConfig,
+        num_envs: int,
+        total_updates: int | None = None,
+        world: World | None = None,
     ) -> None:
         if config.learning_rate_scheduler == "linear" and not total_updates:
             raise ValueError("learning_rate_scheduler='linear' needs total_updates (the number of PPO updates).")
         self.policy, self.value, self.config, self.num_envs = policy, value, config, num_envs
         self.total_updates = total_updates
+        self.world = World() if world is None else world
         self.device = policy.device
         self.recurrent = bool(rnn_sizes(policy))
         config.check_batch(num_envs, self.recurrent)
         parameters = [*policy.parameters(), *value.parameters()]
         self.optimizer = adam(parameters, config.learning_rate)
         num_obs, num_actions = policy.num_observations, policy.num_actions
-        self.obs_scaler = RunningStandardScaler(num_obs, self.device) if config.observation_normalization else None
-        self.value_scaler = RunningStandardScaler(1, self.device) if config.value_normalization else None
+        self.obs_scaler = self.world.scaler(num_obs, self.device) if config.observation_normalization else None
+        self.value_scaler = self.world.scaler(1, self.device) if config.value_normalization else None
         f32 = torch.float32
         specs = {
             "observations": ((num_obs,), f32),
@@ -171,9 +181,11 @@ class PPO:
         data["returns"] = advantages + data["values"]
         if self.value_scaler is not None:
             self.value_scaler.update(data["returns"])
+            self.world.sync(self.value_scaler)
             data["returns"] = self.value_scaler.normalize(data["returns"])
             data["values"] = self.value_scaler.normalize(data["values"])
-        data["advantages"] = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
+        mean, std = self.world.mean_std(advantages)
+        data["advantages"] = (advantages - mean) / (std + 1e-8)
         return data
 
     def _units(self, data: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -253,7 +265,10 @@ class PPO:
         return [part.mean() for part in kl.split([m.shape[0] for m in means])]
 
     def _epoch(self, units: dict[str, torch.Tensor], history: list[dict[str, torch.Tensor]]) -> torch.Tensor:
-        """One pass over the shuffled rollout; appends each minibatch's metrics and returns their KLs, (M,)."""
+        """One pass over the shuffled rollout; appends each minibatch's metrics and returns their KLs, (M,).
+
+        The KLs are averaged over the ranks, so that every rank adapts its rate and stops alike.
+        """
         cfg, batches, first = self.config, self._minibatches(units), len(history)
         parameters = [p for group in self.optimizer.param_groups for p in group["params"]]
         self._epoch_policies = []
@@ -261,16 +276,17 @@ class PPO:
             loss, metrics = self._loss(batch)
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
+            self.world.average_gradients(parameters)
             if cfg.grad_norm_clip > 0:
                 clip_grad_norm(parameters, cfg.grad_norm_clip)
             self.optimizer.step()
             history.append({k: v.detach() for k, v in metrics.items()})
-            if cfg.kl_threshold and float(metrics["kl"]) > cfg.kl_threshold:
+            if cfg.kl_threshold and float(self.world.mean(metrics["kl"])) > cfg.kl_threshold:
                 break
         if self.batched_kl:
             for metrics, kl in zip(history[first:], self._batched_kl(batches), strict=True):
                 metrics["kl"] = kl
-        return torch.stack([metrics["kl"] for metrics in history[first:]])
+        return self.world.mean(torch.stack([metrics["kl"] for metrics in history[first:]]))
 
     def _adapt_learning_rate(self, kl: float) -> None:
         target = self.config.kl_adaptive_threshold
@@ -294,6 +310,7 @@ class PPO:
             fraction = max(1.0 - self.updates / self.total_updates, 1.0 / self.total_updates)
             for group in self.optimizer.param_groups:
                 group["lr"] = cfg.learning_rate * fraction
+        self.world.sync(self.obs_scaler)
         with torch.no_grad():
             units = self._units(self._targets(next_observations))
         history: list[dict[str, torch.Tensor]] = []
