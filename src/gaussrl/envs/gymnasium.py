@@ -32,15 +32,12 @@ import torch
 from gymnasium import spaces
 from gymnasium.vector import AsyncVectorEnv, AutoresetMode, SyncVectorEnv, VectorEnv
 
-from gaussrl.core.errors import GaussrlError
+from gaussrl.core.checks import check_env_observations
+from gaussrl.core.errors import EnvError, GaussrlError
 from gaussrl.envs.wrappers import register_envs
 
 Vectorization = Literal["sync", "async"]
 NonFinite = Literal["stop", "skip"]
-
-
-class EnvError(GaussrlError, ValueError):
-    """An environment that cannot be made or trained on (unknown id, action space not a Box)."""
 
 
 class NonFiniteDataError(GaussrlError, FloatingPointError):
@@ -108,7 +105,7 @@ def check_env_id(env_id: str) -> gymnasium.Env[Any, Any]:
     register_envs()
     try:
         env = gymnasium.make(env_id)
-    except gymnasium.error.Error as error:
+    except (gymnasium.error.Error, ModuleNotFoundError) as error:  # "module:Id" imports the module
         raise EnvError(f"cannot make environment {env_id!r}: {error}") from None
     if not isinstance(env.action_space, spaces.Box):
         env.close()
@@ -262,8 +259,17 @@ class TorchVecEnv:
         Returns:
             Observations, shape (N, num_observations).
         """
-        # Gymnasium's vector reset takes one seed per copy, though its annotation says int.
-        observations, _ = self.env.reset(seed=self._seeds(np.ones(self.num_envs, dtype=bool)))  # type: ignore[arg-type]
+        try:
+            # Gymnasium's vector reset takes one seed per copy, though its annotation says int.
+            observations, _ = self.env.reset(seed=self._seeds(np.ones(self.num_envs, dtype=bool)))  # type: ignore[arg-type]
+        except ValueError as error:  # Gymnasium's vector envs fail to batch observations that do not fit the space
+            raise EnvError(
+                f"environment {self.name!r} failed to reset ({error}); check that its observations match its "
+                f"observation space {self.observation_space}."
+            ) from error
+        if isinstance(self.observation_space, spaces.Box):
+            space_shape = self.observation_space.shape
+            check_env_observations(self.name, np.shape(observations), self.num_envs, space_shape)
         self._check_reset(observations)
         self._returns[:] = 0.0
         self._lengths[:] = 0

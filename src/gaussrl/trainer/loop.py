@@ -1,4 +1,4 @@
-"""The training loop: environment steps, evaluation, metrics, checkpoints, resume and the summary.
+"""The training loop (torch agents): environment steps, evaluation, metrics, checkpoints, resume and the summary.
 
 A run directory holds ``config.json``, ``metrics.jsonl``, ``tensorboard/``, ``checkpoints/`` and,
 at the end, ``summary.json``. Every file gaussrl writes there is written atomically, and every
@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,12 +24,12 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
-from gaussrl.agents.config import PPOConfig, SACConfig, check_positive_int
+from gaussrl.agents.config import PPOConfig, SACConfig, check_int_range, check_positive_int
 from gaussrl.core.errors import ConfigError
 from gaussrl.envs.gymnasium import NonFinite, NonFiniteDataError, TorchVecEnv, Vectorization, make_vector_env
 from gaussrl.io.atomic import write_text_atomic
 from gaussrl.io.checkpoint import CheckpointError, checkpoint_step, first_nonfinite, list_checkpoints, save_checkpoint
-from gaussrl.trainer.build import Algo, PolicyKind, build_ppo, build_sac
+from gaussrl.trainer.build import Algo, PolicyKind, build_ppo, build_sac, check_device
 from gaussrl.trainer.distributed import World, broadcast_agent, gather_to_main, rank_seed, scatter_from_main
 from gaussrl.trainer.evaluate import Agent, Evaluator
 from gaussrl.trainer.metrics import MetricsLog, finite_or_none, require_wandb
@@ -37,6 +38,10 @@ from gaussrl.trainer.resume import ResumeError, check_resume_options, load_resum
 from gaussrl.trainer.rundir import CHECKPOINTS, prepare_run_dir
 from gaussrl.trainer.stops import DivergenceError, Interrupted, SignalFlag, check_update
 
+MAX_THREADS = 4 * (os.cpu_count() or 1)
+"""The most torch threads a run may ask for (more oversubscribes the CPU; torch crashes on absurd counts)."""
+MAX_SEED = 2**32 - 1
+"""The largest run seed: every seed derived from it fits the RNGs of torch, NumPy and Gymnasium."""
 UPDATE_LOG_INTERVAL = 1000
 """SAC updates every step; its update metrics are logged once per this many environment steps."""
 
@@ -103,16 +108,19 @@ class TrainConfig:
     def __post_init__(self) -> None:
         for name in ("timesteps", "eval_episodes", "keep_checkpoints", "threads", "nproc"):
             check_positive_int(self, name)
+        check_int_range(self, "threads", 1, MAX_THREADS, "one thread is fastest for gaussrl's small networks")
+        check_int_range(self, "seed", 0, MAX_SEED, "any non-negative 32-bit integer works")
+        check_device(self.device)
         for name in ("eval_interval", "checkpoint_interval"):
             if getattr(self, name) < 0:
-                raise ValueError(f"{name}={getattr(self, name)} must be >= 0 (0: only at the end).")
+                raise ConfigError(f"{name}={getattr(self, name)} must be >= 0 (0: only at the end).")
         if not self.dist_timeout > 0:
-            raise ValueError(f"dist_timeout={self.dist_timeout} must be > 0 seconds (default 300.0).")
+            raise ConfigError(f"dist_timeout={self.dist_timeout} must be > 0 seconds (default 300.0).")
         envs = self.num_envs
         if envs is not None and (isinstance(envs, bool) or not isinstance(envs, int) or envs < 1):
-            raise ValueError(f"num_envs={envs!r} must be a positive integer, or None for the algorithm's default.")
+            raise ConfigError(f"num_envs={envs!r} must be a positive integer, or None for the algorithm's default.")
         if self.algo == "sac" and self.policy != "mlp":
-            raise ValueError(f"policy={self.policy!r} is for PPO; SAC trains an MLP policy (--policy mlp).")
+            raise ConfigError(f"policy={self.policy!r} is for PPO; SAC trains an MLP policy (--policy mlp).")
         check_resume_options(resume=self.resume, out=self.out, checkpoint=self.checkpoint, force=self.force)
 
     @property

@@ -1,4 +1,4 @@
-"""The metrics of a run: a JSON-lines file (rewritten atomically), TensorBoard and Weights & Biases.
+"""The metrics of a run: a JSON-lines file (rewritten atomically), TensorBoard (torch's writer) and Weights & Biases.
 
 Each record is one line ``{"kind": "episode"|"update"|"eval", "step": env_steps, ...}`` of strict
 JSON: a value that is NaN or infinite is written as ``null``. The file is rewritten atomically on

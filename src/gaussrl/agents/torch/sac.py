@@ -63,7 +63,7 @@ class SAC:
         self.target_entropy = -float(num_actions) if config.target_entropy is None else config.target_entropy
         self.obs_scaler = self.world.scaler(num_obs, self.device) if config.observation_normalization else None
         f32 = torch.float32
-        specs = {
+        specs: dict[str, tuple[tuple[int, ...], torch.dtype]] = {
             "observations": ((num_obs,), f32),
             "actions": ((num_actions,), f32),
             "rewards": ((1,), f32),
@@ -130,7 +130,7 @@ class SAC:
     def _step(self, optimizer: torch.optim.Optimizer, loss: torch.Tensor, also: list[torch.Tensor]) -> None:
         """Backward, average over the ranks, clip, step; ``also``: gradients set beforehand, averaged alongside."""
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        torch.autograd.backward(loss)
         parameters = [p for group in optimizer.param_groups for p in group["params"]]
         self.world.average_gradients([*parameters, *also])  # one collective for both
         if self.config.grad_norm_clip > 0:
