@@ -42,8 +42,31 @@ def _reset(state, done):
     return out
 
 
+def clear_output_cache(rnn):
+    """Make ``rnn``'s next call write new output arrays rather than its cached ones.
+
+    warp_nn (0.4) offers no public way to do this: its modules keep their outputs in the dict
+    ``_cache``, keyed by input shape. If a later warp_nn keeps them elsewhere, this raises
+    rather than letting a tape's backward pass read overwritten arrays
+    (``tests/warp/test_hazards.py`` checks the assumption).
+
+    Args:
+        rnn: A ``warp_nn`` module.
+
+    Raises:
+        RuntimeError: If the module has no ``_cache`` dict.
+    """
+    cache = getattr(rnn, "__dict__", {}).get("_cache")
+    if not isinstance(cache, dict):
+        raise RuntimeError(
+            f"{type(rnn).__name__} has no output cache dict '_cache': this warp_nn version stores layer outputs "
+            f"differently, so gaussrl.models.warp.recurrent cannot give each call new arrays. Install warp-nn 0.4."
+        )
+    cache.clear()
+
+
 def _segment(rnn, sequences, state, start, stop):
-    rnn._cache.clear()  # fresh output arrays for this call (see the module docstring)
+    clear_output_cache(rnn)  # fresh output arrays for this call (see the module docstring)
     return rnn(contiguous(sequences[:, start:stop]), _as_state(rnn, state))
 
 
@@ -64,7 +87,7 @@ def run_recurrent(rnn, features, hidden, *, sequence_length, training, terminate
     """
     rows, size = features.shape
     if not training:
-        rnn._cache.clear()
+        clear_output_cache(rnn)
         output, state = rnn(features.reshape((rows, 1, size)), _as_state(rnn, hidden))
         return output.reshape((rows, output.shape[-1])), _as_list(state)
     n, length = rows // sequence_length, sequence_length
