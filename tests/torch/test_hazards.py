@@ -219,6 +219,15 @@ def test_jit_trace_gives_the_eager_numbers(options):
     np.testing.assert_allclose(outputs["log_std"].numpy(), [0.3, 0.3], rtol=1e-6)
 
 
+@pytest.fixture
+def keep_validate_args():
+    """torch.compile itself switches off torch.distributions' argument validation process-wide; restore it."""
+    before = torch.distributions.Distribution._validate_args
+    yield
+    torch.distributions.Distribution.set_default_validate_args(before)
+
+
+@pytest.mark.usefixtures("keep_validate_args")
 def test_torch_compile_gives_the_eager_numbers():
     """``aot_eager`` runs the captured graph through the same kernels and RNG as eager mode."""
     policy = Policy(squash_actions=True)

@@ -186,9 +186,9 @@ class GaussianOptions(Mixin):
             check_finite=check_finite,
         )
         model: Any = self
-        self.init_gaussian(make_plan(spec, model.action_space, model.num_actions))
+        self._init_gaussian(make_plan(spec, model.action_space, model.num_actions))
 
-    def init_gaussian(self, plan: GaussianPlan) -> None:
+    def _init_gaussian(self, plan: GaussianPlan) -> None:
         """Store the backend's state for ``plan``; each backend's mixin implements it.
 
         Args:

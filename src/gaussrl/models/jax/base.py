@@ -24,19 +24,18 @@ import numpy as np
 from gaussrl.core.errors import (
     MODEL_READY_ATTRIBUTE,
     NotReadyError,
-    check_input_shape,
     check_mixin_order,
     check_polyak,
     no_act_error,
 )
-from gaussrl.core.spaces import SpaceLike, action_bounds, space_shape, space_size
+from gaussrl.core.mixin import check_inputs, input_layout
+from gaussrl.core.spaces import SpaceLike, action_bounds, space_size
 from gaussrl.io.atomic import write_atomic
 from gaussrl.models.jax.functional import next_key_data
 
 INIT_ARGS_ATTRIBUTE = "_gaussrl_init_args"
 """Where ``Model`` keeps the outermost ``__init__`` arguments, replayed by ``clone()``."""
 
-INPUT_SPACES = (("observations", "observation_space"), ("states", "state_space"))
 
 KEY_IMPL = "philox4x32"
 """PRNG of the keys a model makes from int seeds (keys passed in keep their own).
@@ -161,11 +160,7 @@ class Model(nn.Module):
         self.num_actions = space_size(action_space)
         self.device = resolve_device(device)
         self.training = False
-        self._input_layout = tuple(
-            (key, space_size(getattr(self, attr)), space_shape(getattr(self, attr)))
-            for key, attr in INPUT_SPACES
-            if getattr(self, attr) is not None
-        )
+        self._input_layout = input_layout(self)
         self._frozen = False
         self._key: KeyStream | None = None
         self.state_dict: StateDict | None = None
@@ -206,10 +201,7 @@ class Model(nn.Module):
         Raises:
             ValueError: If an input has another shape.
         """
-        for key, size, shape in self._input_layout:
-            value = inputs.get(key)
-            if value is not None:
-                check_input_shape(key, np.shape(value), size, shape)
+        check_inputs(self._input_layout, inputs, np.shape)
 
     @nn.nowrap
     def act(self, inputs: Mapping[str, Any], *, role: str = "", params: Any = None) -> tuple[jax.Array, dict[str, Any]]:

@@ -15,13 +15,13 @@ from torch import nn
 
 from gaussrl.core.errors import (
     MODEL_READY_ATTRIBUTE,
-    check_input_shape,
     check_mixin_order,
     check_polyak,
     missing_compute_error,
     no_act_error,
 )
-from gaussrl.core.spaces import SpaceLike, space_shape, space_size
+from gaussrl.core.mixin import check_inputs, input_layout
+from gaussrl.core.spaces import SpaceLike, space_size
 from gaussrl.io.atomic import write_atomic
 
 INITIALIZERS = {
@@ -42,8 +42,6 @@ INITIALIZERS = {
 }
 """The ``torch.nn.init`` functions that ``init_parameters``/``init_weights``/``init_biases`` accept."""
 
-INPUT_SPACES = (("observations", "observation_space"), ("states", "state_space"))
-
 
 def _initializer(method_name: str) -> Any:
     try:
@@ -53,6 +51,10 @@ def _initializer(method_name: str) -> Any:
             f"unknown initialiser {method_name!r}; expected one of {sorted(INITIALIZERS)} (torch.nn.init "
             f"functions, named with their trailing underscore)."
         ) from None
+
+
+def _shape(value: Any) -> tuple[int, ...]:
+    return tuple(value.shape)
 
 
 def resolve_device(device: str | torch.device | None) -> torch.device:
@@ -101,12 +103,22 @@ class Model(nn.Module):
         self.num_states = space_size(state_space)
         self.num_actions = space_size(action_space)
         self.device = resolve_device(device)
-        self._input_layout = tuple(
-            (key, space_size(getattr(self, attr)), space_shape(getattr(self, attr)))
-            for key, attr in INPUT_SPACES
-            if getattr(self, attr) is not None
-        )
+        self._input_layout = input_layout(self)
+        self._generator: torch.Generator | None = None
+        """The generator of ``act()``'s noise after :meth:`seed`; None: torch's global generator."""
         setattr(self, MODEL_READY_ATTRIBUTE, True)
+
+    def seed(self, seed: int | None) -> None:
+        """Make the model's samples reproducible: ``act()`` draws its noise from a generator seeded here.
+
+        Without a call (or after ``seed(None)``) the noise comes from torch's global generator
+        (``torch.manual_seed``). A seeded model cannot sample under ``torch.func.vmap``, which
+        supports only the global generator.
+
+        Args:
+            seed: Seed of the model's own generator, or None for torch's global one.
+        """
+        self._generator = None if seed is None else torch.Generator(self.device).manual_seed(seed)
 
     def check_inputs(self, inputs: Mapping[str, Any]) -> None:
         """Check that observations and states are batched as ``(N, size)`` or ``(N, *space.shape)``.
@@ -117,10 +129,7 @@ class Model(nn.Module):
         Raises:
             ValueError: If an input has another shape.
         """
-        for key, size, shape in self._input_layout:
-            value = inputs.get(key)
-            if value is not None:
-                check_input_shape(key, value.shape, size, shape)
+        check_inputs(self._input_layout, inputs, _shape)
 
     def compute(self, inputs: Mapping[str, Any], role: str = "") -> tuple[Any, dict[str, Any]]:
         """Run the network; subclasses implement it.

@@ -9,6 +9,19 @@ from gaussrl.core.reference import LOG_2, LOG_SQRT_2PI
 from gaussrl.core.spec import Reduction
 
 
+def standard_normal(like: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """Standard-normal noise of ``like``'s shape, dtype and device, drawn from ``generator``.
+
+    Args:
+        like: Any tensor.
+        generator: A generator on ``like``'s device.
+
+    Returns:
+        A new tensor.
+    """
+    return torch.randn(like.shape, generator=generator, dtype=like.dtype, device=like.device)
+
+
 def standard_log_prob(z: torch.Tensor, log_std: torch.Tensor) -> torch.Tensor:
     """Per-dimension log-density ``-z^2/2 - log_std - log(sqrt(2 pi))`` of a point ``z`` stds from the mean.
 

@@ -30,6 +30,7 @@ from gaussrl.models.torch.functional import (
     gaussian_log_prob,
     reduce_log_prob,
     standard_log_prob,
+    standard_normal,
     tanh_log_det,
 )
 
@@ -175,8 +176,9 @@ class GaussianMixin(GaussianOptions):
     """
 
     _gaussian: _GaussianState
+    _generator: torch.Generator | None
 
-    def init_gaussian(self, plan: GaussianPlan) -> None:
+    def _init_gaussian(self, plan: GaussianPlan) -> None:
         """Store the state for ``plan``.
 
         Args:
@@ -198,7 +200,7 @@ class GaussianMixin(GaussianOptions):
         """
         state = self._gaussian
         mean, log_std, outputs = _network_outputs(self, inputs, role)
-        noise = torch.randn_like(mean)
+        noise = torch.randn_like(mean) if self._generator is None else standard_normal(mean, self._generator)
         actions, head = gaussian_head(mean, log_std, noise, inputs.get("taken_actions"), state.plan)
         squash = state.plan.squash != "none"
         state.last = _LastCall(

@@ -7,6 +7,7 @@ them to the model's device (``act()`` makes it if it was forgotten).
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -21,13 +22,13 @@ from warp_nn.modules.parameter import Parameter
 
 from gaussrl.core.errors import (
     MODEL_READY_ATTRIBUTE,
-    check_input_shape,
     check_mixin_order,
     check_polyak,
     missing_compute_error,
     no_act_error,
 )
-from gaussrl.core.spaces import SpaceLike, space_shape, space_size
+from gaussrl.core.mixin import check_inputs, input_layout
+from gaussrl.core.spaces import SpaceLike, space_size
 from gaussrl.io.atomic import write_atomic
 from gaussrl.models.warp.kernels import check_array, lerp_kernel, random_kernel
 
@@ -40,7 +41,6 @@ INITIALIZERS = {
 }
 """The ``warp_nn.initializers`` functions that ``init_parameters``/``init_weights``/``init_biases`` accept."""
 
-INPUT_SPACES = (("observations", "observation_space"), ("states", "state_space"))
 SEED_BOUND = 2**31 - 1
 """Seeds are drawn in [0, 2**31 - 1): a Warp kernel's ``int`` argument is 32-bit signed."""
 
@@ -54,6 +54,14 @@ def _initialize(model: Model, method_name: str, kind: str, args: Any, kwargs: di
     for name, array in named_arrays(model):
         if name.rsplit(".", 1)[-1].startswith(kind):
             INITIALIZERS[method_name](array, *args, **kwargs)
+
+
+def _shape(value: Any) -> tuple[int, ...]:
+    return tuple(value.shape)
+
+
+def _check_array_on(device: Any, what: str, value: Any) -> None:
+    check_array(what, value, device)
 
 
 def resolve_device(device: str | wp.Device | None) -> wp.Device:
@@ -126,11 +134,7 @@ class Model(nn.Module):
         self.num_observations = space_size(observation_space)
         self.num_states = space_size(state_space)
         self.num_actions = space_size(action_space)
-        self._input_layout = tuple(
-            (key, space_size(getattr(self, attr)), space_shape(getattr(self, attr)))
-            for key, attr in INPUT_SPACES
-            if getattr(self, attr) is not None
-        )
+        self._input_layout = input_layout(self)
         self._rng = np.random.default_rng()
         self._registered = False
         setattr(self, MODEL_READY_ATTRIBUTE, True)
@@ -176,11 +180,7 @@ class Model(nn.Module):
         """
         if not self._registered:
             self.__post_init__()
-        for key, size, shape in self._input_layout:
-            value = inputs.get(key)
-            if value is not None:
-                check_array(f'inputs["{key}"]', value, self._device)
-                check_input_shape(key, value.shape, size, shape)
+        check_inputs(self._input_layout, inputs, _shape, functools.partial(_check_array_on, self._device))
 
     def compute(self, inputs: Mapping[str, Any], role: str = "") -> tuple[Any, dict[str, Any]]:
         """Run the network; subclasses implement it.

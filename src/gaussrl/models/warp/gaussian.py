@@ -182,7 +182,7 @@ class GaussianMixin(GaussianOptions):
 
     _gaussian: _GaussianState
 
-    def init_gaussian(self, plan: GaussianPlan) -> None:
+    def _init_gaussian(self, plan: GaussianPlan) -> None:
         """Store the state for ``plan``.
 
         Args:
