@@ -19,8 +19,8 @@ from gaussrl.core.errors import (
     missing_log_std_error,
     non_finite_error,
 )
-from gaussrl.core.spaces import space_shape, space_size
-from gaussrl.core.spec import GaussianPlan, GaussianSpec, Reduction, make_plan
+from gaussrl.core.spaces import ActionBounds, action_bounds, space_shape, space_size
+from gaussrl.core.spec import DeterministicSpec, GaussianPlan, GaussianSpec, Reduction, make_plan
 
 INPUT_SPACES = (("observations", "observation_space"), ("states", "state_space"))
 """The input keys a model checks, and the space attribute each is checked against."""
@@ -193,5 +193,34 @@ class GaussianOptions(Mixin):
 
         Args:
             plan: The resolved options.
+        """
+        raise NotImplementedError
+
+
+class DeterministicOptions(Mixin):
+    """The options of every backend's ``DeterministicMixin``, validated once.
+
+    Args:
+        clip_actions: Clip the output to the Box action bounds.
+        role: Role played by the model.
+
+    Raises:
+        ModelDefinitionError: If ``Model.__init__`` has not run.
+        TypeError: If ``clip_actions`` is set without a Box action space.
+    """
+
+    def __init__(self, *, clip_actions: bool = False, role: str = "") -> None:
+        check_model_ready(self, "DeterministicMixin")
+        spec = DeterministicSpec(clip_actions=clip_actions, role=role)
+        model: Any = self
+        bounds = action_bounds(model.action_space, "clip_actions=True") if spec.clip_actions else None
+        self._init_deterministic(spec, bounds)
+
+    def _init_deterministic(self, spec: DeterministicSpec, bounds: ActionBounds | None) -> None:
+        """Store the backend's state; each backend's mixin implements it.
+
+        Args:
+            spec: The validated options.
+            bounds: The clip bounds, or None when not clipping.
         """
         raise NotImplementedError

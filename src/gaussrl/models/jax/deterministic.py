@@ -9,8 +9,8 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from gaussrl.core.errors import Mixin, check_model_ready
-from gaussrl.core.spaces import ActionBounds, action_bounds
+from gaussrl.core.mixin import DeterministicOptions
+from gaussrl.core.spaces import ActionBounds
 from gaussrl.core.spec import DeterministicSpec
 
 
@@ -36,22 +36,14 @@ def _traced_act(
     return actions, dict(outputs)
 
 
-class DeterministicMixin(Mixin):
+class DeterministicMixin(DeterministicOptions):
     """Turns a ``Model`` into a deterministic one: ``act`` returns what ``__call__`` returns.
 
-    Args:
-        clip_actions: Clip the output to the Box action bounds.
-        role: Role played by the model.
-
-    Raises:
-        TypeError: If ``Model.__init__`` has not run, or ``clip_actions`` is set without a Box.
+    The options are those of :class:`gaussrl.core.mixin.DeterministicOptions`, the same on every backend.
     """
 
-    def __init__(self, *, clip_actions: bool = False, role: str = "") -> None:
-        check_model_ready(self, "DeterministicMixin")
-        spec = DeterministicSpec(clip_actions=clip_actions, role=role)
-        bounds = action_bounds(self.action_space, "clip_actions=True") if spec.clip_actions else None
-        self._deterministic = (spec, bounds, {})
+    def _init_deterministic(self, spec: DeterministicSpec, bounds: ActionBounds | None) -> None:
+        object.__setattr__(self, "_deterministic", (spec, bounds, {}))
 
     def act(self, inputs: Mapping[str, Any], *, role: str = "", params: Any = None) -> tuple[jax.Array, dict[str, Any]]:
         """Run ``__call__`` (compiled, the role static) and optionally clip its output.
