@@ -78,7 +78,7 @@ _NOT_GIVEN: Any = object()
 _TRACER = jax.core.Tracer
 
 
-class StateDict(flax.struct.PyTreeNode):
+class StateDict(flax.struct.PyTreeNode):  # type: ignore[no-untyped-call]  # flax declares no types here
     """A model's parameters: a pytree, so ``optax`` and ``jax.grad`` take it (or its ``params``) directly.
 
     Attributes:
@@ -187,7 +187,8 @@ class Model(nn.Module):
                 f"gaussrl models are configured through their constructor."
             )
         args, kwargs = vars(self)[INIT_ARGS_ATTRIBUTE]
-        clone = type(self)(*args, **kwargs, parent=parent, name=updates.get("name", self.name))
+        model_class: Any = type(self)  # Flax's module transform adds the parent and name arguments
+        clone: Model = model_class(*args, **kwargs, parent=parent, name=updates.get("name", self.name))
         object.__setattr__(clone, "training", self.training)
         return clone
 
@@ -259,6 +260,7 @@ class Model(nn.Module):
     @nn.nowrap
     def advance_key(self, next_key: jax.Array) -> None:
         """Keep the raw key words a compiled call returned (:meth:`KeyStream.advance`)."""
+        assert self._key is not None  # set with the state dict: callers check ready_state_dict() first
         self._key.advance(next_key)
 
     @nn.nowrap
@@ -282,6 +284,7 @@ class Model(nn.Module):
         except TypeError:
             bounds = None
         self.ready_state_dict("random_act")
+        assert self._key is not None  # set with the state dict, which ready_state_dict() checked
         words = next_key_data(self._key.data)
         self.advance_key(words)
         key = jax.random.wrap_key_data(words, impl=self._key.impl)
@@ -320,9 +323,10 @@ class Model(nn.Module):
         """
         check_polyak(polyak)
         source = model.ready_state_dict("update_parameters").params
-        target = self.ready_state_dict("update_parameters").params
+        own = self.ready_state_dict("update_parameters")
+        target = own.params
         _check_same_tree(source, target, f"update_parameters({type(model).__name__})")
-        self.state_dict = self.state_dict.replace(params=_polyak(source, target, jnp.asarray(polyak)))
+        self.state_dict = own.replace(params=_polyak(source, target, jnp.asarray(polyak)))
 
     @nn.nowrap
     def enable_training_mode(self, enabled: bool = True) -> None:
@@ -352,11 +356,12 @@ class Model(nn.Module):
         Args:
             path: A file written by :meth:`save`; ``ValueError`` if its tree or shapes differ from this model's.
         """
-        target = self.ready_state_dict("load").params
+        own = self.ready_state_dict("load")
+        target = own.params
         restored = flax.serialization.msgpack_restore(Path(path).read_bytes())
         params = flax.serialization.from_state_dict(target, restored)
         _check_same_tree(params, target, f"load({str(path)!r})")
-        self.state_dict = self.state_dict.replace(params=jax.device_put(params, self.device))
+        self.state_dict = own.replace(params=jax.device_put(params, self.device))
 
 
 _UNSPECIFIED_PARENT = Model.__dataclass_fields__["parent"].default

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import jax
@@ -42,6 +42,11 @@ class DeterministicMixin(DeterministicOptions):
     The options are those of :class:`gaussrl.core.mixin.DeterministicOptions`, the same on every backend.
     """
 
+    _deterministic: tuple[Any, ...]
+    _frozen: bool
+    training: bool
+    ready_state_dict: Callable[[str], Any]
+
     def _init_deterministic(self, spec: DeterministicSpec, bounds: ActionBounds | None) -> None:
         object.__setattr__(self, "_deterministic", (spec, bounds, {}))
 
@@ -66,4 +71,7 @@ class DeterministicMixin(DeterministicOptions):
                 functools.partial(_traced_act, self, bounds), static_argnames=("role", "frozen", "training")
             )
         params = state_dict.params if params is None else params
-        return compiled["act"](params, inputs, role=role, frozen=self._frozen, training=self.training)
+        result: tuple[jax.Array, dict[str, Any]] = compiled["act"](
+            params, inputs, role=role, frozen=self._frozen, training=self.training
+        )
+        return result

@@ -96,7 +96,7 @@ def _squashed(
         gaussian = -0.5 * noise * noise - log_std - LOG_SQRT_2PI
         scored = pre_tanh
     else:
-        eps = jnp.finfo(taken.dtype).eps
+        eps = np.finfo(taken.dtype).eps
         scored = jnp.arctanh(jnp.clip((taken - k.squash_center) / k.squash_scale, -1.0 + eps, 1.0 - eps))
         gaussian = gaussian_log_prob(scored, mean, log_std)
     return actions, gaussian - tanh_log_det(scored) - k.log_scale
@@ -259,6 +259,10 @@ class GaussianMixin(GaussianOptions):
     """
 
     _gaussian: _GaussianState
+    _key: Any
+    _frozen: bool
+    training: bool
+    ready_state_dict: Callable[[str], Any]
 
     def _init_gaussian(self, plan: GaussianPlan) -> None:
         """Store the state for ``plan``.
@@ -337,7 +341,8 @@ class GaussianMixin(GaussianOptions):
             return last[1]
         if state.entropy is None:
             state.entropy = jax.jit(functools.partial(_traced_entropy, state.plan))
-        return state.entropy(stddev, pre_tanh)
+        entropy: jax.Array = state.entropy(stddev, pre_tanh)
+        return entropy
 
     def get_kl_divergence(self, mean_actions: jax.Array, log_std: jax.Array, *, role: str = "") -> jax.Array:
         """Exact KL(given || last ``act()`` distribution), reduced with the model's reduction.

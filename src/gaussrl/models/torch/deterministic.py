@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import torch
@@ -17,6 +17,9 @@ class DeterministicMixin(DeterministicOptions):
 
     The options are those of :class:`gaussrl.core.mixin.DeterministicOptions`, the same on every backend.
     """
+
+    check_inputs: Callable[[Mapping[str, Any]], None]
+    compute: Callable[..., tuple[Any, dict[str, Any]]]
 
     def _init_deterministic(self, spec: DeterministicSpec, bounds: ActionBounds | None) -> None:
         self._deterministic = (spec, bounds)

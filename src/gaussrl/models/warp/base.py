@@ -248,11 +248,12 @@ class Model(nn.Module):
             Float32 actions of shape (N, num_actions) and an empty dict.
         """
         batch = next(v for v in inputs.values() if isinstance(v, wp.array)).shape[0]
-        bounded = isinstance(self.action_space, gymnasium.spaces.Box) and bool(self.action_space.is_bounded())
+        space: Any = self.action_space
+        bounded = isinstance(space, gymnasium.spaces.Box) and bool(space.is_bounded())
         bounds = np.zeros((2, self.num_actions), np.float32)
         if bounded:
-            bounds[0] = np.asarray(self.action_space.low).reshape(-1)
-            bounds[1] = np.asarray(self.action_space.high).reshape(-1)
+            bounds[0] = np.asarray(space.low).reshape(-1)
+            bounds[1] = np.asarray(space.high).reshape(-1)
         out = wp.empty((batch, self.num_actions), dtype=wp.float32, device=self._device)
         inputs_ = [wp.array(bounds, dtype=wp.float32, device=self._device), int(bounded), self.next_seed()]
         wp.launch(random_kernel(wp.float32), dim=out.shape, inputs=inputs_, outputs=[out], device=self._device)
@@ -392,4 +393,4 @@ def _walk(module: nn.Module) -> Iterator[nn.Module]:
 def _write_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
     # A file handle, because np.savez appends ".npz" to a path that lacks it.
     with open(path, "wb") as handle:
-        np.savez(handle, **arrays)
+        np.savez(handle, **arrays)  # type: ignore[arg-type]  # NumPy's stub types **kwds as allow_pickle

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
@@ -19,6 +19,10 @@ class DeterministicMixin(DeterministicOptions):
 
     The options are those of :class:`gaussrl.core.mixin.DeterministicOptions`, the same on every backend.
     """
+
+    check_inputs: Callable[[Mapping[str, Any]], None]
+    compute: Callable[..., tuple[Any, dict[str, Any]]]
+    device: Any
 
     def _init_deterministic(self, spec: DeterministicSpec, bounds: ActionBounds | None) -> None:
         self._deterministic = (spec, bounds)
@@ -47,8 +51,8 @@ class DeterministicMixin(DeterministicOptions):
                 f"compute() returned an output of shape {tuple(actions.shape)}; clip_actions=True needs "
                 f"(N, {bounds.low.size}), one column per action dimension."
             )
-        table = np.stack([bounds.low, bounds.high]).astype(wp.dtype_to_numpy(actions.dtype))
-        table = wp.array(table, dtype=actions.dtype, device=actions.device)
+        values = np.stack([bounds.low, bounds.high]).astype(wp.dtype_to_numpy(actions.dtype))
+        table: wp.array = wp.array(values, dtype=actions.dtype, device=actions.device)
         out = wp.empty(actions.shape, dtype=actions.dtype, device=actions.device, requires_grad=actions.requires_grad)
         wp.launch(
             clip_kernel(actions.dtype), dim=actions.shape, inputs=[actions, table], outputs=[out], device=out.device

@@ -8,7 +8,7 @@ arrays, writes every output element exactly once, and is differentiable with ``w
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -150,7 +150,7 @@ def _network_outputs(model: Any, inputs: Mapping[str, Any], role: str) -> tuple[
 
 
 def _taken_actions(inputs: Mapping[str, Any], mean: wp.array, device: Any) -> wp.array | None:
-    taken = inputs.get("taken_actions")
+    taken: wp.array | None = inputs.get("taken_actions")
     if taken is None:
         return None
     check_array('inputs["taken_actions"]', taken, device)
@@ -181,6 +181,8 @@ class GaussianMixin(GaussianOptions):
     """
 
     _gaussian: _GaussianState
+    device: Any
+    next_seed: Callable[[], int]
 
     def _init_gaussian(self, plan: GaussianPlan) -> None:
         """Store the state for ``plan``.

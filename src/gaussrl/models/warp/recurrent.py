@@ -14,35 +14,35 @@ first needs, so the layer's cache is emptied before each segment: each call then
 fresh arrays, and the tape keeps the old ones alive.
 """
 
+from __future__ import annotations
+
+from typing import Any
+
 import numpy as np
 import warp as wp
 from warp_nn import nn
 from warp_nn.utils import contiguous, copy
 
-
-@wp.kernel
-def _keep_unless_done(hidden: wp.array3d(dtype=float), done: wp.array(dtype=float), out: wp.array3d(dtype=float)):
-    layer, row, k = wp.tid()
-    out[layer, row, k] = hidden[layer, row, k] * (1.0 - done[row])
+from gaussrl.models.warp.kernels import keep_unless_done
 
 
-def _as_state(rnn, hidden):
+def _as_state(rnn: Any, hidden: list[wp.array]) -> Any:
     return (hidden[0], hidden[1]) if isinstance(rnn, nn.LSTM) else hidden[0]
 
 
-def _as_list(state):
+def _as_list(state: Any) -> list[wp.array]:
     return list(state) if isinstance(state, tuple) else [state]
 
 
-def _reset(state, done):
-    flags = wp.array(done.astype(np.float32), dtype=float, device=state[0].device)
+def _reset(state: list[wp.array], done: np.ndarray) -> list[wp.array]:
+    flags: wp.array = wp.array(done.astype(np.float32), dtype=float, device=state[0].device)
     out = [wp.empty_like(h, requires_grad=h.requires_grad) for h in state]
     for h, o in zip(state, out, strict=True):
-        wp.launch(_keep_unless_done, dim=h.shape, inputs=[h, flags], outputs=[o], device=h.device)
+        wp.launch(keep_unless_done, dim=h.shape, inputs=[h, flags], outputs=[o], device=h.device)
     return out
 
 
-def clear_output_cache(rnn):
+def clear_output_cache(rnn: Any) -> None:
     """Make ``rnn``'s next call write new output arrays rather than its cached ones.
 
     warp_nn (0.4) offers no public way to do this: its modules keep their outputs in the dict
@@ -65,12 +65,20 @@ def clear_output_cache(rnn):
     cache.clear()
 
 
-def _segment(rnn, sequences, state, start, stop):
+def _segment(rnn: Any, sequences: wp.array, state: list[wp.array], start: int, stop: int) -> Any:
     clear_output_cache(rnn)  # fresh output arrays for this call (see the module docstring)
     return rnn(contiguous(sequences[:, start:stop]), _as_state(rnn, state))
 
 
-def run_recurrent(rnn, features, hidden, *, sequence_length, training, terminated=None):
+def run_recurrent(
+    rnn: Any,
+    features: wp.array,
+    hidden: list[wp.array],
+    *,
+    sequence_length: int,
+    training: bool,
+    terminated: wp.array | None = None,
+) -> tuple[wp.array, list[wp.array]]:
     """Run a ``warp_nn.nn.RNN``/``GRU``/``LSTM`` over rollout steps or training sequences.
 
     Args:
@@ -102,4 +110,5 @@ def run_recurrent(rnn, features, hidden, *, sequence_length, training, terminate
             result = wp.empty((n, length, output.shape[-1]), device=output.device, requires_grad=output.requires_grad)
         copy(output, result[:, start:stop])
         state = _reset(_as_list(final), done[:, stop - 1]) if stop < length else _as_list(final)
+    assert result is not None  # the loop runs at least once: length >= 1
     return result.reshape((n * length, result.shape[-1])), state
