@@ -96,6 +96,18 @@ def test_common_methods_take_the_same_parameters(method):
         assert parameters[: len(SIGNATURES[method])] == SIGNATURES[method], (name, parameters)
 
 
+@pytest.mark.parametrize("name", sorted(ONLY))
+def test_the_recurrent_runners_take_the_same_parameters(name):
+    pytest.importorskip({"torch": "torch", "jax": "flax", "warp": "warp_nn"}[name])
+    runner = importlib.import_module(f"gaussrl.models.{name}.recurrent").run_recurrent
+    parameters = inspect.signature(runner).parameters
+    assert list(parameters) == ["rnn" if name != "jax" else "cell", "features", "hidden", *RUNNER_KEYWORDS]
+    assert all(parameters[p].kind is inspect.Parameter.KEYWORD_ONLY for p in RUNNER_KEYWORDS)
+
+
+RUNNER_KEYWORDS = ["sequence_length", "training", "terminated"]
+
+
 def test_kl_divergence_is_the_closed_form_against_the_last_act(backend):
     """``get_kl_divergence`` on every backend, squashing too: KL(given || last act's Gaussian)."""
     for squash in (False, True):
