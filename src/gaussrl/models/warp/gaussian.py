@@ -57,6 +57,53 @@ class _Constants:
         )
 
 
+def _check_log_std(log_std: wp.array, mean: wp.array, num_actions: int) -> None:
+    if log_std.ndim > 2:
+        raise log_std_shape_error(log_std.shape, num_actions)
+    if log_std.ndim == 2 and log_std.shape[0] not in (1, mean.shape[0]):
+        raise InputError(
+            f"compute() returned log_std of shape {tuple(log_std.shape)} for mean actions of shape "
+            f"{tuple(mean.shape)}; expected ({num_actions},), (1, {num_actions}) or ({mean.shape[0]}, {num_actions}). "
+            f"Return one log-std row per sample, or one shared row."
+        )
+    if log_std.dtype != mean.dtype:
+        raise TypeError(
+            f"compute() returned mean actions of dtype {mean.dtype.__name__} and log_std of dtype "
+            f"{log_std.dtype.__name__}; expected one dtype. Build both as float32."
+        )
+
+
+def _network_outputs(model: Any, inputs: Mapping[str, Any], role: str) -> tuple[wp.array, wp.array, dict[str, Any]]:
+    """Run ``compute`` and check its outputs' keys, types, shapes and (optionally) values."""
+    model.check_inputs(inputs)
+    mean_actions, outputs = model.compute(inputs, role)
+    outputs = dict(outputs)
+    log_std = log_std_output(outputs, role)
+    check_array("compute()'s log_std", log_std, model.device)
+    check_array("compute()'s mean actions", mean_actions, model.device)
+    check_output_shapes(mean_actions.shape, log_std.shape, model.num_actions)
+    if mean_actions.ndim != 2:
+        raise mean_shape_error(mean_actions.shape, model.num_actions)
+    _check_log_std(log_std, mean_actions, model.num_actions)
+    if model._gaussian.plan.spec.check_finite:
+        check_finite_flags((np.isfinite(value.numpy()).all() for value in (mean_actions, log_std)), role)
+    return mean_actions, log_std, outputs
+
+
+def _taken_actions(inputs: Mapping[str, Any], mean: wp.array, device: Any) -> wp.array | None:
+    taken: wp.array | None = inputs.get("taken_actions")
+    if taken is None:
+        return None
+    check_array('inputs["taken_actions"]', taken, device)
+    if tuple(taken.shape) != tuple(mean.shape) or taken.dtype != mean.dtype:
+        raise InputError(
+            f'inputs["taken_actions"] is {taken.dtype.__name__} of shape {tuple(taken.shape)}; expected '
+            f"{mean.dtype.__name__} of shape {tuple(mean.shape)}, like the mean actions. Pass the actions "
+            f"stored for these observations, one row per observation."
+        )
+    return taken
+
+
 def _allocate(mean: wp.array, log_std: wp.array, reduce: bool) -> list[wp.array]:
     """The head's five new output arrays: actions, log_prob, flat log-std, mean_out, entropy.
 
@@ -114,53 +161,6 @@ class _GaussianState:
         if found is None:
             found = self.constants[key] = _Constants.of(self.plan, like)
         return found
-
-
-def _check_log_std(log_std: wp.array, mean: wp.array, num_actions: int) -> None:
-    if log_std.ndim > 2:
-        raise log_std_shape_error(log_std.shape, num_actions)
-    if log_std.ndim == 2 and log_std.shape[0] not in (1, mean.shape[0]):
-        raise InputError(
-            f"compute() returned log_std of shape {tuple(log_std.shape)} for mean actions of shape "
-            f"{tuple(mean.shape)}; expected ({num_actions},), (1, {num_actions}) or ({mean.shape[0]}, {num_actions}). "
-            f"Return one log-std row per sample, or one shared row."
-        )
-    if log_std.dtype != mean.dtype:
-        raise TypeError(
-            f"compute() returned mean actions of dtype {mean.dtype.__name__} and log_std of dtype "
-            f"{log_std.dtype.__name__}; expected one dtype. Build both as float32."
-        )
-
-
-def _network_outputs(model: Any, inputs: Mapping[str, Any], role: str) -> tuple[wp.array, wp.array, dict[str, Any]]:
-    """Run ``compute`` and check its outputs' keys, types, shapes and (optionally) values."""
-    model.check_inputs(inputs)
-    mean_actions, outputs = model.compute(inputs, role)
-    outputs = dict(outputs)
-    log_std = log_std_output(outputs, role)
-    check_array("compute()'s log_std", log_std, model.device)
-    check_array("compute()'s mean actions", mean_actions, model.device)
-    check_output_shapes(mean_actions.shape, log_std.shape, model.num_actions)
-    if mean_actions.ndim != 2:
-        raise mean_shape_error(mean_actions.shape, model.num_actions)
-    _check_log_std(log_std, mean_actions, model.num_actions)
-    if model._gaussian.plan.spec.check_finite:
-        check_finite_flags((np.isfinite(value.numpy()).all() for value in (mean_actions, log_std)), role)
-    return mean_actions, log_std, outputs
-
-
-def _taken_actions(inputs: Mapping[str, Any], mean: wp.array, device: Any) -> wp.array | None:
-    taken: wp.array | None = inputs.get("taken_actions")
-    if taken is None:
-        return None
-    check_array('inputs["taken_actions"]', taken, device)
-    if tuple(taken.shape) != tuple(mean.shape) or taken.dtype != mean.dtype:
-        raise InputError(
-            f'inputs["taken_actions"] is {taken.dtype.__name__} of shape {tuple(taken.shape)}; expected '
-            f"{mean.dtype.__name__} of shape {tuple(mean.shape)}, like the mean actions. Pass the actions "
-            f"stored for these observations, one row per observation."
-        )
-    return taken
 
 
 class GaussianMixin(GaussianOptions):
