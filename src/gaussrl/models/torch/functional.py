@@ -22,7 +22,9 @@ def standard_normal(like: torch.Tensor, generator: torch.Generator) -> torch.Ten
     return torch.randn(like.shape, generator=generator, dtype=like.dtype, device=like.device)
 
 
-def standard_log_prob(z: torch.Tensor, log_std: torch.Tensor) -> torch.Tensor:
+def standard_log_prob(
+    z: torch.Tensor, log_std: torch.Tensor, offset: float | torch.Tensor = -LOG_SQRT_2PI
+) -> torch.Tensor:
     """Per-dimension log-density ``-z^2/2 - log_std - log(sqrt(2 pi))`` of a point ``z`` stds from the mean.
 
     For a fresh sample ``mean + std * noise``, ``z`` is the noise itself.
@@ -30,11 +32,13 @@ def standard_log_prob(z: torch.Tensor, log_std: torch.Tensor) -> torch.Tensor:
     Args:
         z: Standardised points ``(x - mean) / std``, shape (N, A).
         log_std: Shape (A,) or (N, A).
+        offset: ``-log(sqrt(2 pi))``; as a 0-d tensor of ``log_std``'s dtype the subtraction skips
+            torch's wrapping of a Python number (a few microseconds at batch 1).
 
     Returns:
         Shape (N, A).
     """
-    return torch.addcmul(-LOG_SQRT_2PI - log_std, z, z, value=-0.5)
+    return torch.addcmul(offset - log_std, z, z, value=-0.5)
 
 
 def gaussian_log_prob(x: torch.Tensor, mean: torch.Tensor, log_std: torch.Tensor) -> torch.Tensor:
@@ -51,16 +55,17 @@ def gaussian_log_prob(x: torch.Tensor, mean: torch.Tensor, log_std: torch.Tensor
     return standard_log_prob((x - mean) * torch.exp(-log_std), log_std)
 
 
-def gaussian_entropy(log_std: torch.Tensor) -> torch.Tensor:
+def gaussian_entropy(log_std: torch.Tensor, constant: float | torch.Tensor = 0.5 + LOG_SQRT_2PI) -> torch.Tensor:
     """Per-dimension entropy ``1/2 + log(sqrt(2 pi)) + log_std``.
 
     Args:
         log_std: Any shape.
+        constant: ``1/2 + log(sqrt(2 pi))``, a number or a 0-d tensor of ``log_std``'s dtype.
 
     Returns:
         Same shape.
     """
-    return log_std + (0.5 + LOG_SQRT_2PI)
+    return log_std + constant
 
 
 def tanh_log_det(pre_tanh: torch.Tensor) -> torch.Tensor:

@@ -22,7 +22,7 @@ from gaussrl.core.mixin import (
     log_std_output,
     not_ready_error,
 )
-from gaussrl.core.reference import log_std_floor
+from gaussrl.core.reference import LOG_SQRT_2PI, log_std_floor
 from gaussrl.core.spec import GaussianPlan
 from gaussrl.models.torch.functional import (
     gaussian_entropy,
@@ -46,6 +46,10 @@ class _Constants:
     squash_center: torch.Tensor
     squash_scale: torch.Tensor
     log_scale: torch.Tensor
+    log_density_offset: torch.Tensor
+    """``-log(sqrt(2 pi))`` as a 0-d tensor (cheaper to subtract than a Python number)."""
+    entropy_constant: torch.Tensor
+    """``1/2 + log(sqrt(2 pi))`` as a 0-d tensor."""
 
     @classmethod
     def of(cls, plan: GaussianPlan, like: torch.Tensor) -> _Constants:
@@ -72,6 +76,8 @@ def _constants(plan: GaussianPlan, device: torch.device, dtype: torch.dtype) -> 
             squash_center=tensor(plan.squash_center),
             squash_scale=tensor(plan.squash_scale),
             log_scale=tensor(np.log(plan.squash_scale)),
+            log_density_offset=tensor(-LOG_SQRT_2PI),
+            entropy_constant=tensor(0.5 + LOG_SQRT_2PI),
         )
 
 
@@ -101,7 +107,7 @@ def _squashed(
     """Squashed actions and the exact log-density of the scored (sampled or taken) action."""
     actions = torch.addcmul(k.squash_center, k.squash_scale, torch.tanh(pre_tanh))
     if taken is None:
-        gaussian = standard_log_prob(noise, log_std)
+        gaussian = standard_log_prob(noise, log_std, k.log_density_offset)
         scored = pre_tanh
     else:
         eps = torch.finfo(taken.dtype).eps
@@ -141,7 +147,7 @@ def gaussian_head(
     else:
         actions = torch.clamp(pre_tanh, k.clip_low, k.clip_high) if plan.spec.clip_actions else pre_tanh
         if taken is None and not plan.spec.clip_actions:
-            log_prob = standard_log_prob(noise, log_std)  # the sample's z is the noise itself
+            log_prob = standard_log_prob(noise, log_std, k.log_density_offset)  # the sample's z is the noise
         else:
             log_prob = gaussian_log_prob(actions if taken is None else taken, mean, log_std)
         extra = {"mean_actions": mean}
@@ -158,7 +164,7 @@ class _LastCall:
     log_std: torch.Tensor
     stddev: torch.Tensor
     pre_tanh: torch.Tensor | None
-    log_scale: torch.Tensor | None
+    k: _Constants
 
 
 @dataclass
@@ -208,7 +214,7 @@ class GaussianMixin(GaussianOptions):
             log_std=head["log_std"],
             stddev=head["stddev"],
             pre_tanh=head.get("pre_tanh"),
-            log_scale=_Constants.of(state.plan, mean).log_scale if squash else None,
+            k=_Constants.of(state.plan, mean),
         )
         outputs.update(log_prob=head["log_prob"], log_std=head["log_std"], mean_actions=head["mean_actions"])
         return actions, outputs
@@ -236,9 +242,9 @@ class GaussianMixin(GaussianOptions):
             NotReadyError: If ``act()`` has not been called.
         """
         last = self._last_call("get_entropy")
-        entropy = gaussian_entropy(last.log_std)
-        if last.pre_tanh is not None and last.log_scale is not None:
-            return entropy + tanh_log_det(last.pre_tanh) + last.log_scale
+        entropy = gaussian_entropy(last.log_std, last.k.entropy_constant)
+        if last.pre_tanh is not None:
+            return entropy + tanh_log_det(last.pre_tanh) + last.k.log_scale
         return entropy.expand_as(last.mean)
 
     def distribution(self, *, role: str = "") -> torch.distributions.Normal:
