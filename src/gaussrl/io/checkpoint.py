@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
@@ -40,7 +41,7 @@ def flatten_state(tree: Any, prefix: str = "") -> tuple[Any, dict[str, torch.Ten
     so that integer keys survive JSON; tuples come back as lists.
 
     Args:
-        tree: Nested dicts, lists and tuples of tensors, numbers, strings, booleans and None.
+        tree: Nested dicts, lists and tuples of tensors, NumPy arrays, numbers, strings, booleans and None.
         prefix: Name prefix of the tensors (used by the recursion).
 
     Returns:
@@ -49,6 +50,8 @@ def flatten_state(tree: Any, prefix: str = "") -> tuple[Any, dict[str, torch.Ten
     Raises:
         TypeError: For a value of another type.
     """
+    if isinstance(tree, np.ndarray):  # non-torch agents' arrays; they load back as CPU tensors
+        tree = torch.from_numpy(np.array(tree, copy=True))
     if isinstance(tree, torch.Tensor):
         return {TENSOR: prefix}, {prefix: tree.detach().to("cpu").contiguous().clone()}
     tensors: dict[str, torch.Tensor] = {}

@@ -22,6 +22,7 @@ from gaussrl.core.errors import GaussrlError
 from gaussrl.envs.gymnasium import TorchVecEnv, Vectorization, make_vector_env
 from gaussrl.io.atomic import write_text_atomic
 from gaussrl.io.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from gaussrl.trainer.backends import BACKENDS, Backend, build_array_agent
 from gaussrl.trainer.build import Algo, PolicyKind, build_ppo, build_sac
 from gaussrl.trainer.evaluate import Agent, Evaluator
 from gaussrl.trainer.metrics import MetricsLog
@@ -37,6 +38,8 @@ class TrainConfig:
 
     algo: Algo = "ppo"
     """Algorithm: ppo or sac."""
+    backend: Backend = "torch"
+    """Agents' backend: torch or jax (MLP policies); see trainer/backends.py."""
     env: str = "Pendulum-v1"
     """Gymnasium id of an environment with a Box action space."""
     timesteps: int = 100_000
@@ -83,6 +86,12 @@ class TrainConfig:
         envs = self.num_envs
         if envs is not None and (isinstance(envs, bool) or not isinstance(envs, int) or envs < 1):
             raise ValueError(f"num_envs={envs!r} must be a positive integer, or None for the algorithm's default.")
+        if self.backend not in BACKENDS:
+            raise ValueError(f"backend={self.backend!r} must be one of {BACKENDS} (the default is 'torch').")
+        if self.backend != "torch" and self.policy != "mlp":
+            raise ValueError(
+                f"policy={self.policy!r} trains on the torch backend only; use --backend torch or --policy mlp."
+            )
         if self.algo == "sac" and self.policy != "mlp":
             raise ValueError(f"policy={self.policy!r} is for PPO; SAC trains an MLP policy (--policy mlp).")
 
@@ -124,8 +133,18 @@ def build_agent(config: TrainConfig, env: TorchVecEnv) -> Agent:
         env: The training environment.
 
     Returns:
-        PPO or SAC.
+        PPO or SAC (a non-torch agent wrapped in :class:`~gaussrl.trainer.backends.ArrayBoundary`).
     """
+    if config.backend != "torch":
+        return build_array_agent(
+            config.backend,
+            config.algo,
+            env,
+            agents=(config.ppo, config.sac),
+            seed=config.seed,
+            threads=config.threads,
+            total_timesteps=config.timesteps,
+        )
     common = {"num_envs": env.num_envs, "device": config.device}
     if config.algo == "ppo":
         spaces = (env.observation_space, env.action_space)
@@ -134,7 +153,13 @@ def build_agent(config: TrainConfig, env: TorchVecEnv) -> Agent:
 
 
 def _meta(config: TrainConfig) -> dict[str, Any]:
-    return {"algo": config.algo, "env": config.env, "policy": config.policy, "num_envs": config.envs}
+    return {
+        "algo": config.algo,
+        "backend": config.backend,
+        "env": config.env,
+        "policy": config.policy,
+        "num_envs": config.envs,
+    }
 
 
 def load_resume(config: TrainConfig) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -152,10 +177,11 @@ def load_resume(config: TrainConfig) -> tuple[dict[str, Any], dict[str, Any]]:
     """
     state, meta = load_checkpoint(Path(str(config.resume)) / CHECKPOINTS, device=config.device)
     for key, want in _meta(config).items():
-        if meta.get(key) != want:
+        got = meta.get(key, "torch" if key == "backend" else None)  # checkpoints before backends were torch's
+        if got != want:
             raise ResumeError(
-                f"cannot resume {config.resume!r}: it holds a run with {key}={meta.get(key)!r}, but this command "
-                f"asks for {key}={want!r}; pass --{key.replace('_', '-')} {meta.get(key)} or another directory."
+                f"cannot resume {config.resume!r}: it holds a run with {key}={got!r}, but this command "
+                f"asks for {key}={want!r}; pass --{key.replace('_', '-')} {got} or another directory."
             )
     return state, meta
 
@@ -277,6 +303,7 @@ class Trainer:
         returns = self.last_eval if self.last_eval is not None else np.zeros(0)
         summary = {
             "algo": self.config.algo,
+            "backend": self.config.backend,
             "env": self.config.env,
             "policy": self.config.policy,
             "timesteps": self.steps,
