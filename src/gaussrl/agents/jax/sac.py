@@ -100,7 +100,7 @@ def critic_loss(
 
 
 def policy_loss(
-    nets: SACNets, policy: Any, critics: Any, alpha: jax.Array, observations: jax.Array, key: jax.Array
+    nets: SACNets, policy: Any, *, critics: Any, alpha: jax.Array, observations: jax.Array, key: jax.Array
 ) -> tuple[jax.Array, jax.Array]:
     """``mean(alpha log pi(a|s) - min Q(s, a))`` with ``a`` reparameterized, and log pi (B, 1)."""
     actions, outputs = nets.policy.act({"observations": observations}, role="policy", params=policy, key=key)
@@ -194,7 +194,7 @@ def observe_step(
 
 
 def _act(
-    nets: SACNets, params: Any, key: jax.Array, observations: jax.Array, obs_stats: Any, random: bool
+    nets: SACNets, params: Any, key: jax.Array, observations: jax.Array, obs_stats: Any, *, random: bool
 ) -> tuple[jax.Array, jax.Array]:
     key, sample_key = jax.random.split(key)
     if random:
@@ -291,7 +291,7 @@ class SAC:
         self._observe = jax.jit(
             functools.partial(observe_step, self.nets), static_argnames="learn", donate_argnums=(0, 1)
         )
-        self._act = jax.jit(functools.partial(_act, self.nets), static_argnums=4)
+        self._act = jax.jit(functools.partial(_act, self.nets), static_argnames="random")
         self._act_eval = jax.jit(functools.partial(_act_eval, self.nets))
 
     def _stats(self) -> tuple[np.ndarray, np.ndarray] | None:
@@ -307,7 +307,9 @@ class SAC:
             Actions (N, A) in [-1, 1].
         """
         random = self.timesteps < self.config.random_timesteps
-        actions, self.act_key = self._act(self.learning.policy, self.act_key, observations, self._stats(), random)
+        actions, self.act_key = self._act(
+            self.learning.policy, self.act_key, observations, self._stats(), random=random
+        )
         actions = np.asarray(actions)
         self._pending = {"observations": observations, "actions": actions}
         return actions

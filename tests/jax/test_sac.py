@@ -1,0 +1,121 @@
+"""The JAX SAC against the torch SAC: one update on the same batch, parameters and noise (float32 tolerance)."""
+
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+import pytest
+
+jax = pytest.importorskip("jax")
+torch = pytest.importorskip("torch")
+
+from gymnasium import spaces  # noqa: E402
+
+from gaussrl.agents.config import SACConfig  # noqa: E402
+from gaussrl.agents.jax.sac import SAC, sac_update  # noqa: E402
+from gaussrl.trainer.build import build_sac  # noqa: E402
+
+OBS, ACT = spaces.Box(-1.0, 1.0, (3,)), spaces.Box(-1.0, 1.0, (2,))
+CONFIG = SACConfig(batch_size=16, memory_size=64, hidden_sizes=(16, 16), learning_starts=0, random_timesteps=0)
+
+
+def flax_params(module: torch.nn.Module) -> dict:
+    """The Flax parameters of a torch MLP model: ``net.{2i}`` -> ``Dense_i`` (kernel = weight.T)."""
+    state = {k: v.detach().numpy() for k, v in module.state_dict().items()}
+    layers = sorted({int(k.split(".")[1]) for k in state if k.startswith("net.")})
+    params = {f"Dense_{i}": {"kernel": state[f"net.{k}.weight"].T, "bias": state[f"net.{k}.bias"]} for i, k in enumerate(layers)}
+    if "log_std_parameter" in state:
+        params["log_std_parameter"] = state["log_std_parameter"]
+    return jax.tree_util.tree_map(jax.numpy.asarray, {"params": params})
+
+
+def assert_params_equal(flax_tree: dict, module: torch.nn.Module, **tolerance: float) -> None:
+    for (path, got), (_, want) in zip(
+        sorted(jax.tree_util.tree_flatten_with_path(flax_tree)[0], key=lambda x: str(x[0])),
+        sorted(jax.tree_util.tree_flatten_with_path(flax_params(module))[0], key=lambda x: str(x[0])),
+        strict=True,
+    ):
+        np.testing.assert_allclose(np.asarray(got), np.asarray(want), err_msg=str(path), **tolerance)
+
+
+@pytest.fixture
+def agents():
+    torch.manual_seed(0)
+    torch_agent = build_sac(CONFIG, OBS, ACT, num_envs=1, device="cpu")
+    jax_agent = SAC(OBS, ACT, config=CONFIG, num_envs=1, seed=0)
+    critics = tuple(flax_params(c) for c in torch_agent.critics)
+    jax_agent.learning = jax_agent.learning.replace(
+        policy=flax_params(torch_agent.policy),
+        critics=critics,
+        target_critics=critics,
+        policy_opt=jax_agent.learning.policy_opt,
+    )
+    optimizers = (jax_agent.nets.config.actor_learning_rate, jax_agent.nets.config.critic_learning_rate)
+    del optimizers
+    from gaussrl.agents.jax.sac import nets_optimizers  # noqa: PLC0415
+
+    adams = nets_optimizers(CONFIG)
+    jax_agent.learning = jax_agent.learning.replace(
+        policy_opt=adams[0].init(jax_agent.learning.policy), critic_opt=adams[1].init(critics)
+    )
+    return torch_agent, jax_agent
+
+
+def _batch(rng: np.random.Generator) -> dict[str, np.ndarray]:
+    b = CONFIG.batch_size
+    return {
+        "observations": rng.normal(size=(b, 3)).astype(np.float32),
+        "actions": rng.uniform(-1, 1, size=(b, 2)).astype(np.float32),
+        "rewards": rng.normal(size=(b, 1)).astype(np.float32),
+        "next_observations": rng.normal(size=(b, 3)).astype(np.float32),
+        "terminated": (rng.uniform(size=(b, 1)) < 0.2).astype(np.float32),
+    }
+
+
+def _noise_of(jax_agent: SAC, observations: np.ndarray, key: jax.Array) -> np.ndarray:
+    """The standard-normal draw the JAX policy makes with ``key``: (pre_tanh - mean) / std."""
+    policy, params = jax_agent.nets.policy, jax_agent.learning.policy
+    _, outputs = policy.act({"observations": observations}, role="policy", params=params, key=key)
+    mean, _ = policy.apply(params, {"observations": observations}, "policy")
+    return np.asarray((outputs["pre_tanh"] - mean[..., :2]) / outputs["stddev"], dtype=np.float32)
+
+
+def test_one_update_matches_torch(agents, monkeypatch):
+    torch_agent, jax_agent = agents
+    batch = _batch(np.random.default_rng(1))
+    _, next_key, new_key = jax.random.split(jax_agent.learning.key, 3)
+    noises = iter(
+        [
+            torch.from_numpy(_noise_of(jax_agent, batch["next_observations"], next_key)),
+            torch.from_numpy(_noise_of(jax_agent, batch["observations"], new_key)),
+        ]
+    )
+    monkeypatch.setattr(torch, "randn_like", lambda like: next(noises))
+    monkeypatch.setattr(torch_agent.memory, "sample", lambda size: {k: torch.from_numpy(v) for k, v in batch.items()})
+    want = {k: float(v) for k, v in torch_agent.update().items()}
+    update = jax.jit(functools.partial(sac_update, jax_agent.nets))
+    state, metrics = update(jax_agent.learning, {k: jax.numpy.asarray(v) for k, v in batch.items()})
+    got = dict(zip(("critic_loss", "policy_loss", "alpha", "q_value"), np.asarray(metrics).tolist(), strict=True))
+    for name in want:
+        np.testing.assert_allclose(got[name], want[name], rtol=1e-5, atol=1e-5, err_msg=name)
+    tolerance = {"rtol": 1e-5, "atol": 2e-6}
+    assert_params_equal(state.policy, torch_agent.policy, **tolerance)
+    for got_critic, critic in zip(state.critics, torch_agent.critics, strict=True):
+        assert_params_equal(got_critic, critic, **tolerance)
+    for got_critic, critic in zip(state.target_critics, torch_agent.target_critics, strict=True):
+        assert_params_equal(got_critic, critic, **tolerance)
+    np.testing.assert_allclose(
+        float(state.log_entropy_coefficient), float(torch_agent.log_entropy_coefficient), rtol=1e-6, atol=1e-7
+    )
+    assert float(state.log_entropy_coefficient) != 0.0  # the temperature moved
+
+
+def test_update_changes_every_learned_tree(agents):
+    _, jax_agent = agents
+    batch = {k: jax.numpy.asarray(v) for k, v in _batch(np.random.default_rng(2)).items()}
+    state, _ = jax.jit(functools.partial(sac_update, jax_agent.nets))(jax_agent.learning, batch)
+    for name in ("policy", "critics", "target_critics"):
+        before = jax.tree_util.tree_leaves(getattr(jax_agent.learning, name))
+        after = jax.tree_util.tree_leaves(getattr(state, name))
+        assert any(not np.array_equal(a, b) for a, b in zip(before, after, strict=True)), name
