@@ -152,3 +152,28 @@ class Replay(flax.struct.PyTreeNode):
         return Replay(
             data=data, position=jnp.asarray(int(state["position"]), jnp.int32), size=jnp.asarray(rows, jnp.int32)
         )
+
+
+def restore_leaves(template: Any, leaves: list[Any]) -> Any:
+    """``template``'s pytree with its leaves replaced by checkpointed ones (arrays or CPU tensors).
+
+    Args:
+        template: The current pytree (its structure and dtypes are kept).
+        leaves: ``jax.tree_util.tree_leaves`` of a tree of the same structure, as saved.
+
+    Returns:
+        The restored pytree.
+
+    Raises:
+        ValueError: If the number or the shapes of the leaves differ.
+    """
+    current, treedef = jax.tree_util.tree_flatten(template)
+    if len(current) != len(leaves):
+        raise ValueError(f"the checkpoint holds {len(leaves)} arrays here; this agent has {len(current)}.")
+    restored = []
+    for want, saved in zip(current, leaves, strict=True):
+        array = np.asarray(saved)
+        if array.shape != np.shape(want):
+            raise ValueError(f"checkpoint array of shape {array.shape} does not match this agent's {np.shape(want)}.")
+        restored.append(jnp.asarray(array, dtype=jnp.asarray(want).dtype))
+    return jax.tree_util.tree_unflatten(treedef, restored)
