@@ -13,30 +13,12 @@ torch = pytest.importorskip("torch")
 from gymnasium import spaces  # noqa: E402
 
 from gaussrl.agents.config import SACConfig  # noqa: E402
-from gaussrl.agents.jax.sac import SAC, sac_update  # noqa: E402
+from gaussrl.agents.jax.sac import SAC, nets_optimizers, sac_update  # noqa: E402
 from gaussrl.trainer.build import build_sac  # noqa: E402
+from tests.jax.torch_params import assert_params_close, flax_params  # noqa: E402
 
 OBS, ACT = spaces.Box(-1.0, 1.0, (3,)), spaces.Box(-1.0, 1.0, (2,))
 CONFIG = SACConfig(batch_size=16, memory_size=64, hidden_sizes=(16, 16), learning_starts=0, random_timesteps=0)
-
-
-def flax_params(module: torch.nn.Module) -> dict:
-    """The Flax parameters of a torch MLP model: ``net.{2i}`` -> ``Dense_i`` (kernel = weight.T)."""
-    state = {k: v.detach().numpy() for k, v in module.state_dict().items()}
-    layers = sorted({int(k.split(".")[1]) for k in state if k.startswith("net.")})
-    params = {f"Dense_{i}": {"kernel": state[f"net.{k}.weight"].T, "bias": state[f"net.{k}.bias"]} for i, k in enumerate(layers)}
-    if "log_std_parameter" in state:
-        params["log_std_parameter"] = state["log_std_parameter"]
-    return jax.tree_util.tree_map(jax.numpy.asarray, {"params": params})
-
-
-def assert_params_equal(flax_tree: dict, module: torch.nn.Module, **tolerance: float) -> None:
-    for (path, got), (_, want) in zip(
-        sorted(jax.tree_util.tree_flatten_with_path(flax_tree)[0], key=lambda x: str(x[0])),
-        sorted(jax.tree_util.tree_flatten_with_path(flax_params(module))[0], key=lambda x: str(x[0])),
-        strict=True,
-    ):
-        np.testing.assert_allclose(np.asarray(got), np.asarray(want), err_msg=str(path), **tolerance)
 
 
 @pytest.fixture
@@ -49,12 +31,7 @@ def agents():
         policy=flax_params(torch_agent.policy),
         critics=critics,
         target_critics=critics,
-        policy_opt=jax_agent.learning.policy_opt,
     )
-    optimizers = (jax_agent.nets.config.actor_learning_rate, jax_agent.nets.config.critic_learning_rate)
-    del optimizers
-    from gaussrl.agents.jax.sac import nets_optimizers  # noqa: PLC0415
-
     adams = nets_optimizers(CONFIG)
     jax_agent.learning = jax_agent.learning.replace(
         policy_opt=adams[0].init(jax_agent.learning.policy), critic_opt=adams[1].init(critics)
@@ -87,8 +64,8 @@ def test_one_update_matches_torch(agents, monkeypatch):
     _, next_key, new_key = jax.random.split(jax_agent.learning.key, 3)
     noises = iter(
         [
-            torch.from_numpy(_noise_of(jax_agent, batch["next_observations"], next_key)),
-            torch.from_numpy(_noise_of(jax_agent, batch["observations"], new_key)),
+            torch.from_numpy(_noise_of(jax_agent, batch["next_observations"], next_key).copy()),
+            torch.from_numpy(_noise_of(jax_agent, batch["observations"], new_key).copy()),
         ]
     )
     monkeypatch.setattr(torch, "randn_like", lambda like: next(noises))
@@ -97,16 +74,16 @@ def test_one_update_matches_torch(agents, monkeypatch):
     update = jax.jit(functools.partial(sac_update, jax_agent.nets))
     state, metrics = update(jax_agent.learning, {k: jax.numpy.asarray(v) for k, v in batch.items()})
     got = dict(zip(("critic_loss", "policy_loss", "alpha", "q_value"), np.asarray(metrics).tolist(), strict=True))
-    for name in want:
-        np.testing.assert_allclose(got[name], want[name], rtol=1e-5, atol=1e-5, err_msg=name)
+    for name, value in want.items():
+        np.testing.assert_allclose(got[name], value, rtol=1e-5, atol=1e-5, err_msg=name)
     tolerance = {"rtol": 1e-5, "atol": 2e-6}
-    assert_params_equal(state.policy, torch_agent.policy, **tolerance)
+    assert_params_close(state.policy, torch_agent.policy, **tolerance)
     for got_critic, critic in zip(state.critics, torch_agent.critics, strict=True):
-        assert_params_equal(got_critic, critic, **tolerance)
+        assert_params_close(got_critic, critic, **tolerance)
     for got_critic, critic in zip(state.target_critics, torch_agent.target_critics, strict=True):
-        assert_params_equal(got_critic, critic, **tolerance)
+        assert_params_close(got_critic, critic, **tolerance)
     np.testing.assert_allclose(
-        float(state.log_entropy_coefficient), float(torch_agent.log_entropy_coefficient), rtol=1e-6, atol=1e-7
+        float(state.log_entropy_coefficient), float(torch_agent.log_entropy_coefficient.detach()), rtol=1e-6, atol=1e-7
     )
     assert float(state.log_entropy_coefficient) != 0.0  # the temperature moved
 

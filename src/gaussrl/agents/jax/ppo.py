@@ -31,7 +31,7 @@ from gaussrl.agents.jax.ppo_core import (
     stats_init,
     stats_update,
 )
-from gaussrl.agents.jax.storage import jax_key, key_array, restore_leaves
+from gaussrl.agents.jax.storage import EVAL_SEED, jax_key, key_array, restore_leaves
 from gaussrl.envs.step import ArrayStep
 
 ROLLOUT_FIELDS = Rollout._fields
@@ -106,7 +106,7 @@ class PPO:
         self.models, self.config, self.num_envs = PPOModels(policy, value), config, num_envs
         self.learning: PPOState = init_state(self.models, config)
         self.obs_stats = stats_init(policy.num_observations) if config.observation_normalization else None
-        self.key = keys[2]
+        self.key, self.eval_key = keys[2], jax_key(EVAL_SEED)
         num_obs, num_actions, steps = policy.num_observations, policy.num_actions, config.rollouts
         widths = {"observations": num_obs, "actions": num_actions, "mean_actions": num_actions}
         widths.update(log_std=num_actions, log_prob=1, rewards=1, dones=1)
@@ -182,7 +182,7 @@ class PPO:
     def act_eval(
         self, observations: np.ndarray, states: list[Any], *, deterministic: bool = True
     ) -> tuple[np.ndarray, list[Any]]:
-        """Act for evaluation without touching the training state (its own key stream).
+        """Act for evaluation without touching the training state (the key stream of :meth:`eval_states`).
 
         Args:
             observations: Shape (N, num_observations).
@@ -192,7 +192,7 @@ class PPO:
         Returns:
             Actions (N, A) and ``states``.
         """
-        key = jax.random.fold_in(self.key, 1)
+        self.eval_key, key = jax.random.split(self.eval_key)
         actions, mean_actions = self._act_eval(self.learning.params["policy"], self.obs_stats, key, observations)
         return np.asarray(mean_actions if deterministic else actions), states
 
@@ -205,6 +205,7 @@ class PPO:
         Returns:
             An empty list.
         """
+        self.eval_key = jax_key(EVAL_SEED)  # every evaluation replays the same samples and leaves training's keys alone
         return []
 
     def state(self) -> dict[str, Any]:

@@ -23,7 +23,7 @@ import numpy as np
 from gaussrl.agents.config import SACConfig
 from gaussrl.agents.jax.networks import QMLP, GaussianMLPPolicy
 from gaussrl.agents.jax.optim import adam, adam_step, soft_update
-from gaussrl.agents.jax.storage import Replay, jax_key, key_array, normalize
+from gaussrl.agents.jax.storage import EVAL_SEED, Replay, jax_key, key_array, normalize
 from gaussrl.agents.normalization import RunningMoments
 from gaussrl.envs.step import ArrayStep
 
@@ -286,6 +286,7 @@ class SAC:
         self.replay = Replay.create(config.memory_size, num_envs, shapes)
         self.obs_scaler = RunningMoments(policy.num_observations) if config.observation_normalization else None
         self.act_key = jax.random.fold_in(jax_key(seed), 1)
+        self.eval_key = jax_key(EVAL_SEED)
         self.timesteps = 0
         self._pending: dict[str, np.ndarray] = {}
         self._observe = jax.jit(
@@ -354,7 +355,7 @@ class SAC:
         Returns:
             Actions (N, A) and ``states``.
         """
-        self.act_key, key = jax.random.split(self.act_key)
+        self.eval_key, key = jax.random.split(self.eval_key)
         actions, mean_actions = self._act_eval(self.learning.policy, key, observations, self._stats())
         return np.asarray(mean_actions if deterministic else actions), states
 
@@ -367,6 +368,7 @@ class SAC:
         Returns:
             An empty list.
         """
+        self.eval_key = jax_key(EVAL_SEED)  # every evaluation replays the same samples and leaves training's keys alone
         return []
 
     def state(self) -> dict[str, Any]:

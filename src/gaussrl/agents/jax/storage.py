@@ -12,6 +12,9 @@ import numpy as np
 from gaussrl.agents.normalization import NORMALIZED_CLIP
 from gaussrl.models.jax.base import KEY_IMPL
 
+EVAL_SEED = 1_000_003
+"""Seed of the evaluation key stream, restarted by each evaluation (the trainer's evaluation seed offset)."""
+
 
 def jax_key(seed: int | np.ndarray | jax.Array) -> jax.Array:
     """A typed PRNG key (:data:`~gaussrl.models.jax.base.KEY_IMPL`) from an int seed or its raw words.
