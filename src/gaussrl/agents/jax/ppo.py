@@ -56,7 +56,7 @@ def _values(
 ) -> jax.Array:
     """V of raw observations (normalised with the current statistics), denormalised: the bootstrap values."""
     x = obs if obs_stats is None else normalize(obs_stats, obs)
-    values, _ = models.value.act({"observations": x}, role="value", params=params)
+    values: jax.Array = models.value.act({"observations": x}, role="value", params=params)[0]
     return values if value_stats is None else denormalize(value_stats, values)
 
 

@@ -30,7 +30,7 @@ from gaussrl.envs.step import ArrayStep
 METRICS = ("critic_loss", "policy_loss", "alpha", "q_value")
 
 
-class SACState(flax.struct.PyTreeNode):
+class SACState(flax.struct.PyTreeNode):  # type: ignore[no-untyped-call]
     """Everything SAC learns and samples with.
 
     Attributes:
@@ -87,7 +87,7 @@ def critic_targets(nets: SACNets, state: SACState, batch: dict[str, jax.Array], 
     next_x = batch["next_observations"]
     next_actions, outputs = nets.policy.act({"observations": next_x}, role="policy", params=state.policy, key=key)
     next_q = nets.min_q(state.target_critics, next_x, next_actions) - alpha * outputs["log_prob"]
-    target = batch["rewards"] + nets.config.discount_factor * (1.0 - batch["terminated"]) * next_q
+    target: jax.Array = batch["rewards"] + nets.config.discount_factor * (1.0 - batch["terminated"]) * next_q
     return jax.lax.stop_gradient(target)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import flax
@@ -27,7 +28,8 @@ def jax_key(seed: int | np.ndarray | jax.Array) -> jax.Array:
     """
     if isinstance(seed, int):
         return jax.random.key(seed, impl=KEY_IMPL)
-    return jax.random.wrap_key_data(jnp.asarray(seed, jnp.uint32), impl=KEY_IMPL)
+    key: jax.Array = jax.random.wrap_key_data(jnp.asarray(seed, jnp.uint32), impl=KEY_IMPL)
+    return key
 
 
 def key_array(key: jax.Array) -> np.ndarray:
@@ -54,10 +56,11 @@ def normalize(x: jax.Array, stats: tuple[jax.Array, jax.Array] | None) -> jax.Ar
     """
     if stats is None:
         return x
-    return jnp.clip((x - stats[0]) / stats[1], -NORMALIZED_CLIP, NORMALIZED_CLIP)
+    normalized: jax.Array = jnp.clip((x - stats[0]) / stats[1], -NORMALIZED_CLIP, NORMALIZED_CLIP)
+    return normalized
 
 
-class Replay(flax.struct.PyTreeNode):
+class Replay(flax.struct.PyTreeNode):  # type: ignore[no-untyped-call]
     """A ring buffer of named arrays (capacity, num_envs, ...) on the device, used inside compiled calls.
 
     Attributes:
@@ -71,7 +74,7 @@ class Replay(flax.struct.PyTreeNode):
     size: jax.Array
 
     @classmethod
-    def create(cls, capacity: int, num_envs: int, shapes: dict[str, tuple[int, ...]]) -> Replay:
+    def create(cls, capacity: int, num_envs: int, shapes: Mapping[str, tuple[int, ...]]) -> Replay:
         """An empty float32 buffer.
 
         Args:
