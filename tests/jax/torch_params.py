@@ -1,4 +1,4 @@
-"""Flax parameters of gaussrl's torch MLP models, to start a JAX agent from the same weights as a torch one."""
+"""Compare a JAX agent's Flax parameters with a torch model's (the torch twin converted by ``params_from_torch``)."""
 
 from __future__ import annotations
 
@@ -7,18 +7,12 @@ from typing import Any
 import jax
 import numpy as np
 
+from gaussrl.agents.jax.networks import params_from_torch
 
-def flax_params(module: Any) -> dict[str, Any]:
-    """``net.{2i}.weight``/``bias`` -> ``Dense_i`` ``kernel`` (the weight transposed)/``bias``, plus the log-std."""
-    state = {k: v.detach().numpy() for k, v in module.state_dict().items()}
-    layers = sorted({int(k.split(".")[1]) for k in state if k.startswith("net.")})
-    params: dict[str, Any] = {
-        f"Dense_{i}": {"kernel": state[f"net.{k}.weight"].T, "bias": state[f"net.{k}.bias"]}
-        for i, k in enumerate(layers)
-    }
-    if "log_std_parameter" in state:
-        params["log_std_parameter"] = state["log_std_parameter"]
-    return jax.tree_util.tree_map(jax.numpy.asarray, {"params": params})
+
+def flax_params(module: Any) -> Any:
+    """The Flax parameters of a torch MLP model, as jax arrays."""
+    return params_from_torch(module.state_dict())
 
 
 def assert_params_close(flax_tree: Any, module: Any, **tolerance: float) -> None:

@@ -1,7 +1,7 @@
-"""Running observation/value statistics, backend-free (NumPy, float64), shared by every backend's agents.
+"""Running observation statistics on the host (NumPy, float64), for agents whose normaliser lives outside jit.
 
-The torch agents wrap them in :class:`gaussrl.agents.torch.memory.RunningStandardScaler`; the JAX
-agents keep a :class:`RunningMoments` on the host and pass its mean and std into their compiled calls.
+The update is :func:`gaussrl.core.running.merge_moments`, shared with the torch scaler
+(:class:`gaussrl.agents.torch.memory.RunningStandardScaler`) and the JAX core's ``stats_update``.
 """
 
 from __future__ import annotations
@@ -10,35 +10,23 @@ from typing import Any
 
 import numpy as np
 
-NORMALIZED_CLIP = 5.0
-"""Normalised values are clipped to +-5 standard deviations, as skrl's RunningStandardScaler does."""
-STD_FLOOR = 1e-8
-"""The smallest std a normaliser divides by."""
+from gaussrl.core.running import STD_FLOOR, merge_moments
 
 
-def fold_moments(
-    mean: np.ndarray, var: np.ndarray, count: float, data: np.ndarray
-) -> tuple[np.ndarray, np.ndarray, float]:
-    """Fold a batch into running moments (Chan et al., 1979, the parallel variance update), in float64.
+def batch_moments(data: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
+    """Mean, population variance and count of a batch (B, size), two-pass.
 
     Args:
-        mean: Running mean, shape (size,).
-        var: Running (population) variance, shape (size,).
-        count: Samples folded so far.
-        data: The batch, shape (B, size), float64.
+        data: Shape (B, size), float64.
 
     Returns:
-        The new mean, variance and count.
+        ``(mean (size,), variance (size,), B)``.
     """
     n = data.shape[0]
     # np.add.reduce rather than mean()/var(): the same two-pass arithmetic without their overhead.
-    batch_mean = np.add.reduce(data, 0) / n
-    centered = data - batch_mean
-    batch_var = np.add.reduce(centered * centered, 0) / n
-    total = count + n
-    delta = batch_mean - mean
-    new_var = (var * count + batch_var * n + delta * delta * (count * n / total)) / total
-    return mean + delta * (n / total), new_var, total
+    mean = np.add.reduce(data, 0) / n
+    centered = data - mean
+    return mean, np.add.reduce(centered * centered, 0) / n, float(n)
 
 
 class RunningMoments:
@@ -60,10 +48,10 @@ class RunningMoments:
             batch: Shape (..., size).
         """
         data = np.asarray(batch, dtype=np.float64).reshape(-1, self.mean.shape[0])
-        self.mean, self.var, self.count = fold_moments(self.mean, self.var, self.count, data)
+        self.mean, self.var, self.count = merge_moments((self.mean, self.var, self.count), batch_moments(data))
 
     def mean_std(self, dtype: Any = np.float32) -> tuple[np.ndarray, np.ndarray]:
-        """The mean and the std (at least :data:`STD_FLOOR`) in ``dtype``.
+        """The mean and the std (at least :data:`~gaussrl.core.running.STD_FLOOR`) in ``dtype``.
 
         Args:
             dtype: NumPy dtype of the result.

@@ -20,6 +20,7 @@ from typing import Annotated, Any, Union
 import tyro
 
 from gaussrl.agents.config import PPOConfig, SACConfig
+from gaussrl.envs import is_gymnax_id
 from gaussrl.envs.gymnasium import EnvError
 from gaussrl.io.checkpoint import CheckpointError, load_checkpoint
 from gaussrl.trainer.loop import CHECKPOINTS, ResumeError, TrainConfig, Trainer, build_agent
@@ -107,9 +108,18 @@ def evaluate_run(run_dir: str | Path, *, episodes: int = 20, stochastic: bool = 
     return float(returns.mean())
 
 
+def _trainer(config: TrainConfig) -> Any:
+    """The Gymnasium training loop, or the compiled one for ``gymnax/<id>`` environments."""
+    if is_gymnax_id(config.env):
+        from gaussrl.trainer.compiled import CompiledTrainer  # noqa: PLC0415 (imports jax)
+
+        return CompiledTrainer(config)
+    return Trainer(config)
+
+
 def _run(command: Any) -> int:
     if isinstance(command, TrainConfig):
-        trainer = Trainer(command)
+        trainer = _trainer(command)
         note = describe(command.env)
         if note:
             print(f"gaussrl: {note}", file=sys.stderr)

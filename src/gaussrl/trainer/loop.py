@@ -39,7 +39,7 @@ class TrainConfig:
     algo: Algo = "ppo"
     """Algorithm: ppo or sac."""
     backend: Backend = "torch"
-    """Agents' backend: torch or jax (MLP policies); see trainer/backends.py."""
+    """Agents' backend: torch or jax (MLP policies; see trainer/backends.py); gymnax/<id> envs train compiled on jax."""
     env: str = "Pendulum-v1"
     """Gymnasium id of an environment with a Box action space."""
     timesteps: int = 100_000

@@ -1,10 +1,9 @@
 """The default networks of gaussrl's JAX agents: MLP Gaussian policies, values and Q-functions.
 
-The same architectures, initialisation and names as :mod:`gaussrl.agents.torch.networks`, as
-Flax modules with the JAX mixins, so they follow the skrl model API (``act(..., params=, key=)``).
-Inputs are already-normalised observations; actions live in the normalised Box ``[-1, 1]^A``.
-The layers are ``Dense_0``, ``Dense_1``, ...: torch's ``net.{2 i}`` (a Flax kernel is the
-transpose of a torch weight).
+The same architectures and initialisation as :mod:`gaussrl.agents.torch.networks` (orthogonal
+weights, gain sqrt(2) hidden, zero biases), written as Flax modules on ``gaussrl.models.jax``.
+A torch ``Linear`` at ``net.{2i}`` corresponds to ``Dense_{i}`` here, its weight transposed
+(:func:`params_from_torch`).
 """
 
 from __future__ import annotations
@@ -16,36 +15,33 @@ from typing import Any, Literal
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from gaussrl.core.spaces import SpaceLike
 from gaussrl.models.jax import DeterministicMixin, GaussianMixin, Model
 
 Activation = Literal["tanh", "relu"]
-ACTIVATIONS = {"tanh": jnp.tanh, "relu": nn.relu}
+ACTIVATIONS = {"tanh": nn.tanh, "relu": nn.relu}
 
 
-def mlp_apply(
-    x: jax.Array, hidden_sizes: Sequence[int], num_outputs: int, *, activation: Activation, output_gain: float
-) -> jax.Array:
-    """An MLP with orthogonal initialisation (gain sqrt(2) hidden, ``output_gain`` last; zero biases).
+def mlp(x: jax.Array, hidden_sizes: Sequence[int], num_outputs: int, activation: Activation, gain: float) -> jax.Array:
+    """Apply an MLP (inside a compact ``__call__``): orthogonal init, gain sqrt(2) hidden and ``gain`` last.
 
-    Called inside a compact ``__call__``; see :func:`gaussrl.agents.torch.networks.mlp` for the choice.
+    Orthogonal initialisation with a small policy-output gain follows Andrychowicz et al. (2021).
 
     Args:
-        x: Input, shape (N, num_inputs).
+        x: Inputs, shape (N, F).
         hidden_sizes: Hidden layer widths.
         num_outputs: Output features.
         activation: ``"tanh"`` or ``"relu"`` between layers.
-        output_gain: Orthogonal gain of the last layer.
+        gain: Orthogonal gain of the last layer.
 
     Returns:
-        Output, shape (N, num_outputs).
+        Shape (N, num_outputs).
     """
-    hidden_init = nn.initializers.orthogonal(math.sqrt(2.0))
-    for width in hidden_sizes:
-        x = ACTIVATIONS[activation](nn.Dense(width, kernel_init=hidden_init, bias_init=nn.initializers.zeros)(x))
-    output_init = nn.initializers.orthogonal(output_gain)
-    return nn.Dense(num_outputs, kernel_init=output_init, bias_init=nn.initializers.zeros)(x)
+    for size in hidden_sizes:
+        x = ACTIVATIONS[activation](nn.Dense(size, kernel_init=nn.initializers.orthogonal(math.sqrt(2.0)))(x))
+    return nn.Dense(num_outputs, kernel_init=nn.initializers.orthogonal(gain))(x)
 
 
 class GaussianMLPPolicy(GaussianMixin, Model):
@@ -65,8 +61,8 @@ class GaussianMLPPolicy(GaussianMixin, Model):
 
     def __init__(
         self,
-        observation_space: SpaceLike,
-        action_space: SpaceLike,
+        observation_space: SpaceLike = None,
+        action_space: SpaceLike = None,
         *,
         hidden_sizes: Sequence[int] = (64, 64),
         activation: Activation = "tanh",
@@ -76,29 +72,29 @@ class GaussianMLPPolicy(GaussianMixin, Model):
         device: str | jax.Device | None = None,
     ) -> None:
         Model.__init__(self, observation_space=observation_space, action_space=action_space, device=device)
+        # SAC's state-dependent log-std is bounded as in SB3/CleanRL: [-20, 2] keeps exp() finite.
         GaussianMixin.__init__(self, squash_actions=squash_actions, min_log_std=-20.0, max_log_std=2.0)
         self.hidden_sizes, self.activation = tuple(hidden_sizes), activation
         self.state_dependent_std, self.initial_log_std = state_dependent_std, float(initial_log_std)
 
     @nn.compact
     def __call__(self, inputs: Mapping[str, Any], role: str = "") -> tuple[jax.Array, dict[str, Any]]:
-        """Mean actions and log-std.
+        """Mean actions (N, A) and ``{"log_std": (A,) or (N, A)}``.
 
         Args:
             inputs: ``{"observations": (N, num_observations)}``.
             role: Unused.
 
         Returns:
-            Mean (N, A) and ``{"log_std": (A,) or (N, A)}``.
+            Mean actions and the log-std (the parameter, or predicted with ``state_dependent_std``).
         """
         outputs = 2 * self.num_actions if self.state_dependent_std else self.num_actions
-        output = mlp_apply(
-            inputs["observations"], self.hidden_sizes, outputs, activation=self.activation, output_gain=0.01
-        )
-        log_std = self.param("log_std_parameter", nn.initializers.constant(self.initial_log_std), (self.num_actions,))
+        output = mlp(inputs["observations"], self.hidden_sizes, outputs, self.activation, 0.01)
+        # Created in both cases, as the torch twin's log_std_parameter is (unused with state_dependent_std).
+        log_std = self.param("log_std", nn.initializers.constant(self.initial_log_std), (self.num_actions,))
         if self.state_dependent_std:
-            mean, state_log_std = jnp.split(output, 2, axis=-1)
-            return mean, {"log_std": state_log_std}
+            mean, predicted = jnp.split(output, 2, axis=-1)
+            return mean, {"log_std": predicted}
         return output, {"log_std": log_std}
 
 
@@ -114,7 +110,7 @@ class ValueMLP(DeterministicMixin, Model):
 
     def __init__(
         self,
-        observation_space: SpaceLike,
+        observation_space: SpaceLike = None,
         *,
         hidden_sizes: Sequence[int] = (64, 64),
         activation: Activation = "tanh",
@@ -126,20 +122,20 @@ class ValueMLP(DeterministicMixin, Model):
 
     @nn.compact
     def __call__(self, inputs: Mapping[str, Any], role: str = "") -> tuple[jax.Array, dict[str, Any]]:
-        """Values.
+        """Values (N, 1).
 
         Args:
             inputs: ``{"observations": (N, num_observations)}``.
             role: Unused.
 
         Returns:
-            Values (N, 1) and an empty dict.
+            Values and an empty dict.
         """
-        return mlp_apply(inputs["observations"], self.hidden_sizes, 1, activation=self.activation, output_gain=1.0), {}
+        return mlp(inputs["observations"], self.hidden_sizes, 1, self.activation, 1.0), {}
 
 
 class QMLP(DeterministicMixin, Model):
-    """Action-value function Q(s, a) on the concatenation of observation and action.
+    """Action-value function Q(s, a) on the concatenation of observation and action (SAC's critics).
 
     Args:
         observation_space: Observation space.
@@ -150,8 +146,8 @@ class QMLP(DeterministicMixin, Model):
 
     def __init__(
         self,
-        observation_space: SpaceLike,
-        action_space: SpaceLike,
+        observation_space: SpaceLike = None,
+        action_space: SpaceLike = None,
         *,
         hidden_sizes: Sequence[int] = (256, 256),
         device: str | jax.Device | None = None,
@@ -162,14 +158,38 @@ class QMLP(DeterministicMixin, Model):
 
     @nn.compact
     def __call__(self, inputs: Mapping[str, Any], role: str = "") -> tuple[jax.Array, dict[str, Any]]:
-        """Q-values.
+        """Q-values (N, 1).
 
         Args:
             inputs: ``{"observations": (N, num_observations), "taken_actions": (N, A)}``.
             role: Unused.
 
         Returns:
-            Q-values (N, 1) and an empty dict.
+            Q-values and an empty dict.
         """
         x = jnp.concatenate([inputs["observations"], inputs["taken_actions"]], axis=-1)
-        return mlp_apply(x, self.hidden_sizes, 1, activation="relu", output_gain=1.0), {}
+        return mlp(x, self.hidden_sizes, 1, "relu", 1.0), {}
+
+
+def params_from_torch(state_dict: Mapping[str, Any]) -> dict[str, Any]:
+    """Flax parameters of an MLP network from the ``state_dict`` of its torch twin.
+
+    Args:
+        state_dict: A torch ``GaussianMLPPolicy``/``ValueMLP`` state dict (``net.{k}.weight``/``.bias``,
+            optionally ``log_std_parameter``); tensors or arrays.
+
+    Returns:
+        ``{"params": {"Dense_i": {"kernel", "bias"}, ["log_std"]}}``.
+    """
+    arrays = {
+        name: np.asarray(value.detach().cpu() if hasattr(value, "detach") else value)
+        for name, value in state_dict.items()
+    }
+    layers = sorted({int(name.split(".")[1]) for name in arrays if name.startswith("net.")})
+    params: dict[str, Any] = {
+        f"Dense_{i}": {"kernel": jnp.asarray(arrays[f"net.{k}.weight"].T), "bias": jnp.asarray(arrays[f"net.{k}.bias"])}
+        for i, k in enumerate(layers)
+    }
+    if "log_std_parameter" in arrays:
+        params["log_std"] = jnp.asarray(arrays["log_std_parameter"])
+    return {"params": params}

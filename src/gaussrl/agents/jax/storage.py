@@ -10,7 +10,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from gaussrl.agents.normalization import NORMALIZED_CLIP
+from gaussrl.core.running import NORMALIZED_CLIP
 from gaussrl.models.jax.base import KEY_IMPL
 
 EVAL_SEED = 1_000_003

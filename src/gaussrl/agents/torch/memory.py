@@ -7,7 +7,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from gaussrl.agents.normalization import NORMALIZED_CLIP, STD_FLOOR, fold_moments
+from gaussrl.agents.normalization import batch_moments
+from gaussrl.core.running import NORMALIZED_CLIP, STD_FLOOR, merge_moments
 
 NUMPY_DTYPES = {torch.float32: np.float32, torch.float64: np.float64}
 
@@ -40,7 +41,7 @@ class RunningStandardScaler:
             batch: Shape (B, size).
         """
         data = batch.detach().cpu().numpy().reshape(-1, self._mean.shape[0]).astype(np.float64)
-        mean, var, count = fold_moments(self._mean, self._var, float(self._count), data)
+        mean, var, count = merge_moments((self._mean, self._var, float(self._count)), batch_moments(data))
         self._mean[:], self._var[:], self._count[...] = mean, var, count
         self._cache, self._numpy_cache = {}, {}
 
