@@ -61,11 +61,18 @@ def _values(
 
 
 def _act_eval(
-    models: PPOModels, params: Any, obs_stats: RunningStats | None, key: jax.Array, observations: jax.Array
+    models: PPOModels,
+    params: Any,
+    obs_stats: RunningStats | None,
+    key: jax.Array,
+    observations: jax.Array,
+    *,
+    deterministic: bool,
 ) -> tuple[jax.Array, jax.Array]:
+    key, sample_key = jax.random.split(key)
     x = observations if obs_stats is None else normalize(obs_stats, observations)
-    actions, outputs = models.policy.act({"observations": x}, role="policy", params=params, key=key)
-    return actions, outputs["mean_actions"]
+    actions, outputs = models.policy.act({"observations": x}, role="policy", params=params, key=sample_key)
+    return (outputs["mean_actions"] if deterministic else actions), key
 
 
 def _normalized(obs_stats: RunningStats | None, observations: jax.Array) -> jax.Array:
@@ -116,7 +123,7 @@ class PPO:
         self._update = make_update(self.models, config, total_updates=total_updates)
         self._act = jax.jit(functools.partial(_act, self.models))
         self._values = jax.jit(functools.partial(_values, self.models))
-        self._act_eval = jax.jit(functools.partial(_act_eval, self.models))
+        self._act_eval = jax.jit(functools.partial(_act_eval, self.models), static_argnames="deterministic")
         self._normalized = jax.jit(_normalized)
         self._pending: dict[str, np.ndarray] = {}
 
@@ -192,9 +199,11 @@ class PPO:
         Returns:
             Actions (N, A) and ``states``.
         """
-        self.eval_key, key = jax.random.split(self.eval_key)
-        actions, mean_actions = self._act_eval(self.learning.params["policy"], self.obs_stats, key, observations)
-        return np.asarray(mean_actions if deterministic else actions), states
+        params = self.learning.params["policy"]
+        actions, self.eval_key = self._act_eval(
+            params, self.obs_stats, self.eval_key, observations, deterministic=deterministic
+        )
+        return np.asarray(actions), states
 
     def eval_states(self, batch: int) -> list[Any]:
         """No hidden states: the JAX agents' policies are feed-forward.

@@ -207,11 +207,12 @@ def _act(
 
 
 def _act_eval(
-    nets: SACNets, params: Any, key: jax.Array, observations: jax.Array, obs_stats: Any
+    nets: SACNets, params: Any, key: jax.Array, observations: jax.Array, obs_stats: Any, *, deterministic: bool
 ) -> tuple[jax.Array, jax.Array]:
+    key, sample_key = jax.random.split(key)
     inputs = {"observations": normalize(observations, obs_stats)}
-    actions, outputs = nets.policy.act(inputs, role="policy", params=params, key=key)
-    return actions, outputs["mean_actions"]
+    actions, outputs = nets.policy.act(inputs, role="policy", params=params, key=sample_key)
+    return (outputs["mean_actions"] if deterministic else actions), key
 
 
 def init_state(nets: SACNets, seed: int, initial_entropy_value: float) -> SACState:
@@ -293,7 +294,7 @@ class SAC:
             functools.partial(observe_step, self.nets), static_argnames="learn", donate_argnums=(0, 1)
         )
         self._act = jax.jit(functools.partial(_act, self.nets), static_argnames="random")
-        self._act_eval = jax.jit(functools.partial(_act_eval, self.nets))
+        self._act_eval = jax.jit(functools.partial(_act_eval, self.nets), static_argnames="deterministic")
 
     def _stats(self) -> tuple[np.ndarray, np.ndarray] | None:
         return None if self.obs_scaler is None else self.obs_scaler.mean_std(np.float32)
@@ -355,9 +356,9 @@ class SAC:
         Returns:
             Actions (N, A) and ``states``.
         """
-        self.eval_key, key = jax.random.split(self.eval_key)
-        actions, mean_actions = self._act_eval(self.learning.policy, key, observations, self._stats())
-        return np.asarray(mean_actions if deterministic else actions), states
+        params, stats = self.learning.policy, self._stats()
+        actions, self.eval_key = self._act_eval(params, self.eval_key, observations, stats, deterministic=deterministic)
+        return np.asarray(actions), states
 
     def eval_states(self, batch: int) -> list[Any]:
         """No hidden states: SAC's policies are feed-forward.
