@@ -23,7 +23,7 @@ import numpy as np
 from gaussrl.agents.config import SACConfig
 from gaussrl.agents.jax.networks import QMLP, GaussianMLPPolicy
 from gaussrl.agents.jax.optim import adam, adam_step, soft_update
-from gaussrl.agents.jax.storage import EVAL_SEED, Replay, jax_key, key_array, normalize
+from gaussrl.agents.jax.storage import EVAL_SEED, Replay, jax_key, key_array, normalize, restore_leaves
 from gaussrl.agents.normalization import RunningMoments
 from gaussrl.envs.step import ArrayStep
 
@@ -378,9 +378,9 @@ class SAC:
         Returns:
             Parameters, optimizer states, keys, normaliser, replay buffer and counters.
         """
-        learning = self.learning.replace(key=key_array(self.learning.key))
         return {
-            "learning": jax.tree_util.tree_map(np.asarray, flax.serialization.to_state_dict(learning)),
+            "learning": [np.asarray(leaf) for leaf in jax.tree_util.tree_leaves(self.learning.replace(key=None))],
+            "key": key_array(self.learning.key),
             "act_key": key_array(self.act_key),
             "obs_scaler": self.obs_scaler.state() if self.obs_scaler else None,
             "replay": self.replay.state(),
@@ -393,35 +393,10 @@ class SAC:
         Args:
             state: As returned by :meth:`state` (arrays may come back as CPU tensors).
         """
-        template = flax.serialization.to_state_dict(self.learning.replace(key=key_array(self.learning.key)))
-        restored = restore_tree(template, state["learning"])
-        learning = flax.serialization.from_state_dict(self.learning, restored)
-        self.learning = learning.replace(key=jax_key(learning.key))
+        learning = restore_leaves(self.learning.replace(key=None), state["learning"])
+        self.learning = learning.replace(key=jax_key(np.asarray(state["key"])))
         self.act_key = jax_key(np.asarray(state["act_key"]))
         if self.obs_scaler is not None:
             self.obs_scaler.load_state(state["obs_scaler"])
         self.replay = self.replay.load_state(state["replay"])
         self.timesteps = int(state["timesteps"])
-
-
-def restore_tree(template: Any, saved: Any) -> Any:
-    """``saved`` (a checkpoint's nested dicts/lists of arrays or tensors) as jax arrays shaped like ``template``.
-
-    Args:
-        template: The current state dict (its structure and dtypes are kept).
-        saved: The checkpointed one.
-
-    Returns:
-        A tree of the template's structure.
-
-    Raises:
-        ValueError: If a leaf's shape differs.
-    """
-    if isinstance(template, dict):
-        return {key: restore_tree(value, saved[key]) for key, value in template.items()}
-    if isinstance(template, list | tuple):
-        return type(template)(restore_tree(t, s) for t, s in zip(template, saved, strict=True))
-    array = np.asarray(saved)
-    if array.shape != np.shape(template):
-        raise ValueError(f"checkpoint array of shape {array.shape} does not match this agent's {np.shape(template)}.")
-    return jnp.asarray(array, dtype=jnp.asarray(template).dtype)
