@@ -7,6 +7,7 @@ frameworks run one after another in the same process, ``--repeats`` times in rot
 the table gives medians and the ratios gaussrl / other, and is written as Markdown.
 
     python benchmarks/train_throughput.py [--ppo-steps 8192] [--sac-steps 1500] [--repeats 3]
+        [--algos ppo sac] [--frameworks gaussrl gaussrl-jax sb3 skrl]
         [--markdown benchmarks/results/train_throughput.md] [--json out.json]
 
 ``gaussrl-jax`` is ``gaussrl train --backend jax``'s agent in the same loop; it first runs
@@ -256,10 +257,9 @@ FRAMEWORKS: dict[str, Callable[[str, int], float]] = {
 }
 
 
-def measure(algo: str, steps: int, repeats: int) -> dict[str, list[float]]:
-    """Steps/s of every installed framework, ``repeats`` times each, in rotating order."""
+def measure(algo: str, steps: int, repeats: int, names: list[str]) -> dict[str, list[float]]:
+    """Steps/s of every installed framework of ``names``, ``repeats`` times each, in rotating order."""
     results: dict[str, list[float]] = {}
-    names = list(FRAMEWORKS)
     for repeat in range(repeats):
         for name in names[repeat % len(names) :] + names[: repeat % len(names)]:
             if name in results or repeat == 0:
@@ -302,14 +302,15 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--markdown", default="benchmarks/results/train_throughput.md")
     parser.add_argument("--json", default=None, help="also write the raw results to this file")
+    parser.add_argument("--algos", nargs="+", default=["ppo", "sac"], choices=["ppo", "sac"])
+    parser.add_argument("--frameworks", nargs="+", default=list(FRAMEWORKS), choices=list(FRAMEWORKS))
     args = parser.parse_args()
     torch.set_num_threads(1)
-    results = {
-        "ppo": measure("ppo", args.ppo_steps, args.repeats),
-        "sac": measure("sac", args.sac_steps, args.repeats),
-    }
+    steps = {"ppo": args.ppo_steps, "sac": args.sac_steps}
+    results = {algo: measure(algo, steps[algo], args.repeats, args.frameworks) for algo in args.algos}
     command = (
-        f"python benchmarks/train_throughput.py --ppo-steps {args.ppo_steps} --sac-steps {args.sac_steps} "
+        f"python benchmarks/train_throughput.py --algos {' '.join(args.algos)} "
+        f"--frameworks {' '.join(args.frameworks)} --ppo-steps {args.ppo_steps} --sac-steps {args.sac_steps} "
         f"--repeats {args.repeats}"
     )
     report = table(results, command)
