@@ -147,6 +147,9 @@ def test_cli_missing_checkpoint(capsys, tmp_path):
     (tmp_path / "run").mkdir()
     assert "a gaussrl run directory?" in _cli_error(capsys, ["eval", str(tmp_path / "run")])
     message = _cli_error(capsys, ["train", "--resume", str(tmp_path / "run"), "--no-progress"])
+    assert "a gaussrl run directory?" in message
+    (tmp_path / "run" / "config.json").write_text(json.dumps(TrainConfig().to_json()))
+    message = _cli_error(capsys, ["train", "--resume", str(tmp_path / "run"), "--no-progress"])
     assert "no checkpoint found" in message
 
 
@@ -200,7 +203,8 @@ def test_cli_plot_writes_png(smoke_run):
 
 def test_cli_resume_from_another_algorithm(smoke_run, capsys):
     message = _cli_error(capsys, ["train", "--algo", "sac", "--resume", str(smoke_run), "--no-progress"])
-    assert "it holds a run with algo='ppo'" in message
+    assert message.startswith("gaussrl: error: --algo cannot change when resuming:")
+    assert "was trained with algo='ppo'; drop --algo" in message
 
 
 def test_cli_corrupt_checkpoint(smoke_run, capsys, tmp_path):

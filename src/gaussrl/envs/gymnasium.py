@@ -10,11 +10,19 @@ does the resets itself, so that
   episode sequence (see :meth:`TorchVecEnv.load_state`);
 * agents act in ``[-1, 1]^A`` and actions are clipped and rescaled onto the Box bounds here, at
   the environment boundary;
-* episode returns and lengths are recorded.
+* episode returns and lengths are recorded;
+* NaN or infinity in an observation or reward is caught here, where it enters: with
+  ``nonfinite="stop"`` :class:`NonFiniteDataError` names the environment, the sub-environment,
+  the quantity and the episode step; with ``"skip"`` the step is returned with ``skipped`` set,
+  the offending sub-environments start a new episode and their unfinished episode is not recorded.
 """
 
 from __future__ import annotations
 
+import signal
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -28,10 +36,47 @@ from gaussrl.core.errors import GaussrlError
 from gaussrl.envs.wrappers import register_envs
 
 Vectorization = Literal["sync", "async"]
+NonFinite = Literal["stop", "skip"]
 
 
 class EnvError(GaussrlError, ValueError):
     """An environment that cannot be made or trained on (unknown id, action space not a Box)."""
+
+
+class NonFiniteDataError(GaussrlError, FloatingPointError):
+    """NaN or infinity from an environment (observations, rewards) or in a training loss."""
+
+
+def finite_rows(values: np.ndarray, num_rows: int) -> np.ndarray:
+    """Which rows of an array are finite once converted to float32 (what the agents receive).
+
+    Args:
+        values: Shape (num_rows, ...).
+        num_rows: The size of the first axis.
+
+    Returns:
+        Shape (num_rows,), bool.
+    """
+    with np.errstate(over="ignore"):
+        array = np.asarray(values, dtype=np.float32)
+    return np.asarray(np.isfinite(array.reshape(num_rows, -1)).all(axis=1)) if num_rows else np.ones(0, dtype=bool)
+
+
+def describe_value(values: np.ndarray) -> str:
+    """Name the first value of an array that is not finite in float32: ``"NaN"``, ``"inf"``, ``"-inf"``.
+
+    Args:
+        values: An array holding at least one such value.
+
+    Returns:
+        Its name; ``"a value beyond float32's range (x)"`` for one finite only in float64.
+    """
+    flat = np.asarray(values, dtype=np.float64).reshape(-1)
+    with np.errstate(over="ignore"):
+        first = flat[~np.isfinite(flat.astype(np.float32))][0]
+    if np.isfinite(first):
+        return f"a value beyond float32's range ({first:g})"
+    return "NaN" if np.isnan(first) else ("inf" if first > 0 else "-inf")
 
 
 def episode_seed(seed: int, env_index: int, episode: int) -> int:
@@ -74,6 +119,24 @@ def check_env_id(env_id: str) -> gymnasium.Env[Any, Any]:
     return env
 
 
+@contextmanager
+def _signals_ignored() -> Iterator[None]:
+    """Ignore SIGINT and SIGTERM while subprocesses start, so that they inherit the ignoring.
+
+    Ctrl-C signals the whole process group: the trainer (which checkpoints on it) must outlive its
+    environment workers, which it closes itself. Outside the main thread nothing changes.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {signum: signal.signal(signum, signal.SIG_IGN) for signum in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler if handler is not None else signal.SIG_DFL)
+
+
 def make_vector_env(env_id: str, num_envs: int, vectorization: Vectorization = "sync") -> VectorEnv:
     """A Gymnasium vector env of ``num_envs`` copies with autoreset disabled.
 
@@ -96,7 +159,8 @@ def make_vector_env(env_id: str, num_envs: int, vectorization: Vectorization = "
     if vectorization == "sync":
         return SyncVectorEnv(fns, autoreset_mode=AutoresetMode.DISABLED)
     if vectorization == "async":
-        return AsyncVectorEnv(fns, autoreset_mode=AutoresetMode.DISABLED)
+        with _signals_ignored():
+            return AsyncVectorEnv(fns, autoreset_mode=AutoresetMode.DISABLED)
     raise ValueError(f"vectorization={vectorization!r} must be 'sync' or 'async'.")
 
 
@@ -112,6 +176,9 @@ class Step:
         truncated: Shape (N, 1), bool: the episode was cut (e.g. time limit; bootstrap).
         final_observations: The observations the episodes ended on (equal to ``observations``
             where no episode ended).
+        skipped: With ``nonfinite="skip"``: shape (N,), bool, the sub-environments that returned
+            NaN or infinity in this step (they were reset); None when all values were finite. A
+            step with ``skipped`` set is not a valid transition for any sub-environment.
     """
 
     observations: torch.Tensor
@@ -119,6 +186,7 @@ class Step:
     terminated: torch.Tensor
     truncated: torch.Tensor
     final_observations: torch.Tensor
+    skipped: np.ndarray | None = None
 
 
 class TorchVecEnv:
@@ -128,16 +196,29 @@ class TorchVecEnv:
         env: A vector env with autoreset disabled (:func:`make_vector_env`).
         seed: Seed of the episode resets.
         device: Device of the tensors.
+        name: The environment's name in messages (its Gymnasium id).
+        nonfinite: What a NaN or infinity in an observation or reward does: ``"stop"`` raises
+            :class:`NonFiniteDataError`, ``"skip"`` marks the step (see :class:`Step`).
 
     Raises:
         EnvError: If the action space is not a Box.
     """
 
-    def __init__(self, env: VectorEnv, *, seed: int, device: str | torch.device = "cpu") -> None:
+    def __init__(
+        self,
+        env: VectorEnv,
+        *,
+        seed: int,
+        device: str | torch.device = "cpu",
+        name: str = "environment",
+        nonfinite: NonFinite = "stop",
+    ) -> None:
         space = env.single_action_space
         if not isinstance(space, spaces.Box):
             raise EnvError(f"action space {space} is not a Box; gaussrl's Gaussian policies need a Box.")
         self.env = env
+        self.name = name
+        self.nonfinite = nonfinite
         self.seed = int(seed)
         self.device = torch.device(device)
         self._on_cpu = self.device.type == "cpu"
@@ -155,7 +236,8 @@ class TorchVecEnv:
         # envs, without SyncVectorEnv's per-step batching machinery (several times its cost for
         # small observations).
         direct = isinstance(env, SyncVectorEnv) and isinstance(self.observation_space, spaces.Box)
-        self._envs: list[gymnasium.Env[Any, Any]] | None = list(env.envs) if direct else None
+        self._envs: list[gymnasium.Env[Any, Any]] | None = list(env.envs) if isinstance(env, SyncVectorEnv) else None
+        self._envs = self._envs if direct else None
         self.episodes = np.zeros(self.num_envs, dtype=np.int64)
         self._returns = np.zeros(self.num_envs)
         self._lengths = np.zeros(self.num_envs, dtype=np.int64)
@@ -175,7 +257,9 @@ class TorchVecEnv:
         Returns:
             Observations, shape (N, num_observations).
         """
-        observations, _ = self.env.reset(seed=self._seeds(np.ones(self.num_envs, dtype=bool)))
+        # Gymnasium's vector reset takes one seed per copy, though its annotation says int.
+        observations, _ = self.env.reset(seed=self._seeds(np.ones(self.num_envs, dtype=bool)))  # type: ignore[arg-type]
+        self._check_reset(observations)
         self._returns[:] = 0.0
         self._lengths[:] = 0
         return self._tensor(observations)
@@ -190,14 +274,15 @@ class TorchVecEnv:
             Environment actions, shape (N, *action_shape), in the Box's dtype.
         """
         # Clipped in the actions' dtype (exact), then rescaled in float64 (the float64 scale promotes it).
-        raw = actions.detach().cpu()
-        raw = (raw if raw.dtype == torch.float32 else raw.to(torch.float64)).numpy()
+        detached = actions.detach().cpu()
+        raw: np.ndarray = (detached if detached.dtype == torch.float32 else detached.to(torch.float64)).numpy()
         clipped = np.minimum(np.maximum(raw, -1.0), 1.0)  # np.clip's result, without its Python overhead
         if self._all_bounded:
             scaled = clipped * self._scale + self._center
         else:
             scaled = np.where(self._bounded, self._center + self._scale * clipped, raw.astype(np.float64))
-        return scaled.reshape((self.num_envs, *self.env_action_space.shape)).astype(self.env_action_space.dtype)
+        shaped: np.ndarray = scaled.reshape((self.num_envs, *self.env_action_space.shape))
+        return shaped.astype(self.env_action_space.dtype)
 
     def _step_envs(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Step the copies: observations, float64 rewards, terminated and truncated flags."""
@@ -218,11 +303,40 @@ class TorchVecEnv:
         """Reset the copies whose episode ended; the observations with theirs replaced."""
         seeds = self._seeds(done)
         if self._envs is None:
-            return self.env.reset(seed=seeds, options={"reset_mask": done})[0]
-        observations = np.array(observations, copy=True)
-        for i in np.flatnonzero(done):
-            observations[i] = self._envs[i].reset(seed=seeds[i], options={"reset_mask": done})[0]
+            observations = self.env.reset(seed=seeds, options={"reset_mask": done})[0]  # type: ignore[arg-type]
+        else:
+            observations = np.array(observations, copy=True)
+            for i in np.flatnonzero(done):
+                observations[i] = self._envs[i].reset(seed=seeds[i], options={"reset_mask": done})[0]
+        self._check_reset(observations, done)
         return observations
+
+    def _nonfinite_rows(self, observations: np.ndarray, rewards: np.ndarray) -> np.ndarray | None:
+        """The sub-environments whose observation or reward holds NaN/inf (in float32); None when there is none.
+
+        The arrays are the float32 ones the agent receives, so a value beyond float32's range counts too.
+        """
+        if np.isfinite(rewards).all() and np.isfinite(observations).all():
+            return None
+        return np.asarray(~(finite_rows(rewards, self.num_envs) & finite_rows(observations, self.num_envs)))
+
+    def _nonfinite_error(self, bad: np.ndarray, observations: np.ndarray, rewards: np.ndarray) -> NonFiniteDataError:
+        i = int(np.flatnonzero(bad)[0])
+        reward_ok = bool(finite_rows(rewards[i : i + 1], 1)[0])
+        quantity, values = ("observation", np.asarray(observations)[i]) if reward_ok else ("reward", rewards[i])
+        return NonFiniteDataError(
+            f"environment {self.name!r} returned {describe_value(values)} in its {quantity} (sub-environment {i} "
+            f"of {self.num_envs}, step {int(self._lengths[i]) + 1} of its episode {int(self.episodes[i])})"
+        )
+
+    def _check_reset(self, observations: np.ndarray, rows: np.ndarray | None = None) -> None:
+        """Raise for NaN/inf in first observations, whatever ``nonfinite`` says (an episode cannot start)."""
+        selected = np.asarray(observations) if rows is None else np.asarray(observations)[rows]
+        if not finite_rows(selected, len(selected)).all():
+            raise NonFiniteDataError(
+                f"environment {self.name!r} returned {describe_value(selected)} in the first observation of an "
+                f"episode (reset); check the environment's reset()"
+            )
 
     def step(self, actions: torch.Tensor) -> Step:
         """Step every sub-environment, resetting those whose episode ended.
@@ -233,26 +347,37 @@ class TorchVecEnv:
         Returns:
             The step.
         """
-        observations, rewards, terminated, truncated = self._step_envs(self.to_env_actions(actions))
+        raw_observations, rewards, terminated, truncated = self._step_envs(self.to_env_actions(actions))
+        # The float32 arrays the tensors are made of; checked as such (an overflow to inf is caught too).
+        with np.errstate(over="ignore"):
+            observations, rewards32 = np.asarray(raw_observations, dtype=np.float32), rewards.astype(np.float32)
+        bad = self._nonfinite_rows(observations, rewards32)
+        if bad is not None:
+            if self.nonfinite == "stop":
+                raise self._nonfinite_error(bad, raw_observations, rewards)
+            rewards, rewards32 = np.where(bad, 0.0, rewards), np.where(bad, 0.0, rewards32).astype(np.float32)
+            truncated = np.logical_or(truncated, bad)
         self._returns += rewards
         self._lengths += 1
         done = np.logical_or(terminated, truncated)
         final = self._tensor(observations)
         if done.any():
-            self._end_episodes(done)
+            self._end_episodes(done if bad is None else done & ~bad, done)
             next_observations = self._tensor(self._reset_envs(done, observations))
         else:
             next_observations = final
         return Step(
             observations=next_observations,
-            rewards=self._tensor(rewards),
+            rewards=self._tensor(rewards32),
             terminated=self._tensor(terminated, bool),
             truncated=self._tensor(truncated, bool),
             final_observations=final,
+            skipped=bad,
         )
 
-    def _end_episodes(self, done: np.ndarray) -> None:
-        for i in np.flatnonzero(done):
+    def _end_episodes(self, finished: np.ndarray, done: np.ndarray) -> None:
+        """Record the episodes of ``finished`` and reset the counters of ``done`` (a superset)."""
+        for i in np.flatnonzero(finished):
             self._finished.append((float(self._returns[i]), int(self._lengths[i])))
         self._returns[done] = 0.0
         self._lengths[done] = 0

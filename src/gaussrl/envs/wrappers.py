@@ -17,7 +17,7 @@ from gymnasium import spaces
 NO_VELOCITY_ID = "gaussrl/PendulumNoVel-v1"
 
 
-class KeepObservationIndices(gymnasium.ObservationWrapper):  # type: ignore[type-arg]
+class KeepObservationIndices(gymnasium.ObservationWrapper):
     """Keep only some components of a flat Box observation.
 
     Args:

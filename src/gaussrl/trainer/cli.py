@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import shlex
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -20,13 +21,17 @@ from typing import Annotated, Any, Union
 import tyro
 
 from gaussrl.agents.config import PPOConfig, SACConfig
+from gaussrl.core.errors import GaussrlError
 from gaussrl.envs import is_gymnax_id
 from gaussrl.envs.gymnasium import EnvError
-from gaussrl.io.checkpoint import CheckpointError, load_checkpoint
-from gaussrl.trainer.loop import CHECKPOINTS, ResumeError, TrainConfig, Trainer, build_agent
+from gaussrl.io.checkpoint import CheckpointError
+from gaussrl.trainer.loop import ResumeError, TrainConfig, Trainer, build_agent
 from gaussrl.trainer.presets import describe, env_from_args, train_defaults
+from gaussrl.trainer.resume import flatten, resumed_config, typed_options
+from gaussrl.trainer.rundir import load_run_checkpoint
+from gaussrl.trainer.stops import Interrupted
 
-USER_ERRORS = (EnvError, CheckpointError, ResumeError, ValueError, TypeError, FileNotFoundError)
+USER_ERRORS = (GaussrlError, EnvError, CheckpointError, ResumeError, ValueError, TypeError, FileNotFoundError)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -39,6 +44,8 @@ class EvalArgs:
     """Number of episodes."""
     stochastic: bool = False
     """Sample actions instead of taking the mean action."""
+    checkpoint: int | None = None
+    """The step of the checkpoint to evaluate; None: the newest."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -79,19 +86,23 @@ def read_run_config(run_dir: str | Path) -> TrainConfig:
     return TrainConfig(**data)
 
 
-def evaluate_run(run_dir: str | Path, *, episodes: int = 20, stochastic: bool = False) -> float:
-    """Evaluate the latest checkpoint of a run.
+def evaluate_run(
+    run_dir: str | Path, *, episodes: int = 20, stochastic: bool = False, checkpoint: int | None = None
+) -> tuple[float, int]:
+    """Evaluate a checkpoint of a run.
 
     Args:
         run_dir: Run directory.
         episodes: Number of episodes.
         stochastic: Sample actions instead of taking the mean.
+        checkpoint: The checkpoint's step; None: the newest.
 
     Returns:
-        The mean return.
+        The mean return and the step of the checkpoint evaluated.
     """
     saved = read_run_config(run_dir)
-    state, _ = load_checkpoint(Path(run_dir) / CHECKPOINTS, device=saved.device)
+    command = f"gaussrl eval {shlex.quote(str(run_dir))}"
+    state, _, step = load_run_checkpoint(run_dir, checkpoint, device=saved.device, command=command)
     config = dataclasses.replace(saved, eval_episodes=episodes, out=str(run_dir), resume=None, tensorboard=False)
     from gaussrl.envs.gymnasium import TorchVecEnv, make_vector_env  # noqa: PLC0415
     from gaussrl.trainer.evaluate import Evaluator  # noqa: PLC0415
@@ -105,7 +116,7 @@ def evaluate_run(run_dir: str | Path, *, episodes: int = 20, stochastic: bool = 
     finally:
         evaluator.close()
         env.close()
-    return float(returns.mean())
+    return float(returns.mean()), step
 
 
 def _trainer(config: TrainConfig) -> Any:
@@ -121,6 +132,9 @@ def _run(command: Any) -> int:
     if isinstance(command, TrainConfig):
         trainer = _trainer(command)
         note = describe(command.env)
+        resumed_step = getattr(trainer, "resumed_step", None)  # the compiled gymnax trainer has none
+        if resumed_step is not None:
+            note = f"resuming {trainer.dir} from its checkpoint of step {resumed_step}"
         if note:
             print(f"gaussrl: {note}", file=sys.stderr)
         try:
@@ -131,9 +145,11 @@ def _run(command: Any) -> int:
         print(f"run directory: {trainer.dir}")
         return 0
     if isinstance(command, EvalArgs):
-        mean = evaluate_run(command.run_dir, episodes=command.episodes, stochastic=command.stochastic)
+        mean, step = evaluate_run(
+            command.run_dir, episodes=command.episodes, stochastic=command.stochastic, checkpoint=command.checkpoint
+        )
         mode = "stochastic" if command.stochastic else "deterministic"
-        print(f"mean return over {command.episodes} {mode} episodes: {mean:.2f}")
+        print(f"mean return over {command.episodes} {mode} episodes of the checkpoint of step {step}: {mean:.2f}")
         return 0
     from gaussrl.trainer.plot import plot_run  # noqa: PLC0415
 
@@ -148,7 +164,8 @@ def parse(args: Sequence[str]) -> TrainConfig | EvalArgs | PlotArgs:
         args: Command-line arguments without the program name.
 
     Returns:
-        The parsed command.
+        The parsed command; for ``train --resume DIR``, DIR's configuration with the options that may
+        change on resume (see :mod:`gaussrl.trainer.resume`).
     """
     env_id = env_from_args(args)
     commands = Union[  # noqa: UP007 (tyro reads the subcommands from a typing.Union)
@@ -162,6 +179,10 @@ def parse(args: Sequence[str]) -> TrainConfig | EvalArgs | PlotArgs:
         description="Train, evaluate and plot Gaussian-policy agents (PPO, SAC) on Gymnasium tasks.",
         args=list(args),
     )
+    if isinstance(command, TrainConfig) and command.resume is not None:
+        # A resumed run trains with its own config.json; only some options typed here may change it.
+        known = flatten(dataclasses.asdict(command))
+        command = resumed_config(command, read_run_config(command.resume), typed_options(args, known), command.resume)
     return command
 
 
@@ -183,6 +204,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         message = " ".join(str(error).split())
         print(f"gaussrl: error: {message}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as error:
+        if isinstance(error, Interrupted):
+            print(f"gaussrl: {error}", file=sys.stderr)
+            return error.status
         print("gaussrl: interrupted", file=sys.stderr)
         return 130

@@ -7,8 +7,8 @@ from typing import Any, Protocol
 import numpy as np
 import torch
 
-from gaussrl.agents.torch.ppo import reset_states
-from gaussrl.envs.gymnasium import Step, TorchVecEnv, make_vector_env
+from gaussrl.agents.torch.recurrent import reset_states
+from gaussrl.envs.gymnasium import NonFinite, Step, TorchVecEnv, make_vector_env
 
 EVAL_SEED_OFFSET = 1_000_003
 """Evaluation episodes use seeds of their own stream (``seed + EVAL_SEED_OFFSET``)."""
@@ -54,11 +54,21 @@ class Evaluator:
         episodes: Number of episodes (and sub-environments).
         seed: The run's seed.
         device: Device of the tensors.
+        nonfinite: NaN/inf from the environment: ``"stop"`` raises ``NonFiniteDataError``; ``"skip"``
+            leaves the episode out (its return is NaN).
     """
 
-    def __init__(self, env_id: str, episodes: int, seed: int, device: str | torch.device = "cpu") -> None:
+    def __init__(
+        self, env_id: str, episodes: int, seed: int, device: str | torch.device = "cpu", nonfinite: NonFinite = "stop"
+    ) -> None:
         self.episodes = episodes
-        self.env = TorchVecEnv(make_vector_env(env_id, episodes), seed=seed + EVAL_SEED_OFFSET, device=device)
+        self.env = TorchVecEnv(
+            make_vector_env(env_id, episodes),
+            seed=seed + EVAL_SEED_OFFSET,
+            device=device,
+            name=f"{env_id} (evaluation)",
+            nonfinite=nonfinite,
+        )
 
     def run(self, agent: Agent, *, deterministic: bool = True) -> np.ndarray:
         """Play one episode per sub-environment without changing the caller's torch RNG stream.
@@ -68,7 +78,7 @@ class Evaluator:
             deterministic: Mean actions (True) or samples.
 
         Returns:
-            The episode returns, shape (episodes,).
+            The episode returns, shape (episodes,); NaN for an episode left out (``nonfinite="skip"``).
         """
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(self.env.seed)
@@ -81,6 +91,8 @@ class Evaluator:
                 actions, states = agent.act_eval(observations, states, deterministic=deterministic)
                 step = self.env.step(actions)
                 returns += step.rewards.cpu().numpy().reshape(-1) * active
+                if step.skipped is not None:
+                    returns[step.skipped & active] = np.nan
                 done = (step.terminated | step.truncated).cpu()
                 active &= ~done.numpy().reshape(-1)
                 states = reset_states(states, done.to(observations.device))

@@ -1,13 +1,20 @@
 """The training loop: environment steps, evaluation, metrics, checkpoints, resume and the summary.
 
 A run directory holds ``config.json``, ``metrics.jsonl``, ``tensorboard/``, ``checkpoints/`` and,
-at the end, ``summary.json``. Every file gaussrl writes there is written atomically.
+at the end, ``summary.json``. Every file gaussrl writes there is written atomically, and every
+JSON file is strict JSON (a value that is not a finite number is written as ``null``).
+
+A run stops early, with a checkpoint of its last good state, on SIGINT/SIGTERM
+(:class:`~gaussrl.trainer.stops.Interrupted`) and on NaN/inf from the environment or in the
+losses (:class:`~gaussrl.envs.gymnasium.NonFiniteDataError`; with ``nonfinite="skip"`` such
+environment steps are left out of training and counted instead).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,19 +22,20 @@ from typing import Any
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from gaussrl.agents.config import PPOConfig, SACConfig, check_positive_int
-from gaussrl.core.errors import GaussrlError
-from gaussrl.envs.gymnasium import TorchVecEnv, Vectorization, make_vector_env
+from gaussrl.envs.gymnasium import NonFinite, NonFiniteDataError, TorchVecEnv, Vectorization, make_vector_env
 from gaussrl.io.atomic import write_text_atomic
-from gaussrl.io.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from gaussrl.io.checkpoint import CheckpointError, checkpoint_step, first_nonfinite, list_checkpoints, save_checkpoint
 from gaussrl.trainer.backends import BACKENDS, Backend, build_array_agent
 from gaussrl.trainer.build import Algo, PolicyKind, build_ppo, build_sac
 from gaussrl.trainer.evaluate import Agent, Evaluator
-from gaussrl.trainer.metrics import MetricsLog
+from gaussrl.trainer.metrics import MetricsLog, finite_or_none, require_wandb
+from gaussrl.trainer.progress import Progress
+from gaussrl.trainer.resume import ResumeError, check_resume_options, load_resume, resume_command, run_meta
+from gaussrl.trainer.rundir import CHECKPOINTS, prepare_run_dir
+from gaussrl.trainer.stops import DivergenceError, Interrupted, SignalFlag, check_update
 
-CHECKPOINTS = "checkpoints"
 UPDATE_LOG_INTERVAL = 1000
 """SAC updates every step; its update metrics are logged once per this many environment steps."""
 
@@ -51,9 +59,17 @@ class TrainConfig:
     policy: PolicyKind = "mlp"
     """PPO policy network: mlp, rnn, gru or lstm (SAC: mlp only)."""
     out: str | None = None
-    """Run directory; None: runs/<algo>-<env>-seed<seed> (or the --resume directory)."""
+    """Run directory; None: runs/<algo>-<env>-seed<seed> (or the --resume directory). A new run refuses a
+    directory that holds a run (see --resume and --force)."""
     resume: str | None = None
-    """Run directory to continue from its latest checkpoint."""
+    """Run directory to continue, with its config.json, from its newest checkpoint (or --checkpoint)."""
+    checkpoint: int | None = None
+    """With --resume: the step of the checkpoint to continue from; None: the newest."""
+    force: bool = False
+    """Start a new run in a directory that holds one, deleting that run's files first."""
+    nonfinite: NonFinite = "stop"
+    """NaN/inf from the environment: stop (after a checkpoint), or skip (leave that environment step out of
+    training; counted in summary.json)."""
     eval_interval: int = 10_000
     """Environment steps between deterministic evaluations; 0: only at the end."""
     eval_episodes: int = 20
@@ -72,6 +88,8 @@ class TrainConfig:
     """Show a progress bar."""
     tensorboard: bool = True
     """Write TensorBoard scalars."""
+    wandb: bool = False
+    """Log the scalars to Weights & Biases too (pip install "gaussrl[wandb]"; WANDB_MODE=offline: no network)."""
     ppo: PPOConfig = field(default_factory=PPOConfig)
     """PPO hyperparameters."""
     sac: SACConfig = field(default_factory=SACConfig)
@@ -94,6 +112,7 @@ class TrainConfig:
             )
         if self.algo == "sac" and self.policy != "mlp":
             raise ValueError(f"policy={self.policy!r} is for PPO; SAC trains an MLP policy (--policy mlp).")
+        check_resume_options(resume=self.resume, out=self.out, checkpoint=self.checkpoint, force=self.force)
 
     @property
     def envs(self) -> int:
@@ -112,17 +131,16 @@ class TrainConfig:
     def to_json(self) -> dict[str, Any]:
         """The configuration as JSON values (only the selected algorithm's hyperparameters).
 
+        ``checkpoint`` and ``force`` say how this command started, not what the run is, and are left out.
+
         Returns:
             A dict.
         """
         data = dataclasses.asdict(self)
-        data.pop("sac" if self.algo == "ppo" else "ppo")
+        for name in ("sac" if self.algo == "ppo" else "ppo", "checkpoint", "force"):
+            data.pop(name)
         data["num_envs"] = self.envs
         return data
-
-
-class ResumeError(GaussrlError, ValueError):
-    """A resume directory that does not match the requested run."""
 
 
 def build_agent(config: TrainConfig, env: TorchVecEnv) -> Agent:
@@ -145,78 +163,68 @@ def build_agent(config: TrainConfig, env: TorchVecEnv) -> Agent:
             threads=config.threads,
             total_timesteps=config.timesteps,
         )
-    common = {"num_envs": env.num_envs, "device": config.device}
+    spaces = (env.observation_space, env.action_space)
     if config.algo == "ppo":
-        spaces = (env.observation_space, env.action_space)
-        return build_ppo(config.ppo, *spaces, policy=config.policy, total_timesteps=config.timesteps, **common)
-    return build_sac(config.sac, env.observation_space, env.action_space, **common)
-
-
-def _meta(config: TrainConfig) -> dict[str, Any]:
-    return {
-        "algo": config.algo,
-        "backend": config.backend,
-        "env": config.env,
-        "policy": config.policy,
-        "num_envs": config.envs,
-    }
-
-
-def load_resume(config: TrainConfig) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Read the latest checkpoint of ``config.resume`` and check that it belongs to this run.
-
-    Args:
-        config: The run, with ``resume`` set.
-
-    Returns:
-        The checkpoint state and metadata.
-
-    Raises:
-        CheckpointError: If the checkpoint is missing or corrupt.
-        ResumeError: If it was written by a run of another algorithm, env, policy or env count.
-    """
-    state, meta = load_checkpoint(Path(str(config.resume)) / CHECKPOINTS, device=config.device)
-    for key, want in _meta(config).items():
-        got = meta.get(key, "torch" if key == "backend" else None)  # checkpoints before backends were torch's
-        if got != want:
-            raise ResumeError(
-                f"cannot resume {config.resume!r}: it holds a run with {key}={got!r}, but this command "
-                f"asks for {key}={want!r}; pass --{key.replace('_', '-')} {got} or another directory."
-            )
-    return state, meta
+        return build_ppo(
+            config.ppo,
+            *spaces,
+            num_envs=env.num_envs,
+            device=config.device,
+            policy=config.policy,
+            total_timesteps=config.timesteps,
+        )
+    return build_sac(config.sac, *spaces, num_envs=env.num_envs, device=config.device)
 
 
 class Trainer:
     """One training run; :meth:`run` trains and returns the summary.
 
+    The run directory is checked (not another run's, writable) and, on resume, the configuration
+    and checkpoint are checked before anything is built.
+
     Args:
         config: The run.
+
+    Raises:
+        RunDirectoryError: For a directory that holds another run, is a file or is not writable.
+        CheckpointError: For a missing or corrupt checkpoint on resume.
+        ResumeError: For a resume request that does not match the run.
     """
 
     def __init__(self, config: TrainConfig) -> None:
         self.config = config
         self.dir = config.run_dir
-        torch.set_num_threads(config.threads)
         resumed = load_resume(config) if config.resume is not None else None
+        if config.wandb:
+            require_wandb()
+        prepare_run_dir(self.dir, resume=resumed is not None, force=config.force)
+        torch.set_num_threads(config.threads)
         torch.manual_seed(config.seed)
         vector_env = make_vector_env(config.env, config.envs, config.vectorization)
-        self.env = TorchVecEnv(vector_env, seed=config.seed, device=config.device)
+        self.env = TorchVecEnv(
+            vector_env, seed=config.seed, device=config.device, name=config.env, nonfinite=config.nonfinite
+        )
         self.agent = build_agent(config, self.env)
-        self.evaluator = Evaluator(config.env, config.eval_episodes, config.seed, config.device)
+        self.evaluator = Evaluator(config.env, config.eval_episodes, config.seed, config.device, config.nonfinite)
         self.steps = 0
+        self.skipped = 0
         self.last_eval: np.ndarray | None = None
         self.recent: list[float] = []
+        self.resumed_step = resumed[2] if resumed is not None else None
         if resumed is None:
             self.observations = self.env.reset()
         else:
             self.observations = self._restore(resumed[0])
-        write_text_atomic(self.dir / "config.json", json.dumps(config.to_json(), indent=2))
-        self.metrics = MetricsLog(self.dir, resume_step=self.steps if resumed else None, tensorboard=config.tensorboard)
+        self.last_checkpoint = self.resumed_step
+        write_text_atomic(self.dir / "config.json", json.dumps(config.to_json(), indent=2, allow_nan=False))
+        wandb = config.to_json() if config.wandb else None
+        self.metrics = MetricsLog(self.dir, resume_step=self.resumed_step, tensorboard=config.tensorboard, wandb=wandb)
 
     def _restore(self, state: dict[str, Any]) -> torch.Tensor:
         self.agent.load_state(state["agent"])
         torch.set_rng_state(state["torch_rng"])
         self.steps = int(state["steps"])
+        self.skipped = int(state.get("skipped", 0))
         self.recent = [float(r) for r in state["recent_returns"]]
         return self.env.load_state(state["env"])
 
@@ -225,26 +233,42 @@ class Trainer:
 
         Returns:
             The checkpoint's JSON file.
+
+        Raises:
+            NonFiniteDataError: If the agent's state holds NaN or infinity (nothing is written).
         """
+        agent = self.agent.state()
+        bad = first_nonfinite(agent)
+        if bad is not None:
+            raise DivergenceError(f"the agent's {bad} holds NaN or infinity after {self.steps} steps")
         state = {
-            "agent": self.agent.state(),
+            "agent": agent,
             "torch_rng": torch.get_rng_state(),
             "steps": self.steps,
+            "skipped": self.skipped,
             "env": self.env.state(),
             "recent_returns": self.recent[-100:],
         }
-        meta = {**_meta(self.config), "steps": self.steps, "seed": self.config.seed}
-        return save_checkpoint(self.dir / CHECKPOINTS, self.steps, state, meta, keep=self.config.keep_checkpoints)
+        meta = {**run_meta(self.config), "steps": self.steps, "seed": self.config.seed}
+        path = save_checkpoint(self.dir / CHECKPOINTS, self.steps, state, meta, keep=self.config.keep_checkpoints)
+        self.last_checkpoint = self.steps
+        return path
 
     def evaluate(self) -> np.ndarray:
         """Run a deterministic evaluation and log it.
 
         Returns:
-            The episode returns.
+            The returns of the episodes that finished with finite values (all of them unless
+            ``nonfinite="skip"`` left some out).
         """
-        returns = self.evaluator.run(self.agent, deterministic=True)
+        try:
+            returns = self.evaluator.run(self.agent, deterministic=True)
+        except NonFiniteDataError as error:
+            raise NonFiniteDataError(f"{error}, in the evaluation after {self.steps} steps of training") from None
+        returns = np.asarray(returns[np.isfinite(returns)])
         self.last_eval = returns
-        self.metrics.add("eval", self.steps, {"return_mean": float(returns.mean()), "return_std": float(returns.std())})
+        mean, std = (float(returns.mean()), float(returns.std())) if returns.size else (math.nan, math.nan)
+        self.metrics.add("eval", self.steps, {"return_mean": mean, "return_std": std})
         self.metrics.flush()
         return returns
 
@@ -253,49 +277,100 @@ class Trainer:
 
     def _step(self) -> dict[str, float]:
         actions = self.agent.act(self.observations)
-        step = self.env.step(actions)
-        update = self.agent.observe(step)
+        try:
+            step = self.env.step(actions)
+        except NonFiniteDataError as error:
+            raise NonFiniteDataError(f"{error}, after {self.steps} environment steps of training") from None
         self.observations = step.observations
+        if step.skipped is not None:
+            # The vector step holds no valid transition: the agent never sees it (its pending action is dropped).
+            self.skipped += int(step.skipped.sum())
+            update: dict[str, float] = {}
+        else:
+            update = self.agent.observe(step)
         self.steps += self.env.num_envs
+        check_update(update, self.config.algo, self.steps)
         for episode_return, length in self.env.pop_episodes():
             self.recent.append(episode_return)
             self.metrics.add("episode", self.steps, {"return": episode_return, "length": float(length)})
         return update
 
-    def _postfix(self, bar: tqdm) -> None:  # type: ignore[type-arg]
+    def _postfix(self, progress: Progress) -> None:
         postfix = {"return": f"{np.mean(self.recent[-20:]):.1f}" if self.recent else "-"}
-        if self.last_eval is not None:
+        if self.last_eval is not None and self.last_eval.size:
             postfix["eval"] = f"{self.last_eval.mean():.1f}"
-        bar.set_postfix(postfix, refresh=False)
+        progress.set_postfix(postfix)
+
+    def _loop(self, progress: Progress, signals: SignalFlag) -> None:
+        config = self.config
+        last_update_log = self.steps
+        while self.steps < config.timesteps:
+            if signals.received is not None:
+                raise self._interrupted(signals)
+            before = self.steps
+            update = self._step()
+            progress.update(self.steps)
+            if update and (config.algo == "ppo" or self.steps - last_update_log >= UPDATE_LOG_INTERVAL):
+                self.metrics.add("update", self.steps, update)
+                last_update_log = self.steps
+                self._postfix(progress)
+            if self._due(config.eval_interval, before):
+                self.evaluate()
+                self._postfix(progress)
+            if self._due(config.checkpoint_interval, before):
+                self.metrics.flush()
+                self.checkpoint()
+
+    def _interrupted(self, signals: SignalFlag) -> Interrupted:
+        self.metrics.flush()
+        self.checkpoint()
+        return Interrupted(
+            int(signals.received or 0),
+            f"{signals.name} after {self.steps} steps: saved checkpoint step {self.steps}; continue with: "
+            f"{resume_command(self.dir)}",
+        )
+
+    def _stopped(self, error: NonFiniteDataError) -> NonFiniteDataError:
+        """Save the state if it is still finite; the error to stop the run with."""
+        try:
+            self.metrics.flush()
+            self.checkpoint()
+            saved = f"saved checkpoint step {self.steps} (the state before it)"
+        except DivergenceError:
+            found = list_checkpoints(self.dir / CHECKPOINTS)
+            newest = f"the newest checkpoint is step {checkpoint_step(found[-1])}" if found else ""
+            saved = f"the agent's state is no longer finite, so nothing was saved; {newest or 'no checkpoint exists'}"
+        skip = (
+            "" if isinstance(error, DivergenceError) else " (add --nonfinite skip to leave such steps out of training)"
+        )
+        return type(error)(f"{error}; the run stopped and {saved}; continue with `{resume_command(self.dir)}`{skip}.")
 
     def run(self) -> dict[str, Any]:
         """Train to ``timesteps``, evaluating and checkpointing on the way; write ``summary.json``.
 
         Returns:
             The summary.
+
+        Raises:
+            Interrupted: On SIGINT or SIGTERM, after writing a checkpoint.
+            NonFiniteDataError: On NaN/inf from the environment (unless ``nonfinite="skip"``) or in a
+                loss, after writing a checkpoint if the agent's state is still finite.
         """
         config, start_steps, start = self.config, self.steps, time.perf_counter()
-        bar = tqdm(total=config.timesteps, initial=self.steps, unit="step", disable=not config.progress, smoothing=0.1)
-        last_update_log = self.steps
-        while self.steps < config.timesteps:
-            before = self.steps
-            update = self._step()
-            bar.update(self.steps - before)
-            if update and (config.algo == "ppo" or self.steps - last_update_log >= UPDATE_LOG_INTERVAL):
-                self.metrics.add("update", self.steps, update)
-                last_update_log = self.steps
-                self._postfix(bar)
-            if self._due(config.eval_interval, before):
-                self.evaluate()
-                self._postfix(bar)
-            if self._due(config.checkpoint_interval, before):
-                self.metrics.flush()
-                self.checkpoint()
-        bar.close()
-        wall = time.perf_counter() - start
-        if self.last_eval is None or not self._due(config.eval_interval, self.steps - self.env.num_envs):
-            self.evaluate()
-        self.checkpoint()
+        progress = Progress(config.timesteps, self.steps, enabled=config.progress)
+        try:
+            with SignalFlag() as signals:
+                self._loop(progress, signals)
+                progress.close()
+                wall = time.perf_counter() - start
+                if self.last_eval is None or not self._due(config.eval_interval, self.steps - self.env.num_envs):
+                    self.evaluate()
+                if self.last_checkpoint != self.steps:
+                    self.checkpoint()
+        except NonFiniteDataError as error:
+            raise self._stopped(error) from None
+        finally:
+            progress.close()
         self.metrics.close()
         return self._summary(wall, self.steps - start_steps)
 
@@ -309,20 +384,22 @@ class Trainer:
             "timesteps": self.steps,
             "seed": self.config.seed,
             "num_envs": self.env.num_envs,
-            "eval_return_mean": float(returns.mean()),
-            "eval_return_std": float(returns.std()),
+            "eval_return_mean": finite_or_none(float(returns.mean())) if returns.size else None,
+            "eval_return_std": finite_or_none(float(returns.std())) if returns.size else None,
             "eval_episodes": int(returns.size),
             "wall_time_s": round(wall, 3),
             "env_steps_per_s": round(steps / wall, 1) if wall > 0 else None,
             "resumed": self.config.resume is not None,
+            "nonfinite_skipped": self.skipped,
         }
-        write_text_atomic(self.dir / "summary.json", json.dumps(summary, indent=2))
+        write_text_atomic(self.dir / "summary.json", json.dumps(summary, indent=2, allow_nan=False))
         return summary
 
     def close(self) -> None:
-        """Close the environments."""
+        """Close the environments and the metrics log."""
         self.env.close()
         self.evaluator.close()
+        self.metrics.close()
 
 
 def train(config: TrainConfig) -> dict[str, Any]:
@@ -336,8 +413,11 @@ def train(config: TrainConfig) -> dict[str, Any]:
 
     Raises:
         CheckpointError: For a missing or corrupt checkpoint on resume.
-        ResumeError: For a resume directory of another run.
+        ResumeError: For a resume request that does not match the run.
+        RunDirectoryError: For a directory that holds another run, is a file or is not writable.
         EnvError: For an unknown environment or one without a Box action space.
+        NonFiniteDataError: For NaN/inf from the environment or in a loss (after a checkpoint).
+        Interrupted: On SIGINT or SIGTERM (after a checkpoint).
     """
     trainer = Trainer(config)
     try:
@@ -346,4 +426,16 @@ def train(config: TrainConfig) -> dict[str, Any]:
         trainer.close()
 
 
-__all__ = ["CheckpointError", "ResumeError", "TrainConfig", "Trainer", "build_agent", "train"]
+__all__ = [
+    "CHECKPOINTS",
+    "CheckpointError",
+    "DivergenceError",
+    "Interrupted",
+    "NonFiniteDataError",
+    "ResumeError",
+    "TrainConfig",
+    "Trainer",
+    "build_agent",
+    "resume_command",
+    "train",
+]
