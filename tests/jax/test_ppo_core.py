@@ -16,7 +16,7 @@ from gymnasium import spaces  # noqa: E402
 
 from gaussrl.agents.config import PPOConfig  # noqa: E402
 from gaussrl.agents.jax import networks as jax_networks  # noqa: E402
-from gaussrl.agents.jax import ppo_core  # noqa: E402
+from gaussrl.agents.jax import normalization, ppo_core  # noqa: E402
 from gaussrl.agents.torch import networks as torch_networks  # noqa: E402
 from gaussrl.agents.torch.ppo import PPO  # noqa: E402
 from gaussrl.core.errors import ConfigError  # noqa: E402
@@ -240,14 +240,14 @@ def test_padding_has_no_weight():
 def test_running_stats_match_numpy():
     rng = np.random.default_rng(0)
     batches = [rng.normal(loc=3.0, scale=2.0, size=(n, 2)) for n in (5, 17, 1)]
-    stats = ppo_core.stats_init(2)
+    stats = normalization.stats_init(2)
     for batch in batches:
-        stats = ppo_core.stats_update(stats, jnp.asarray(batch, jnp.float32))
+        stats = normalization.stats_update(stats, jnp.asarray(batch, jnp.float32))
     data = np.concatenate(batches)
     np.testing.assert_allclose(np.asarray(stats.mean), data.mean(0), rtol=1e-5)
     np.testing.assert_allclose(np.asarray(stats.var), data.var(0), rtol=1e-5)
     assert float(stats.total) == 23.0
     x = jnp.asarray([[3.0, 100.0]])
     np.testing.assert_allclose(
-        np.asarray(ppo_core.normalize(stats, x)), [[(3.0 - data.mean(0)[0]) / data.std(0)[0], 5.0]], rtol=1e-5
+        np.asarray(normalization.normalize(stats, x)), [[(3.0 - data.mean(0)[0]) / data.std(0)[0], 5.0]], rtol=1e-5
     )

@@ -26,7 +26,7 @@ import torch
 from gymnasium import spaces
 from tqdm import tqdm
 
-from gaussrl.agents.jax import ppo_compiled, ppo_core
+from gaussrl.agents.jax import normalization, ppo_compiled, ppo_core
 from gaussrl.agents.jax.networks import GaussianMLPPolicy, ValueMLP
 from gaussrl.core.errors import ConfigError
 from gaussrl.envs import GYMNAX_PREFIX
@@ -34,8 +34,10 @@ from gaussrl.envs import gymnax as gymnax_envs
 from gaussrl.io.atomic import write_text_atomic
 from gaussrl.io.checkpoint import save_checkpoint
 from gaussrl.trainer.evaluate import Evaluator
-from gaussrl.trainer.loop import CHECKPOINTS, ResumeError, TrainConfig, load_resume
-from gaussrl.trainer.metrics import MetricsLog
+from gaussrl.trainer.loop import TrainConfig
+from gaussrl.trainer.metrics import MetricsLog, require_wandb
+from gaussrl.trainer.resume import ResumeError, load_resume, run_meta
+from gaussrl.trainer.rundir import CHECKPOINTS, prepare_run_dir
 
 EVAL_SEED_OFFSET = 1_000_003
 """Evaluation episodes start from states of their own stream (as the Gymnasium trainer's)."""
@@ -97,18 +99,21 @@ def _from_tensors(template: ppo_compiled.Carry, tensors: dict[str, torch.Tensor]
         if array.shape != want.shape:
             raise ResumeError(f"checkpoint array {index} has shape {array.shape}; this run's is {want.shape}.")
         restored.append(array.view(want.dtype) if want.dtype.kind == "u" else array.astype(want.dtype))
-    return jax.tree_util.tree_unflatten(treedef, restored)
+    carry: ppo_compiled.Carry = jax.tree_util.tree_unflatten(treedef, restored)
+    return carry
 
 
 class _GymnasiumAgent:
     """The trained policy acting on Gymnasium observations (torch tensors), for :class:`Evaluator`."""
 
     def __init__(self, models: ppo_core.PPOModels, params: Any, obs_stats: Any, normalize: bool) -> None:
+        key = jax.random.key(0, impl=ppo_compiled.key_impl(jax.local_device_count()))  # samples nothing
+
         def act(observations: jax.Array) -> jax.Array:
-            x = ppo_core.normalize(obs_stats, observations) if normalize else observations
-            return models.policy.act({"observations": x}, role="policy", params=params, key=ppo_core.LOSS_KEY)[1][
-                "mean_actions"
-            ]
+            x = normalization.normalize(obs_stats, observations) if normalize else observations
+            _, outputs = models.policy.act({"observations": x}, role="policy", params=params, key=key)
+            mean_actions: jax.Array = outputs["mean_actions"]
+            return mean_actions
 
         self._act = jax.jit(act)
 
@@ -157,9 +162,14 @@ class CompiledTrainer:
         self.models = ppo_core.PPOModels(policy, value)
         self.per_update = cfg.rollouts * config.envs
         self.total_updates = -(-config.timesteps // self.per_update)
-        self.carry = ppo_compiled.init_carry(self.models, cfg, env, config.seed)
-        self.steps, self.recent, self.last_eval = 0, [], None
+        self.carry = ppo_compiled.init_carry(self.models, cfg, env, config.seed, devices=len(devices))
+        self.steps, self.recent = 0, []
+        self.last_eval: np.ndarray | None = None
         resumed = load_resume(config) if config.resume is not None else None
+        if config.wandb:
+            require_wandb()
+        prepare_run_dir(self.dir, resume=resumed is not None, force=config.force)
+        self.resumed_step = resumed[2] if resumed is not None else None
         if resumed is not None:
             self.carry = _from_tensors(self.carry, resumed[0]["carry"])
             self.steps, self.recent = int(resumed[0]["steps"]), [float(r) for r in resumed[0]["recent_returns"]]
@@ -176,10 +186,11 @@ class CompiledTrainer:
         )
         seed = config.seed + EVAL_SEED_OFFSET
         self.evaluate_gymnax = ppo_compiled.make_evaluate(
-            self.models, cfg, env, episodes=config.eval_episodes, seed=seed
+            self.models, cfg, env, episodes=config.eval_episodes, seed=seed, devices=len(devices)
         )
-        write_text_atomic(self.dir / "config.json", json.dumps(config.to_json(), indent=2))
-        self.metrics = MetricsLog(self.dir, resume_step=self.steps if resumed else None, tensorboard=config.tensorboard)
+        write_text_atomic(self.dir / "config.json", json.dumps(config.to_json(), indent=2, allow_nan=False))
+        wandb = config.to_json() if config.wandb else None
+        self.metrics = MetricsLog(self.dir, resume_step=self.resumed_step, tensorboard=config.tensorboard, wandb=wandb)
 
     def _log(self, logs: dict[str, Any], before: int) -> None:
         logs = {name: np.asarray(value) for name, value in logs.items()}
@@ -224,15 +235,7 @@ class CompiledTrainer:
         """Write a checkpoint of the carry, the step count and the recent returns."""
         state = {"carry": _to_tensors(self.carry), "steps": self.steps, "recent_returns": self.recent[-100:]}
         config = self.config
-        meta = {
-            "algo": config.algo,
-            "env": config.env,
-            "policy": config.policy,
-            "num_envs": config.envs,
-            "backend": "jax",
-            "steps": self.steps,
-            "seed": config.seed,
-        }
+        meta = {**run_meta(config), "backend": "jax", "steps": self.steps, "seed": config.seed}
         save_checkpoint(self.dir / CHECKPOINTS, self.steps, state, meta, keep=config.keep_checkpoints)
 
     def _due(self, interval: int, before: int) -> bool:
@@ -247,11 +250,14 @@ class CompiledTrainer:
         config, start_steps, start = self.config, self.steps, self.start
         total = self.total_updates * self.per_update
         bar = tqdm(total=total, initial=self.steps, unit="step", disable=not config.progress, smoothing=0.1)
+        first_chunk_end = None
         while self.steps < total:
             before = self.steps
             self.carry, logs = self.chunk(self.carry)
             self.steps += self.updates_per_chunk * self.per_update
             self._log(jax.device_get(logs), before)
+            if first_chunk_end is None:  # the first call compiles
+                first_chunk_end = (time.perf_counter(), self.steps)
             bar.update(self.steps - before)
             if self._due(config.eval_interval, before):
                 self.evaluate()
@@ -262,14 +268,21 @@ class CompiledTrainer:
         bar.close()
         if self.last_eval is None or not self._due(config.eval_interval, self.steps - self.per_update):
             self.evaluate()
-        jax.block_until_ready(self.carry)
-        wall = time.perf_counter() - start
+        jax.block_until_ready(self.carry)  # type: ignore[no-untyped-call]
+        end = time.perf_counter()
+        compiled_rate = None
+        if first_chunk_end is not None and self.steps > first_chunk_end[1]:
+            compiled_rate = round((self.steps - first_chunk_end[1]) / (end - first_chunk_end[0]), 1)
         gymnasium_returns = self.evaluate_gymnasium()
         self.checkpoint()
         self.metrics.close()
-        return self._summary(wall, self.steps - start_steps, gymnasium_returns)
+        summary = self._summary(end - start, self.steps - start_steps, gymnasium_returns)
+        summary["env_steps_per_s_compiled"] = compiled_rate
+        write_text_atomic(self.dir / "summary.json", json.dumps(summary, indent=2, allow_nan=False))
+        return summary
 
     def _summary(self, wall: float, steps: int, gymnasium_returns: np.ndarray | None) -> dict[str, Any]:
+        """The summary; ``wall_time_s`` runs from the trainer's construction (model building, compilation)."""
         returns = self.last_eval if self.last_eval is not None else np.zeros(0)
         config = self.config
         summary = {
@@ -290,7 +303,6 @@ class CompiledTrainer:
             "devices": len(jax.local_devices()),
             "resumed": config.resume is not None,
         }
-        write_text_atomic(self.dir / "summary.json", json.dumps(summary, indent=2))
         return summary
 
     def close(self) -> None:

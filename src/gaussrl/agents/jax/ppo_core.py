@@ -13,9 +13,9 @@ Interface:
       the sampled actions, their log-prob, the policy's mean and log-std at sampling time, rewards
       (already scaled, and bootstrapped on truncation: ``r + gamma V(final obs)``) and dones
       (terminated or truncated).
-    - ``RunningStats`` and :func:`stats_init`, :func:`stats_update`, :func:`normalize`,
-      :func:`denormalize`: the running normaliser (skrl's RunningStandardScaler), for observations
-      and values.
+    - :mod:`gaussrl.agents.jax.normalization`: ``RunningStats`` and the running normaliser
+      (skrl's RunningStandardScaler) for observations and values.
+    - :func:`bootstrap_rewards`: the truncation bootstrap a rollout adds to its rewards.
     - ``PPOState``: params, Adam state, learning rate, value statistics and update count;
       :func:`init_state` makes the first one.
     - :func:`compute_gae`, :func:`ppo_loss`: the two formulas.
@@ -43,8 +43,16 @@ import jax.numpy as jnp
 import optax
 
 from gaussrl.agents.config import PPOConfig
+from gaussrl.agents.jax.normalization import (
+    RunningStats,
+    denormalize,
+    moments,
+    normalize,
+    pmean,
+    stats_init,
+    stats_update,
+)
 from gaussrl.core.errors import ConfigError
-from gaussrl.core.running import NORMALIZED_CLIP, STD_FLOOR, merge_moments
 from gaussrl.models.jax import gaussian_entropy, gaussian_kl
 from gaussrl.models.jax.base import KEY_IMPL
 from gaussrl.models.jax.functional import clamp
@@ -91,15 +99,6 @@ class Rollout(NamedTuple):
     """Terminated or truncated after the step, (T, N, 1) bool."""
 
 
-class RunningStats(NamedTuple):
-    """Running mean, population variance and count of a stream of batches (float32)."""
-
-    mean: jax.Array
-    var: jax.Array
-    total: jax.Array
-    """Samples folded in so far (a float32 scalar)."""
-
-
 class PPOState(NamedTuple):
     """Everything the update changes."""
 
@@ -122,40 +121,6 @@ class Samples(NamedTuple):
     returns: jax.Array
     advantages: jax.Array
     weights: jax.Array
-
-
-def _pmean(x: Any, axis_name: str | None) -> Any:
-    return x if axis_name is None else jax.lax.pmean(x, axis_name)  # type: ignore[no-untyped-call]
-
-
-def _moments(x: jax.Array, axis_name: str | None) -> tuple[jax.Array, jax.Array, jax.Array]:
-    """Mean, population variance and count of ``x`` (B, F) over B (and over the device axis)."""
-    devices = 1 if axis_name is None else jax.lax.psum(1, axis_name)  # type: ignore[no-untyped-call]
-    mean = _pmean(jnp.mean(x, axis=0), axis_name)
-    var = _pmean(jnp.mean(jnp.square(x - mean), axis=0), axis_name)
-    return mean, var, jnp.asarray(x.shape[0] * devices, jnp.float32)
-
-
-def stats_init(size: int) -> RunningStats:
-    """Statistics of no data: mean 0, variance 1, count 0 (normalising is then the identity)."""
-    return RunningStats(jnp.zeros(size, jnp.float32), jnp.ones(size, jnp.float32), jnp.zeros((), jnp.float32))
-
-
-def stats_update(stats: RunningStats, batch: jax.Array, axis_name: str | None = None) -> RunningStats:
-    """Fold a batch (..., F) into the statistics (:func:`gaussrl.core.running.merge_moments`)."""
-    moments = _moments(batch.reshape(-1, stats.mean.shape[0]), axis_name)
-    return RunningStats(*merge_moments((stats.mean, stats.var, stats.total), moments))
-
-
-def normalize(stats: RunningStats, x: jax.Array) -> jax.Array:
-    """``(x - mean) / std`` clipped to +-5, std at least 1e-8."""
-    std = jnp.maximum(jnp.sqrt(stats.var), STD_FLOOR)
-    return jnp.clip((x - stats.mean) / std, -NORMALIZED_CLIP, NORMALIZED_CLIP)
-
-
-def denormalize(stats: RunningStats, y: jax.Array) -> jax.Array:
-    """``y * std + mean``, the inverse of :func:`normalize` inside the clip range."""
-    return y * jnp.maximum(jnp.sqrt(stats.var), STD_FLOOR) + stats.mean
 
 
 def init_state(models: PPOModels, config: PPOConfig) -> PPOState:
@@ -234,7 +199,7 @@ def bootstrap_rewards(
 
 
 def ppo_loss(
-    params: Params, batch: Samples, models: PPOModels, config: PPOConfig
+    params: Params, batch: Samples, models: PPOModels, config: PPOConfig, key: jax.Array | None = None
 ) -> tuple[jax.Array, dict[str, jax.Array]]:
     """The clipped PPO objective on one minibatch, as the torch agent's ``_loss``.
 
@@ -246,6 +211,8 @@ def ppo_loss(
         batch: The minibatch; padded samples have weight 0.
         models: The policy and value models.
         config: Hyperparameters.
+        key: A key for ``act``, which samples nothing from it (it scores the taken actions);
+            :data:`LOSS_KEY` if None. Inside ``shard_map`` pass a threefry key: Philox does not lower there.
 
     Returns:
         The loss and ``{"policy_loss", "value_loss", "entropy", "kl"}`` (KL of the rollout policy to
@@ -259,7 +226,7 @@ def ppo_loss(
 
     inputs = {"observations": batch.observations, "taken_actions": batch.actions}
     # The taken actions are scored, so the key never samples; a constant one leaves the model's stream alone.
-    _, outputs = models.policy.act(inputs, role="policy", params=params["policy"], key=LOSS_KEY)
+    _, outputs = models.policy.act(inputs, role="policy", params=params["policy"], key=LOSS_KEY if key is None else key)
     new_mean = outputs["mean_actions"]
     new_log_std = jnp.broadcast_to(outputs["log_std"], new_mean.shape)
     kl = mean(gaussian_kl(batch.mean_actions, batch.log_std, new_mean, new_log_std, "sum"))
@@ -340,7 +307,7 @@ def _targets(
     if config.value_normalization:
         value_stats = stats_update(value_stats, returns, axis_name)
         returns, values = normalize(value_stats, returns), normalize(value_stats, values)
-    mean, var, count = _moments(advantages.reshape(-1, 1), axis_name)
+    mean, var, count = moments(advantages.reshape(-1, 1), axis_name)
     std = jnp.sqrt(var * count / (count - 1.0))  # Bessel's correction, as torch.Tensor.std
     advantages = (advantages - mean) / (std + ADVANTAGE_EPS)
 
@@ -369,16 +336,16 @@ def _adapt_learning_rate(learning_rate: jax.Array, kl: jax.Array, target: float)
 
 
 def _epoch_step(
-    models: PPOModels, config: PPOConfig, axis_name: str | None
+    models: PPOModels, config: PPOConfig, axis_name: str | None, key: jax.Array
 ) -> Callable[[tuple[Any, ...], Samples], tuple[tuple[Any, ...], tuple[dict[str, jax.Array], jax.Array]]]:
     """One minibatch: loss, gradient (averaged over devices), clipping and Adam; a no-op once stopped."""
     grad = jax.value_and_grad(ppo_loss, has_aux=True)
 
     def step(carry: tuple[Any, ...], batch: Samples) -> tuple[tuple[Any, ...], tuple[dict[str, jax.Array], jax.Array]]:
         params, opt_state, learning_rate, stopped = carry
-        (_, metrics), grads = grad(params, batch, models, config)
-        grads = _pmean(grads, axis_name)
-        metrics = _pmean(metrics, axis_name)
+        (_, metrics), grads = grad(params, batch, models, config, key)
+        grads = pmean(grads, axis_name)
+        metrics = pmean(metrics, axis_name)
         if config.grad_norm_clip > 0:
             grads = clip_grad_norm(grads, config.grad_norm_clip)
         direction, new_opt_state = ADAM.update(grads, opt_state)
@@ -422,7 +389,6 @@ def make_update(
     """
     if config.learning_rate_scheduler == "linear" and not total_updates:
         raise ConfigError("learning_rate_scheduler='linear' needs total_updates (the number of PPO updates).")
-    step = _epoch_step(models, config, axis_name)
 
     def update(
         state: PPOState, rollout: Rollout, next_observations: jax.Array, key: jax.Array
@@ -442,6 +408,7 @@ def make_update(
             axis_name=axis_name,
         )
         orders = epoch_permutations(key, config.learning_epochs, samples.weights.shape[0])
+        step = _epoch_step(models, config, axis_name, key)
 
         def epoch(carry: tuple[Any, ...], order: jax.Array) -> tuple[tuple[Any, ...], Any]:
             carry, (metrics, ran) = jax.lax.scan(step, carry, _minibatches(samples, order, config.mini_batches))
@@ -457,7 +424,7 @@ def make_update(
         (params, opt_state, learning_rate, _), (metrics, ran) = jax.lax.scan(epoch, initial, orders)
         result = {name: _weighted_mean(value, ran) for name, value in metrics.items()}
         result["learning_rate"] = learning_rate
-        result["policy_std"] = _pmean(jnp.mean(jnp.exp(rollout.log_std[-1])), axis_name)
+        result["policy_std"] = pmean(jnp.mean(jnp.exp(rollout.log_std[-1])), axis_name)
         new_state = PPOState(params, opt_state, learning_rate, value_stats, state.updates + 1)
         return new_state, result
 
