@@ -19,18 +19,8 @@ import numpy as np
 
 from gaussrl.agents.config import PPOConfig
 from gaussrl.agents.jax.networks import GaussianMLPPolicy, ValueMLP
-from gaussrl.agents.jax.ppo_core import (
-    PPOModels,
-    PPOState,
-    Rollout,
-    RunningStats,
-    denormalize,
-    init_state,
-    make_update,
-    normalize,
-    stats_init,
-    stats_update,
-)
+from gaussrl.agents.jax.normalization import RunningStats, denormalize, normalize, stats_init, stats_update
+from gaussrl.agents.jax.ppo_core import PPOModels, PPOState, Rollout, init_state, make_update
 from gaussrl.agents.jax.storage import EVAL_SEED, jax_key, key_array, restore_leaves
 from gaussrl.envs.step import ArrayStep
 
