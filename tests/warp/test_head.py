@@ -155,7 +155,7 @@ def test_inputs_on_another_device():
 def test_bad_shapes_from_compute_and_taken_actions():
     policy = ADAPTER.policy(box(), state_dependent=True)
     obs = _array(np.zeros((4, 8)))
-    with pytest.raises(ValueError, match=r'inputs\["taken_actions"\] is float32 of shape \(3, 4\); expected'):
+    with pytest.raises(ValueError, match=r'inputs\["taken_actions"\] has shape \(3, 4\); expected \(4, 4\)'):
         policy.act({"observations": obs, "taken_actions": _array(np.zeros((3, 4)))})
     policy.compute = lambda inputs, role: (_array(np.zeros((4, 4))), {"log_std": _array(np.zeros((3, 4)))})
     with pytest.raises(ValueError, match=r"log_std of shape \(3, 4\) for mean actions of shape \(4, 4\)"):

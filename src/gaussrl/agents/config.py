@@ -13,6 +13,8 @@ import math
 from dataclasses import dataclass, fields
 from typing import Literal
 
+from gaussrl.core.errors import ConfigError, ConfigTypeError
+
 Scheduler = Literal["constant", "kl_adaptive", "linear"]
 
 
@@ -25,7 +27,26 @@ def check_positive_int(config: object, name: str) -> None:
     """Raise unless the field ``name`` of ``config`` is an int >= 1, not a bool (also ``TrainConfig``'s)."""
     value = getattr(config, name)
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name}={value!r} must be a positive integer (1, 2, ...) {_default(config, name)}.")
+        raise ConfigError(f"{name}={value!r} must be a positive integer (1, 2, ...) {_default(config, name)}.")
+
+
+def check_int_range(config: object, name: str, low: int, high: int, fix: str) -> None:
+    """Raise unless the field ``name`` is an int in ``[low, high]`` (not a bool); ``fix`` ends the message.
+
+    Args:
+        config: The configuration dataclass.
+        name: The field.
+        low: Smallest accepted value.
+        high: Largest accepted value.
+        fix: How to choose a valid value, for the message.
+
+    Raises:
+        ConfigError: If the value is outside the range or not an integer.
+    """
+    value = getattr(config, name)
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        option = "--" + name.replace("_", "-")
+        raise ConfigError(f"{name}={value!r} ({option}) must be an integer in [{low}, {high}]; {fix}.")
 
 
 def _check_range(config: object, name: str, low: float, high: float, *, closed: str = "[]") -> None:
@@ -35,7 +56,7 @@ def _check_range(config: object, name: str, low: float, high: float, *, closed: 
     above = finite and (value >= low if closed[0] == "[" else value > low)
     below = finite and (value <= high if closed[1] == "]" else value < high)
     if not (above and below):
-        raise ValueError(
+        raise ConfigError(
             f"{name}={value!r} is outside {closed[0]}{low}, {high}{closed[1]}; choose a value in that range "
             f"{_default(config, name)}."
         )
@@ -43,14 +64,14 @@ def _check_range(config: object, name: str, low: float, high: float, *, closed: 
 
 def _check_sizes(name: str, sizes: tuple[int, ...]) -> None:
     if not sizes or any(isinstance(s, bool) or not isinstance(s, int) or s < 1 for s in sizes):
-        raise ValueError(f"{name}={sizes!r} must be a non-empty sequence of positive layer widths, e.g. (64, 64).")
+        raise ConfigError(f"{name}={sizes!r} must be a non-empty sequence of positive layer widths, e.g. (64, 64).")
 
 
 def _check_flags(config: object) -> None:
     for item in fields(config):  # type: ignore[arg-type]
         value = getattr(config, item.name)
         if item.type == "bool" and not isinstance(value, bool):
-            raise TypeError(f"{item.name}={value!r} must be True or False.")
+            raise ConfigTypeError(f"{item.name}={value!r} must be True or False.")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -122,7 +143,7 @@ class PPOConfig:
         _check_range(self, "initial_log_std", -20.0, 2.0)
         _check_sizes("hidden_sizes", self.hidden_sizes)
         if self.learning_rate_scheduler not in ("constant", "kl_adaptive", "linear"):
-            raise ValueError(
+            raise ConfigError(
                 f"learning_rate_scheduler={self.learning_rate_scheduler!r} must be 'constant', 'kl_adaptive' or "
                 f"'linear'."
             )
@@ -135,11 +156,11 @@ class PPOConfig:
             recurrent: Whether minibatches are made of whole sequences.
 
         Raises:
-            ValueError: If there are fewer samples (or sequences) than minibatches, or (recurrent)
+            ConfigError: If there are fewer samples (or sequences) than minibatches, or (recurrent)
                 sequence_length does not divide rollouts.
         """
         if recurrent and self.rollouts % self.sequence_length:
-            raise ValueError(
+            raise ConfigError(
                 f"sequence_length={self.sequence_length} must divide rollouts={self.rollouts} so that each "
                 f"rollout splits into whole sequences; e.g. use rollouts={self.sequence_length * 64}."
             )
@@ -147,7 +168,7 @@ class PPOConfig:
         samples = self.rollouts * num_envs // unit
         if samples < self.mini_batches:
             what = "sequences" if recurrent else "samples"
-            raise ValueError(
+            raise ConfigError(
                 f"mini_batches={self.mini_batches} exceeds the {samples} {what} of one rollout "
                 f"(rollouts={self.rollouts} x num_envs={num_envs}); lower mini_batches or raise rollouts."
             )
@@ -199,7 +220,7 @@ class SACConfig:
         for name in ("random_timesteps", "learning_starts"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                raise ValueError(f"{name}={value!r} must be a non-negative integer.")
+                raise ConfigError(f"{name}={value!r} must be a non-negative integer.")
         _check_range(self, "discount_factor", 0.0, 1.0)
         _check_range(self, "polyak", 0.0, 1.0, closed="(]")
         for name in ("actor_learning_rate", "critic_learning_rate", "entropy_learning_rate"):
@@ -208,10 +229,10 @@ class SACConfig:
         _check_range(self, "grad_norm_clip", 0.0, math.inf, closed="[)")
         _check_range(self, "reward_scale", 0.0, math.inf, closed="()")
         if self.target_entropy is not None and not math.isfinite(self.target_entropy):
-            raise ValueError(f"target_entropy={self.target_entropy!r} must be finite, or None for -num_actions.")
+            raise ConfigError(f"target_entropy={self.target_entropy!r} must be finite, or None for -num_actions.")
         _check_sizes("hidden_sizes", self.hidden_sizes)
         if self.batch_size > self.memory_size:
-            raise ValueError(
+            raise ConfigError(
                 f"batch_size={self.batch_size} exceeds memory_size={self.memory_size}; the replay buffer could "
                 f"never fill one batch."
             )

@@ -22,8 +22,43 @@ class ConfigError(GaussrlError, ValueError):
     """An option or configuration value that is out of range, of the wrong type, or inconsistent."""
 
 
+class ConfigTypeError(ConfigError, TypeError):
+    """An option of the wrong type (e.g. a number where True or False is expected); also a ``TypeError``."""
+
+
 class InputError(GaussrlError, ValueError):
     """Inputs to a model (or outputs of a user's ``compute()``) of the wrong shape, dtype or kind."""
+
+
+class InputTypeError(InputError, TypeError):
+    """Inputs to a model of the wrong kind (not a mapping, not the backend's array type).
+
+    It is both an :class:`InputError` and a ``TypeError``.
+    """
+
+
+class MissingOutputError(GaussrlError, KeyError):
+    """A user's ``compute()`` returned outputs without a key the model needs (e.g. ``"log_std"``)."""
+
+    def __str__(self) -> str:
+        """The message as given (``KeyError`` would quote it)."""
+        return str(self.args[0]) if self.args else ""
+
+
+class MissingDependencyError(GaussrlError, ImportError):
+    """An optional package that a feature needs is not installed; the message names the extra to install."""
+
+
+class EnvError(GaussrlError, ValueError):
+    """An environment that cannot be made or trained on (unknown id, action space not a Box, bad observations)."""
+
+
+class MissingRunFileError(GaussrlError, FileNotFoundError):
+    """A file a command reads from a run directory (``metrics.jsonl``, ``config.json``) is missing."""
+
+
+class NotSupportedError(GaussrlError, NotImplementedError):
+    """A valid request that gaussrl does not support yet (e.g. exporting a recurrent policy)."""
 
 
 class ModelDefinitionError(GaussrlError, TypeError):
@@ -50,7 +85,7 @@ def check_mixin_order(cls: type, model_class: type) -> None:
         model_class: The backend's ``Model``.
 
     Raises:
-        TypeError: If a mixin follows ``Model`` in the method resolution order, where
+        ModelDefinitionError: If a mixin follows ``Model`` in the method resolution order, where
             ``Model.act`` would shadow the mixin's ``act``.
     """
     mro = cls.__mro__
@@ -58,7 +93,7 @@ def check_mixin_order(cls: type, model_class: type) -> None:
         return
     for mixin in mro:
         if mixin is not Mixin and issubclass(mixin, Mixin) and mro.index(mixin) > mro.index(model_class):
-            raise TypeError(
+            raise ModelDefinitionError(
                 f"class {cls.__name__} lists {mixin.__name__} after Model in its bases, so Model.act would "
                 f"shadow {mixin.__name__}.act. Put the mixin first and Model at the end: "
                 f"class {cls.__name__}({mixin.__name__}, Model)."
@@ -73,17 +108,17 @@ def check_model_ready(obj: Any, mixin_name: str) -> None:
         mixin_name: Name of the mixin, for the message.
 
     Raises:
-        TypeError: If ``Model.__init__`` has not run on ``obj`` yet.
+        ModelDefinitionError: If ``Model.__init__`` has not run on ``obj`` yet.
     """
     if not vars(obj).get(MODEL_READY_ATTRIBUTE, False):
-        raise TypeError(
+        raise ModelDefinitionError(
             f"{mixin_name}.__init__ ran before Model.__init__ on {type(obj).__name__}. The mixin needs the "
             f"action space that Model stores: call Model.__init__(self, observation_space=..., "
             f"action_space=..., ...) first, then {mixin_name}.__init__(self, ...)."
         )
 
 
-def missing_log_std_error(role: str, keys: Sequence[str]) -> KeyError:
+def missing_log_std_error(role: str, keys: Sequence[str]) -> MissingOutputError:
     """Build the error for a ``compute()`` whose outputs carry no ``"log_std"``.
 
     Args:
@@ -93,13 +128,13 @@ def missing_log_std_error(role: str, keys: Sequence[str]) -> KeyError:
     Returns:
         The error to raise.
     """
-    return KeyError(
+    return MissingOutputError(
         f"compute(inputs, role={role!r}) returned outputs with keys {sorted(keys)}; a Gaussian model needs "
         f'"log_std". Return it as the second element: return mean_actions, {{"log_std": log_std}}.'
     )
 
 
-def log_std_shape_error(shape: Sequence[int], num_actions: int) -> ValueError:
+def log_std_shape_error(shape: Sequence[int], num_actions: int) -> InputError:
     """Build the error for a log-std whose last dimension is not the number of actions.
 
     Args:
@@ -109,13 +144,13 @@ def log_std_shape_error(shape: Sequence[int], num_actions: int) -> ValueError:
     Returns:
         The error to raise.
     """
-    return ValueError(
+    return InputError(
         f"compute() returned log_std of shape {tuple(shape)}; expected (..., {num_actions}) for this action "
         f"space. Return one log-std per action dimension, e.g. a parameter of shape ({num_actions},)."
     )
 
 
-def mean_shape_error(shape: Sequence[int], num_actions: int) -> ValueError:
+def mean_shape_error(shape: Sequence[int], num_actions: int) -> InputError:
     """Build the error for mean actions whose last dimension is not the number of actions.
 
     Args:
@@ -125,13 +160,13 @@ def mean_shape_error(shape: Sequence[int], num_actions: int) -> ValueError:
     Returns:
         The error to raise.
     """
-    return ValueError(
+    return InputError(
         f"compute() returned mean actions of shape {tuple(shape)}; expected (N, {num_actions}) for this "
         f"action space. Make the network's last layer output {num_actions} features."
     )
 
 
-def observation_shape_error(name: str, shape: Sequence[int], size: int, space_shape: Sequence[int]) -> ValueError:
+def observation_shape_error(name: str, shape: Sequence[int], size: int, space_shape: Sequence[int]) -> InputError:
     """Build the error for observations that fit neither the flat nor the space's own shape.
 
     Args:
@@ -143,7 +178,7 @@ def observation_shape_error(name: str, shape: Sequence[int], size: int, space_sh
     Returns:
         The error to raise.
     """
-    return ValueError(
+    return InputError(
         f'inputs["{name}"] has shape {tuple(shape)}; expected (N, {size}) or (N, *{tuple(space_shape)}) for '
         f"this {name[:-1]} space. Add the batch axis (e.g. x[None]) or reshape the batch to (N, {size})."
     )
@@ -179,7 +214,7 @@ def check_input_shape(name: str, shape: Sequence[int], size: int, space_shape: S
         space_shape: The space's own shape.
 
     Raises:
-        ValueError: If ``shape`` is neither.
+        InputError: If ``shape`` is neither.
     """
     rest = tuple(shape[1:])
     if rest != (size,) and rest != tuple(space_shape):
@@ -193,10 +228,10 @@ def check_polyak(polyak: float) -> None:
         polyak: ``theta <- polyak * theta_source + (1 - polyak) * theta``.
 
     Raises:
-        ValueError: If ``polyak`` is outside [0, 1].
+        ConfigError: If ``polyak`` is outside [0, 1].
     """
     if not 0.0 <= polyak <= 1.0:
-        raise ValueError(f"polyak={polyak} is outside [0, 1]; use 1 for a hard copy, ~0.005 for soft updates.")
+        raise ConfigError(f"polyak={polyak} is outside [0, 1]; use 1 for a hard copy, ~0.005 for soft updates.")
 
 
 def missing_compute_error(class_name: str) -> NotImplementedError:

@@ -14,6 +14,8 @@ from typing import Any
 import numpy as np
 from gymnasium import spaces
 
+from gaussrl.core.errors import ModelDefinitionError
+
 SpaceLike = spaces.Space[Any] | int | Sequence[int] | None
 
 
@@ -46,7 +48,7 @@ def space_size(space: SpaceLike) -> int:
         return sum(space_size(sub) for sub in space.spaces.values())
     if isinstance(space, spaces.Tuple):
         return sum(space_size(sub) for sub in space.spaces)
-    raise TypeError(
+    raise ModelDefinitionError(
         f"cannot flatten a space of type {type(space).__name__}; expected Box, Discrete, MultiDiscrete, "
         f"MultiBinary, Dict or Tuple (or an int size)."
     )
@@ -102,10 +104,10 @@ def action_bounds(space: SpaceLike, purpose: str) -> ActionBounds:
         The bounds, flattened in C order.
 
     Raises:
-        TypeError: If ``space`` is not a ``gymnasium.spaces.Box``.
+        ModelDefinitionError: If ``space`` is not a ``gymnasium.spaces.Box`` (a ``TypeError``).
     """
     if not isinstance(space, spaces.Box):
-        raise TypeError(
+        raise ModelDefinitionError(
             f"{purpose} needs the bounds of a gymnasium.spaces.Box action space, but the action space is "
             f"{space!r}. Use a Box action space, or switch {purpose.split('=', maxsplit=1)[0]} off."
         )

@@ -3,7 +3,8 @@
 gymnax environments (``gymnax/<id>``, JAX-native) live in :mod:`gaussrl.envs.gymnax`, imported on use.
 """
 
-from gaussrl.envs.gymnasium import EnvError, Step, TorchVecEnv, check_env_id, episode_seed, make_vector_env
+from gaussrl.core.errors import EnvError
+from gaussrl.envs.gymnasium import Step, TorchVecEnv, check_env_id, episode_seed, make_vector_env
 from gaussrl.envs.wrappers import NO_VELOCITY_ID, KeepObservationIndices, register_envs
 
 GYMNAX_PREFIX = "gymnax/"

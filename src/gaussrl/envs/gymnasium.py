@@ -32,15 +32,12 @@ import torch
 from gymnasium import spaces
 from gymnasium.vector import AsyncVectorEnv, AutoresetMode, SyncVectorEnv, VectorEnv
 
-from gaussrl.core.errors import GaussrlError
+from gaussrl.core.checks import check_env_observations
+from gaussrl.core.errors import EnvError, GaussrlError
 from gaussrl.envs.wrappers import register_envs
 
 Vectorization = Literal["sync", "async"]
 NonFinite = Literal["stop", "skip"]
-
-
-class EnvError(GaussrlError, ValueError):
-    """An environment that cannot be made or trained on (unknown id, action space not a Box)."""
 
 
 class NonFiniteDataError(GaussrlError, FloatingPointError):
@@ -108,7 +105,7 @@ def check_env_id(env_id: str) -> gymnasium.Env[Any, Any]:
     register_envs()
     try:
         env = gymnasium.make(env_id)
-    except gymnasium.error.Error as error:
+    except (gymnasium.error.Error, ModuleNotFoundError) as error:  # "module:Id" imports the module
         raise EnvError(f"cannot make environment {env_id!r}: {error}") from None
     if not isinstance(env.action_space, spaces.Box):
         env.close()
@@ -199,6 +196,8 @@ class TorchVecEnv:
         name: The environment's name in messages (its Gymnasium id).
         nonfinite: What a NaN or infinity in an observation or reward does: ``"stop"`` raises
             :class:`NonFiniteDataError`, ``"skip"`` marks the step (see :class:`Step`).
+        index_offset: Index of the first sub-environment in the episode seeds (rank r of a data-parallel run
+            with N copies per rank numbers its copies from r * N, so the ranks' episodes never share a seed).
 
     Raises:
         EnvError: If the action space is not a Box.
@@ -212,6 +211,7 @@ class TorchVecEnv:
         device: str | torch.device = "cpu",
         name: str = "environment",
         nonfinite: NonFinite = "stop",
+        index_offset: int = 0,
     ) -> None:
         space = env.single_action_space
         if not isinstance(space, spaces.Box):
@@ -220,6 +220,7 @@ class TorchVecEnv:
         self.name = name
         self.nonfinite = nonfinite
         self.seed = int(seed)
+        self.index_offset = int(index_offset)
         self.device = torch.device(device)
         self._on_cpu = self.device.type == "cpu"
         self.num_envs = env.num_envs
@@ -249,7 +250,8 @@ class TorchVecEnv:
 
     def _seeds(self, mask: np.ndarray) -> list[int | None]:
         pairs = enumerate(zip(self.episodes, mask, strict=True))
-        return [episode_seed(self.seed, i, int(e)) if m else None for i, (e, m) in pairs]
+        offset = self.index_offset
+        return [episode_seed(self.seed, offset + i, int(e)) if m else None for i, (e, m) in pairs]
 
     def reset(self) -> torch.Tensor:
         """Start a fresh episode in every sub-environment (the episode counters are kept).
@@ -257,8 +259,17 @@ class TorchVecEnv:
         Returns:
             Observations, shape (N, num_observations).
         """
-        # Gymnasium's vector reset takes one seed per copy, though its annotation says int.
-        observations, _ = self.env.reset(seed=self._seeds(np.ones(self.num_envs, dtype=bool)))  # type: ignore[arg-type]
+        try:
+            # Gymnasium's vector reset takes one seed per copy, though its annotation says int.
+            observations, _ = self.env.reset(seed=self._seeds(np.ones(self.num_envs, dtype=bool)))  # type: ignore[arg-type]
+        except ValueError as error:  # Gymnasium's vector envs fail to batch observations that do not fit the space
+            raise EnvError(
+                f"environment {self.name!r} failed to reset ({error}); check that its observations match its "
+                f"observation space {self.observation_space}."
+            ) from error
+        if isinstance(self.observation_space, spaces.Box):
+            space_shape = self.observation_space.shape
+            check_env_observations(self.name, np.shape(observations), self.num_envs, space_shape)
         self._check_reset(observations)
         self._returns[:] = 0.0
         self._lengths[:] = 0

@@ -1,4 +1,4 @@
-"""Checkpoints without pickle: tensors in a safetensors file, everything else in JSON.
+"""Torch checkpoints without pickle: tensors in a safetensors file, everything else in JSON.
 
 A checkpoint of step S is two files in one directory, each written atomically:
 ``step_S.safetensors`` (every tensor of the state, flattened to dotted names) and then

@@ -1,4 +1,4 @@
-"""Build the default agents (PPO or SAC with gaussrl's default networks) for an environment."""
+"""Build the default agents (PPO or SAC with gaussrl's default networks) for an environment; torch only."""
 
 from __future__ import annotations
 
@@ -8,13 +8,40 @@ import torch
 from gymnasium import spaces
 
 from gaussrl.agents.config import PPOConfig, SACConfig
+from gaussrl.agents.torch.distributed import World
 from gaussrl.agents.torch.networks import QMLP, GaussianMLPPolicy, ValueMLP
 from gaussrl.agents.torch.ppo import PPO
-from gaussrl.agents.torch.recurrent import RecurrentGaussianPolicy, RecurrentValue
+from gaussrl.agents.torch.recurrent import Cell, RecurrentGaussianPolicy, RecurrentValue
 from gaussrl.agents.torch.sac import SAC
+from gaussrl.core.errors import ConfigError
+from gaussrl.models.torch import Model
 
 Algo = Literal["ppo", "sac"]
 PolicyKind = Literal["mlp", "rnn", "gru", "lstm"]
+
+
+def check_device(device: str) -> None:
+    """Accept a torch device string that names a device this machine has.
+
+    Args:
+        device: E.g. ``"cpu"``, ``"cuda"``, ``"cuda:1"``.
+
+    Raises:
+        ConfigError: If the string is not a torch device, or names CUDA or MPS where there is none.
+    """
+    try:
+        parsed = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ConfigError(f"device={device!r} (--device) is not a torch device; use cpu, cuda or cuda:N.") from None
+    if parsed.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0 or (parsed.index or 0) >= count:
+            raise ConfigError(
+                f"device={device!r} (--device) is not available: this machine has {count} usable CUDA device(s) "
+                f"(torch {torch.__version__}); use --device cpu, or a torch build with CUDA on a machine with a GPU."
+            )
+    if parsed.type == "mps" and not torch.backends.mps.is_available():
+        raise ConfigError(f"device={device!r} (--device) is not available on this machine; use --device cpu.")
 
 
 def build_ppo(
@@ -26,6 +53,7 @@ def build_ppo(
     policy: PolicyKind,
     device: str | torch.device,
     total_timesteps: int | None = None,
+    world: World | None = None,
 ) -> PPO:
     """PPO with an MLP or recurrent (RNN/GRU/LSTM) policy and value.
 
@@ -36,11 +64,14 @@ def build_ppo(
         num_envs: Number of parallel environments.
         policy: ``"mlp"``, ``"rnn"``, ``"gru"`` or ``"lstm"``.
         device: Device.
-        total_timesteps: Environment steps of the run (for the "linear" learning-rate schedule).
+        total_timesteps: Environment steps of this rank (for the "linear" learning-rate schedule).
+        world: The ranks of a data-parallel run; None: one process.
 
     Returns:
         The agent.
     """
+    actor: Model
+    critic: Model
     if policy == "mlp":
         actor = GaussianMLPPolicy(
             observation_space,
@@ -51,22 +82,40 @@ def build_ppo(
         )
         critic = ValueMLP(observation_space, hidden_sizes=config.hidden_sizes, device=device)
     else:
-        recurrent = {
-            "num_envs": num_envs,
-            "cell": policy,
-            "hidden_size": config.rnn_hidden_size,
-            "num_layers": config.rnn_num_layers,
-            "sequence_length": config.sequence_length,
-            "hidden_sizes": config.hidden_sizes,
-            "device": device,
-        }
-        actor = RecurrentGaussianPolicy(
-            observation_space, action_space, initial_log_std=config.initial_log_std, **recurrent
+        actor, critic = _recurrent_pair(
+            config, observation_space, action_space, num_envs=num_envs, cell=policy, device=device
         )
-        critic = RecurrentValue(observation_space, **recurrent)
     per_update = config.rollouts * num_envs
     total_updates = -(-total_timesteps // per_update) if total_timesteps else None
-    return PPO(policy=actor, value=critic, config=config, num_envs=num_envs, total_updates=total_updates)
+    return PPO(policy=actor, value=critic, config=config, num_envs=num_envs, total_updates=total_updates, world=world)
+
+
+def _recurrent_pair(
+    config: PPOConfig,
+    observation_space: spaces.Space,  # type: ignore[type-arg]
+    action_space: spaces.Box,
+    *,
+    num_envs: int,
+    cell: Cell,
+    device: str | torch.device,
+) -> tuple[Model, Model]:
+    """A recurrent policy and value of one cell type, sized by the configuration."""
+    sizes = {"hidden_size": config.rnn_hidden_size, "num_layers": config.rnn_num_layers}
+    common = {"sequence_length": config.sequence_length, **sizes}
+    actor = RecurrentGaussianPolicy(
+        observation_space,
+        action_space,
+        num_envs=num_envs,
+        cell=cell,
+        hidden_sizes=config.hidden_sizes,
+        initial_log_std=config.initial_log_std,
+        device=device,
+        **common,
+    )
+    critic = RecurrentValue(
+        observation_space, num_envs=num_envs, cell=cell, hidden_sizes=config.hidden_sizes, device=device, **common
+    )
+    return actor, critic
 
 
 def build_sac(
@@ -76,6 +125,7 @@ def build_sac(
     *,
     num_envs: int,
     device: str | torch.device,
+    world: World | None = None,
 ) -> SAC:
     """SAC with a tanh-squashed MLP Gaussian policy and twin MLP critics.
 
@@ -85,6 +135,7 @@ def build_sac(
         action_space: The normalised action Box.
         num_envs: Number of parallel environments.
         device: Device.
+        world: The ranks of a data-parallel run; None: one process.
 
     Returns:
         The agent.
@@ -105,4 +156,5 @@ def build_sac(
         target_critics=(critics[2], critics[3]),
         config=config,
         num_envs=num_envs,
+        world=world,
     )

@@ -1,4 +1,4 @@
-"""Evaluation episodes on an environment of their own, deterministic (mean actions) by default."""
+"""Evaluation episodes on an environment of their own, deterministic (mean actions) by default; torch agents."""
 
 from __future__ import annotations
 

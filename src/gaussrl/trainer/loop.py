@@ -1,4 +1,4 @@
-"""The training loop: environment steps, evaluation, metrics, checkpoints, resume and the summary.
+"""The training loop (torch agents): environment steps, evaluation, metrics, checkpoints, resume and the summary.
 
 A run directory holds ``config.json``, ``metrics.jsonl``, ``tensorboard/``, ``checkpoints/`` and,
 at the end, ``summary.json``. Every file gaussrl writes there is written atomically, and every
@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,12 +24,14 @@ from typing import Any
 import numpy as np
 import torch
 
-from gaussrl.agents.config import PPOConfig, SACConfig, check_positive_int
+from gaussrl.agents.config import PPOConfig, SACConfig, check_int_range, check_positive_int
+from gaussrl.core.errors import ConfigError
 from gaussrl.envs.gymnasium import NonFinite, NonFiniteDataError, TorchVecEnv, Vectorization, make_vector_env
 from gaussrl.io.atomic import write_text_atomic
 from gaussrl.io.checkpoint import CheckpointError, checkpoint_step, first_nonfinite, list_checkpoints, save_checkpoint
 from gaussrl.trainer.backends import BACKENDS, Backend, build_array_agent
-from gaussrl.trainer.build import Algo, PolicyKind, build_ppo, build_sac
+from gaussrl.trainer.build import Algo, PolicyKind, build_ppo, build_sac, check_device
+from gaussrl.trainer.distributed import World, broadcast_agent, gather_to_main, rank_seed, scatter_from_main
 from gaussrl.trainer.evaluate import Agent, Evaluator
 from gaussrl.trainer.metrics import MetricsLog, finite_or_none, require_wandb
 from gaussrl.trainer.progress import Progress
@@ -36,6 +39,10 @@ from gaussrl.trainer.resume import ResumeError, check_resume_options, load_resum
 from gaussrl.trainer.rundir import CHECKPOINTS, prepare_run_dir
 from gaussrl.trainer.stops import DivergenceError, Interrupted, SignalFlag, check_update
 
+MAX_THREADS = 4 * (os.cpu_count() or 1)
+"""The most torch threads a run may ask for (more oversubscribes the CPU; torch crashes on absurd counts)."""
+MAX_SEED = 2**32 - 1
+"""The largest run seed: every seed derived from it fits the RNGs of torch, NumPy and Gymnasium."""
 UPDATE_LOG_INTERVAL = 1000
 """SAC updates every step; its update metrics are logged once per this many environment steps."""
 
@@ -51,7 +58,7 @@ class TrainConfig:
     env: str = "Pendulum-v1"
     """Gymnasium id of an environment with a Box action space."""
     timesteps: int = 100_000
-    """Total environment steps (summed over the parallel environments)."""
+    """Total environment steps (summed over the parallel environments and the ranks)."""
     num_envs: int | None = None
     """Parallel environments; None: 4 for PPO, 1 for SAC."""
     seed: int = 0
@@ -86,6 +93,10 @@ class TrainConfig:
     """torch device."""
     progress: bool = True
     """Show a progress bar."""
+    nproc: int = 1
+    """Ranks of a data-parallel run started on this node through torch's elastic launcher (as torchrun)."""
+    dist_timeout: float = 300.0
+    """Seconds a rank waits for the others in a collective before the run stops with an error."""
     tensorboard: bool = True
     """Write TensorBoard scalars."""
     wandb: bool = False
@@ -96,22 +107,32 @@ class TrainConfig:
     """SAC hyperparameters."""
 
     def __post_init__(self) -> None:
-        for name in ("timesteps", "eval_episodes", "keep_checkpoints", "threads"):
+        for name in ("timesteps", "eval_episodes", "keep_checkpoints", "threads", "nproc"):
             check_positive_int(self, name)
+        check_int_range(self, "threads", 1, MAX_THREADS, "one thread is fastest for gaussrl's small networks")
+        check_int_range(self, "seed", 0, MAX_SEED, "any non-negative 32-bit integer works")
+        check_device(self.device)
         for name in ("eval_interval", "checkpoint_interval"):
             if getattr(self, name) < 0:
-                raise ValueError(f"{name}={getattr(self, name)} must be >= 0 (0: only at the end).")
+                raise ConfigError(f"{name}={getattr(self, name)} must be >= 0 (0: only at the end).")
+        if not self.dist_timeout > 0:
+            raise ConfigError(f"dist_timeout={self.dist_timeout} must be > 0 seconds (default 300.0).")
         envs = self.num_envs
         if envs is not None and (isinstance(envs, bool) or not isinstance(envs, int) or envs < 1):
-            raise ValueError(f"num_envs={envs!r} must be a positive integer, or None for the algorithm's default.")
+            raise ConfigError(f"num_envs={envs!r} must be a positive integer, or None for the algorithm's default.")
         if self.backend not in BACKENDS:
-            raise ValueError(f"backend={self.backend!r} must be one of {BACKENDS} (the default is 'torch').")
+            raise ConfigError(f"backend={self.backend!r} must be one of {BACKENDS} (the default is 'torch').")
         if self.backend != "torch" and self.policy != "mlp":
-            raise ValueError(
+            raise ConfigError(
                 f"policy={self.policy!r} trains on the torch backend only; use --backend torch or --policy mlp."
             )
+        if self.backend != "torch" and self.nproc != 1:
+            raise ConfigError(
+                f"nproc={self.nproc}: data-parallel processes train on the torch backend only; use --nproc 1 "
+                f"with --backend {self.backend}."
+            )
         if self.algo == "sac" and self.policy != "mlp":
-            raise ValueError(f"policy={self.policy!r} is for PPO; SAC trains an MLP policy (--policy mlp).")
+            raise ConfigError(f"policy={self.policy!r} is for PPO; SAC trains an MLP policy (--policy mlp).")
         check_resume_options(resume=self.resume, out=self.out, checkpoint=self.checkpoint, force=self.force)
 
     @property
@@ -143,12 +164,13 @@ class TrainConfig:
         return data
 
 
-def build_agent(config: TrainConfig, env: TorchVecEnv) -> Agent:
+def build_agent(config: TrainConfig, env: TorchVecEnv, world: World | None = None) -> Agent:
     """The configured agent for ``env``.
 
     Args:
         config: The run.
         env: The training environment.
+        world: The ranks of a data-parallel run; None: one process.
 
     Returns:
         PPO or SAC (a non-torch agent wrapped in :class:`~gaussrl.trainer.backends.ArrayBoundary`).
@@ -163,6 +185,7 @@ def build_agent(config: TrainConfig, env: TorchVecEnv) -> Agent:
             threads=config.threads,
             total_timesteps=config.timesteps,
         )
+    world = World() if world is None else world
     spaces = (env.observation_space, env.action_space)
     if config.algo == "ppo":
         return build_ppo(
@@ -171,9 +194,10 @@ def build_agent(config: TrainConfig, env: TorchVecEnv) -> Agent:
             num_envs=env.num_envs,
             device=config.device,
             policy=config.policy,
-            total_timesteps=config.timesteps,
+            total_timesteps=config.timesteps // world.size,  # this rank's share, for the "linear" schedule
+            world=world,
         )
-    return build_sac(config.sac, *spaces, num_envs=env.num_envs, device=config.device)
+    return build_sac(config.sac, *spaces, num_envs=env.num_envs, device=config.device, world=world)
 
 
 class Trainer:
@@ -184,28 +208,47 @@ class Trainer:
 
     Args:
         config: The run.
+        world: This rank of a data-parallel run (see ``trainer.distributed``); None: one process.
 
     Raises:
         RunDirectoryError: For a directory that holds another run, is a file or is not writable.
         CheckpointError: For a missing or corrupt checkpoint on resume.
         ResumeError: For a resume request that does not match the run.
+        ConfigError: For ``nonfinite="skip"`` in a data-parallel run.
     """
 
-    def __init__(self, config: TrainConfig) -> None:
-        self.config = config
+    def __init__(self, config: TrainConfig, world: World | None = None) -> None:
+        self.config, self.world = config, World() if world is None else world
         self.dir = config.run_dir
-        resumed = load_resume(config) if config.resume is not None else None
-        if config.wandb:
+        main = self.world.is_main
+        if self.world.size > 1 and config.nonfinite == "skip":
+            raise ConfigError(
+                "nonfinite='skip' would leave the ranks' rollouts out of step in a data-parallel run; "
+                "use --nonfinite stop (the default) or train in one process."
+            )
+        resumed = self._load(config) if config.resume is not None else None
+        if config.wandb and main:
             require_wandb()
-        prepare_run_dir(self.dir, resume=resumed is not None, force=config.force)
+        if main:
+            prepare_run_dir(self.dir, resume=resumed is not None, force=config.force)
         torch.set_num_threads(config.threads)
         torch.manual_seed(config.seed)
         vector_env = make_vector_env(config.env, config.envs, config.vectorization)
         self.env = TorchVecEnv(
-            vector_env, seed=config.seed, device=config.device, name=config.env, nonfinite=config.nonfinite
+            vector_env,
+            seed=config.seed,
+            device=config.device,
+            name=config.env,
+            nonfinite=config.nonfinite,
+            index_offset=self.world.rank * config.envs,
         )
-        self.agent = build_agent(config, self.env)
-        self.evaluator = Evaluator(config.env, config.eval_episodes, config.seed, config.device, config.nonfinite)
+        self.agent = build_agent(config, self.env, self.world)
+        broadcast_agent(self.world, self.agent)  # type: ignore[arg-type]
+        if self.world.rank > 0:
+            torch.manual_seed(rank_seed(config.seed, self.world.rank))
+        self.evaluator = (
+            Evaluator(config.env, config.eval_episodes, config.seed, config.device, config.nonfinite) if main else None
+        )
         self.steps = 0
         self.skipped = 0
         self.last_eval: np.ndarray | None = None
@@ -216,9 +259,23 @@ class Trainer:
         else:
             self.observations = self._restore(resumed[0])
         self.last_checkpoint = self.resumed_step
-        write_text_atomic(self.dir / "config.json", json.dumps(config.to_json(), indent=2, allow_nan=False))
-        wandb = config.to_json() if config.wandb else None
-        self.metrics = MetricsLog(self.dir, resume_step=self.resumed_step, tensorboard=config.tensorboard, wandb=wandb)
+        if main:
+            write_text_atomic(self.dir / "config.json", json.dumps(config.to_json(), indent=2, allow_nan=False))
+        wandb = config.to_json() if config.wandb and main else None
+        self.metrics = MetricsLog(
+            self.dir, resume_step=self.resumed_step, tensorboard=config.tensorboard, wandb=wandb, enabled=main
+        )
+
+    def _load(self, config: TrainConfig) -> tuple[dict[str, Any], dict[str, Any], int]:
+        """This rank's checkpoint state, the metadata and the step (rank 0 reads the file, sends each rank its part)."""
+
+        def per_rank() -> list[tuple[dict[str, Any], dict[str, Any], int]]:
+            state, meta, step = load_resume(config, self.world.size)
+            return [(state, meta, step)] + [(s, meta, step) for s in state.pop("other_ranks", [])]
+
+        if self.world.size == 1:
+            return load_resume(config)
+        return scatter_from_main(self.world, per_rank, ResumeError)
 
     def _restore(self, state: dict[str, Any]) -> torch.Tensor:
         self.agent.load_state(state["agent"])
@@ -228,11 +285,11 @@ class Trainer:
         self.recent = [float(r) for r in state["recent_returns"]]
         return self.env.load_state(state["env"])
 
-    def checkpoint(self) -> Path:
-        """Write a checkpoint of everything a resumed run needs.
+    def checkpoint(self) -> Path | None:
+        """Write a checkpoint of everything a resumed run needs (every rank's state, written by rank 0).
 
         Returns:
-            The checkpoint's JSON file.
+            The checkpoint's JSON file; None on ranks other than 0.
 
         Raises:
             NonFiniteDataError: If the agent's state holds NaN or infinity (nothing is written).
@@ -249,10 +306,14 @@ class Trainer:
             "env": self.env.state(),
             "recent_returns": self.recent[-100:],
         }
-        meta = {**run_meta(self.config), "steps": self.steps, "seed": self.config.seed}
-        path = save_checkpoint(self.dir / CHECKPOINTS, self.steps, state, meta, keep=self.config.keep_checkpoints)
+        states = gather_to_main(self.world, state)
         self.last_checkpoint = self.steps
-        return path
+        if states is None:
+            return None
+        if self.world.size > 1:
+            state["other_ranks"] = states[1:]
+        meta = {**run_meta(self.config), "steps": self.steps, "seed": self.config.seed, "world_size": self.world.size}
+        return save_checkpoint(self.dir / CHECKPOINTS, self.steps, state, meta, keep=self.config.keep_checkpoints)
 
     def evaluate(self) -> np.ndarray:
         """Run a deterministic evaluation and log it.
@@ -261,6 +322,8 @@ class Trainer:
             The returns of the episodes that finished with finite values (all of them unless
             ``nonfinite="skip"`` left some out).
         """
+        if self.evaluator is None:  # ranks other than 0 do not evaluate
+            return np.zeros(0)
         try:
             returns = self.evaluator.run(self.agent, deterministic=True)
         except NonFiniteDataError as error:
@@ -288,7 +351,7 @@ class Trainer:
             update: dict[str, float] = {}
         else:
             update = self.agent.observe(step)
-        self.steps += self.env.num_envs
+        self.steps += self.env.num_envs * self.world.size
         check_update(update, self.config.algo, self.steps)
         for episode_return, length in self.env.pop_episodes():
             self.recent.append(episode_return)
@@ -323,6 +386,12 @@ class Trainer:
 
     def _interrupted(self, signals: SignalFlag) -> Interrupted:
         self.metrics.flush()
+        if self.world.size > 1:  # the ranks see the signal at different steps: no collective checkpoint
+            return Interrupted(
+                int(signals.received or 0),
+                f"{signals.name} after {self.steps} steps: a data-parallel run does not checkpoint on a signal; "
+                f"continue from its newest checkpoint with the same number of ranks: {resume_command(self.dir)}",
+            )
         self.checkpoint()
         return Interrupted(
             int(signals.received or 0),
@@ -332,17 +401,19 @@ class Trainer:
 
     def _stopped(self, error: NonFiniteDataError) -> NonFiniteDataError:
         """Save the state if it is still finite; the error to stop the run with."""
-        try:
-            self.metrics.flush()
-            self.checkpoint()
-            saved = f"saved checkpoint step {self.steps} (the state before it)"
-        except DivergenceError:
-            found = list_checkpoints(self.dir / CHECKPOINTS)
-            newest = f"the newest checkpoint is step {checkpoint_step(found[-1])}" if found else ""
-            saved = f"the agent's state is no longer finite, so nothing was saved; {newest or 'no checkpoint exists'}"
-        skip = (
-            "" if isinstance(error, DivergenceError) else " (add --nonfinite skip to leave such steps out of training)"
-        )
+        self.metrics.flush()
+        found = list_checkpoints(self.dir / CHECKPOINTS)
+        newest = f"the newest checkpoint is step {checkpoint_step(found[-1])}" if found else "no checkpoint exists"
+        skip = " (add --nonfinite skip to leave such steps out of training)"
+        if self.world.size > 1:  # this rank stopped alone: the others cannot join in a checkpoint
+            saved, skip = f"nothing was saved (one rank of a data-parallel run stopped alone); {newest}", ""
+        else:
+            try:
+                self.checkpoint()
+                saved = f"saved checkpoint step {self.steps} (the state before it)"
+            except DivergenceError:
+                saved = f"the agent's state is no longer finite, so nothing was saved; {newest}"
+        skip = "" if isinstance(error, DivergenceError) else skip
         return type(error)(f"{error}; the run stopped and {saved}; continue with `{resume_command(self.dir)}`{skip}.")
 
     def run(self) -> dict[str, Any]:
@@ -357,13 +428,14 @@ class Trainer:
                 loss, after writing a checkpoint if the agent's state is still finite.
         """
         config, start_steps, start = self.config, self.steps, time.perf_counter()
-        progress = Progress(config.timesteps, self.steps, enabled=config.progress)
+        progress = Progress(config.timesteps, self.steps, enabled=config.progress and self.world.is_main)
         try:
             with SignalFlag() as signals:
                 self._loop(progress, signals)
                 progress.close()
                 wall = time.perf_counter() - start
-                if self.last_eval is None or not self._due(config.eval_interval, self.steps - self.env.num_envs):
+                last_step = self.steps - self.env.num_envs * self.world.size
+                if self.last_eval is None or not self._due(config.eval_interval, last_step):
                     self.evaluate()
                 if self.last_checkpoint != self.steps:
                     self.checkpoint()
@@ -384,6 +456,7 @@ class Trainer:
             "timesteps": self.steps,
             "seed": self.config.seed,
             "num_envs": self.env.num_envs,
+            "world_size": self.world.size,
             "eval_return_mean": finite_or_none(float(returns.mean())) if returns.size else None,
             "eval_return_std": finite_or_none(float(returns.std())) if returns.size else None,
             "eval_episodes": int(returns.size),
@@ -392,13 +465,15 @@ class Trainer:
             "resumed": self.config.resume is not None,
             "nonfinite_skipped": self.skipped,
         }
-        write_text_atomic(self.dir / "summary.json", json.dumps(summary, indent=2, allow_nan=False))
+        if self.world.is_main:
+            write_text_atomic(self.dir / "summary.json", json.dumps(summary, indent=2, allow_nan=False))
         return summary
 
     def close(self) -> None:
         """Close the environments and the metrics log."""
         self.env.close()
-        self.evaluator.close()
+        if self.evaluator is not None:
+            self.evaluator.close()
         self.metrics.close()
 
 

@@ -1,4 +1,4 @@
-"""The metrics of a run: a JSON-lines file (rewritten atomically), TensorBoard and Weights & Biases.
+"""The metrics of a run: a JSON-lines file (rewritten atomically), TensorBoard (torch's writer) and Weights & Biases.
 
 Each record is one line ``{"kind": "episode"|"update"|"eval", "step": env_steps, ...}`` of strict
 JSON: a value that is NaN or infinite is written as ``null``. The file is rewritten atomically on
@@ -97,6 +97,7 @@ class MetricsLog:
         resume_step: Keep the existing records up to this step (None: start empty).
         tensorboard: Write TensorBoard event files under ``run_dir/tensorboard``.
         wandb: Log to Weights & Biases too, with this run configuration (None: do not).
+        enabled: False: record and write nothing (the ranks other than 0 of a data-parallel run).
     """
 
     def __init__(
@@ -106,16 +107,18 @@ class MetricsLog:
         resume_step: int | None = None,
         tensorboard: bool = True,
         wandb: dict[str, Any] | None = None,
+        enabled: bool = True,
     ) -> None:
         self.path = Path(run_dir) / METRICS_FILE
+        self.enabled = enabled
         self.records: list[dict[str, Any]] = []
-        if resume_step is not None:
+        if resume_step is not None and enabled:
             self.records = [r for r in read_metrics(run_dir) if r["step"] <= resume_step]
         self._lines = [json.dumps(r, allow_nan=False) for r in self.records]
         self._writer = None
         self._closed = False
-        self._wandb = start_wandb(run_dir, wandb) if wandb is not None else None
-        if tensorboard:
+        self._wandb = start_wandb(run_dir, wandb) if wandb is not None and enabled else None
+        if tensorboard and enabled:
             from torch.utils.tensorboard import SummaryWriter  # noqa: PLC0415 (tensorboard is slow to import)
 
             self._writer = SummaryWriter(log_dir=str(Path(run_dir) / "tensorboard"), purge_step=resume_step)
@@ -128,6 +131,8 @@ class MetricsLog:
             step: Environment steps so far.
             values: Scalars; non-finite ones are written as null.
         """
+        if not self.enabled:
+            return
         record: dict[str, Any] = {"kind": kind, "step": step}
         record.update({k: finite_or_none(v) for k, v in values.items()})
         self.records.append(record)
@@ -140,6 +145,8 @@ class MetricsLog:
 
     def flush(self) -> None:
         """Rewrite the metrics file atomically and flush TensorBoard."""
+        if not self.enabled:
+            return
         write_text_atomic(self.path, "".join(line + "\n" for line in self._lines))
         if self._writer is not None:
             self._writer.flush()

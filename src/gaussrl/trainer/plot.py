@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
+from gaussrl.core.errors import MissingRunFileError
 from gaussrl.io.atomic import write_atomic
 from gaussrl.trainer.metrics import read_metrics
 
@@ -17,7 +18,8 @@ def _rolling_mean(values: np.ndarray, window: int) -> np.ndarray:
     cumulative = np.cumsum(np.insert(values, 0, 0.0))
     counts = np.minimum(np.arange(1, values.size + 1), window)
     starts = np.arange(values.size) + 1 - counts
-    return (cumulative[np.arange(values.size) + 1] - cumulative[starts]) / counts
+    means: np.ndarray = (cumulative[np.arange(values.size) + 1] - cumulative[starts]) / counts
+    return means
 
 
 def plot_run(run_dir: str | os.PathLike[str], *, window: int = 20) -> Path:
@@ -38,11 +40,11 @@ def plot_run(run_dir: str | os.PathLike[str], *, window: int = 20) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt  # noqa: PLC0415
 
-    records = read_metrics(run_dir)
+    records = read_metrics(Path(run_dir))
     episodes = [(r["step"], r["return"]) for r in records if r["kind"] == "episode"]
     evals = [(r["step"], r["return_mean"], r["return_std"]) for r in records if r["kind"] == "eval"]
     if not episodes and not evals:
-        raise FileNotFoundError(f"no metrics in {str(run_dir)!r}: expected a metrics.jsonl written by gaussrl train.")
+        raise MissingRunFileError(f"no metrics in {str(run_dir)!r}: expected a metrics.jsonl written by gaussrl train.")
     figure, axes = plt.subplots(figsize=(7, 4.5), dpi=120)
     if episodes:
         steps, returns = (np.asarray(v, dtype=float) for v in zip(*episodes, strict=True))

@@ -33,6 +33,8 @@ CHANGEABLE = (
     "tensorboard",
     "wandb",
     "threads",
+    "nproc",
+    "dist_timeout",
 )
 """Options a resumed run may change."""
 RESUME_OPTIONS = ("resume", "checkpoint", "out", "force")
@@ -255,11 +257,12 @@ def resume_command(run_dir: str | Path) -> str:
     return f"gaussrl train --resume {shlex.quote(str(run_dir))}"
 
 
-def load_resume(config: TrainConfig) -> tuple[dict[str, Any], dict[str, Any], int]:
+def load_resume(config: TrainConfig, world_size: int = 1) -> tuple[dict[str, Any], dict[str, Any], int]:
     """Read the checkpoint ``config`` resumes from and check that it belongs to this run.
 
     Args:
         config: The run, with ``resume`` set.
+        world_size: Number of ranks of this run (a checkpoint holds per-rank state, so it must match).
 
     Returns:
         The checkpoint state, its metadata and its step.
@@ -267,7 +270,8 @@ def load_resume(config: TrainConfig) -> tuple[dict[str, Any], dict[str, Any], in
     Raises:
         CheckpointError: If the checkpoint is missing or corrupt.
         ResumeError: If ``config`` differs from the run's ``config.json`` in an option that may not
-            change, or the checkpoint was written by a run of another algorithm, env, policy or env count.
+            change, or the checkpoint was written by a run of another algorithm, env, policy, env count
+            or number of ranks.
     """
     run_dir = Path(str(config.resume))
     check_unchanged(config.to_json(), read_config_json(run_dir), run_dir)
@@ -280,4 +284,11 @@ def load_resume(config: TrainConfig) -> tuple[dict[str, Any], dict[str, Any], in
                 f"cannot resume {config.resume!r}: it holds a run with {key}={got!r}, but this command "
                 f"asks for {key}={want!r}; pass --{key.replace('_', '-')} {got} or another directory."
             )
+    ranks = meta.get("world_size", 1)
+    if ranks != world_size:
+        raise ResumeError(
+            f"cannot resume {config.resume!r} on {world_size} rank(s): it holds a {ranks}-rank run, whose "
+            f"environments, random streams and buffers are per rank; resume it with --nproc {ranks} "
+            f"(or torchrun --nproc_per_node {ranks})."
+        )
     return state, meta, step

@@ -1,4 +1,4 @@
-"""Run directories: never train into another run's files; checkable up front; checkpoints chosen by step.
+"""Run directories (torch checkpoints): never train into another run's files; checkable up front; chosen by step.
 
 A new run refuses a directory that already holds a run (its message names ``--resume`` and
 ``--force``); ``--force`` deletes that run's files first (only the files gaussrl writes, nothing

@@ -61,8 +61,8 @@ class RunningStandardScaler:
                 std = torch.from_numpy(np.maximum(np.sqrt(self._var), STD_FLOOR))
                 cached = (self.mean.to(self.device, like.dtype), std.to(self.device, like.dtype))
             else:  # converted in NumPy: no torch operation on CPU
-                mean, std = self._numpy(numpy_dtype)
-                cached = (torch.from_numpy(mean).to(self.device), torch.from_numpy(std).to(self.device))
+                mean_np, std_np = self._numpy(numpy_dtype)
+                cached = (torch.from_numpy(mean_np).to(self.device), torch.from_numpy(std_np).to(self.device))
             self._cache[like.dtype] = cached
         return cached
 
@@ -83,8 +83,8 @@ class RunningStandardScaler:
             np.divide(out, std, out=out)
             np.maximum(out, -NORMALIZED_CLIP, out=out)
             return torch.from_numpy(np.minimum(out, NORMALIZED_CLIP, out=out))
-        mean, std = self._float(x)
-        return ((x - mean) / std).clamp(-NORMALIZED_CLIP, NORMALIZED_CLIP)
+        mean_t, std_t = self._float(x)
+        return ((x - mean_t) / std_t).clamp(-NORMALIZED_CLIP, NORMALIZED_CLIP)
 
     def denormalize(self, y: torch.Tensor) -> torch.Tensor:
         """``y * std + mean``, the inverse of :meth:`normalize` inside the clip range.

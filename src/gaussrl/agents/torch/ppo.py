@@ -6,18 +6,20 @@ never clips actions (the environment wrapper clips and rescales them at its boun
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import torch
 import torch.nn.functional as F
 
 from gaussrl.agents.config import PPOConfig
-from gaussrl.agents.torch.memory import RunningStandardScaler, TensorStore, compute_gae
+from gaussrl.agents.torch.distributed import World
+from gaussrl.agents.torch.memory import TensorStore, compute_gae
 from gaussrl.agents.torch.networks import GaussianMLPPolicy
 from gaussrl.agents.torch.optim import adam, clip_grad_norm
 from gaussrl.agents.torch.recurrent import reset_states, rnn_sizes, zero_states
+from gaussrl.core.errors import ConfigError
 from gaussrl.envs.gymnasium import Step
-from gaussrl.models.torch import Model
+from gaussrl.models.torch import GaussianMixin, Model
 from gaussrl.models.torch.functional import gaussian_kl
 
 KL_FACTOR = 2.0
@@ -35,28 +37,37 @@ class PPO:
         config: Hyperparameters.
         num_envs: Number of parallel environments.
         total_updates: Number of updates of the run; needed by the "linear" learning-rate schedule.
+        world: The ranks of a data-parallel run (see ``agents.torch.distributed``); None: one process.
 
     Raises:
         ValueError: If the rollout cannot be split as configured, or "linear" lacks total_updates.
     """
 
     def __init__(
-        self, *, policy: Model, value: Model, config: PPOConfig, num_envs: int, total_updates: int | None = None
+        self,
+        *,
+        policy: Model,
+        value: Model,
+        config: PPOConfig,
+        num_envs: int,
+        total_updates: int | None = None,
+        world: World | None = None,
     ) -> None:
         if config.learning_rate_scheduler == "linear" and not total_updates:
-            raise ValueError("learning_rate_scheduler='linear' needs total_updates (the number of PPO updates).")
+            raise ConfigError("learning_rate_scheduler='linear' needs total_updates (the number of PPO updates).")
         self.policy, self.value, self.config, self.num_envs = policy, value, config, num_envs
         self.total_updates = total_updates
+        self.world = World() if world is None else world
         self.device = policy.device
         self.recurrent = bool(rnn_sizes(policy))
         config.check_batch(num_envs, self.recurrent)
         parameters = [*policy.parameters(), *value.parameters()]
         self.optimizer = adam(parameters, config.learning_rate)
         num_obs, num_actions = policy.num_observations, policy.num_actions
-        self.obs_scaler = RunningStandardScaler(num_obs, self.device) if config.observation_normalization else None
-        self.value_scaler = RunningStandardScaler(1, self.device) if config.value_normalization else None
+        self.obs_scaler = self.world.scaler(num_obs, self.device) if config.observation_normalization else None
+        self.value_scaler = self.world.scaler(1, self.device) if config.value_normalization else None
         f32 = torch.float32
-        specs = {
+        specs: dict[str, tuple[tuple[int, ...], torch.dtype]] = {
             "observations": ((num_obs,), f32),
             "actions": ((num_actions,), f32),
             "log_prob": ((1,), f32),
@@ -121,7 +132,7 @@ class PPO:
         if not self.batched_values:
             self._pending["values"], value_states = self._values(x, self.value_states)
         self._pending["next_states"] = (outputs.get("rnn", []), value_states)
-        return actions
+        return cast(torch.Tensor, actions)
 
     @torch.no_grad()
     def observe(self, step: Step) -> dict[str, float]:
@@ -171,9 +182,11 @@ class PPO:
         data["returns"] = advantages + data["values"]
         if self.value_scaler is not None:
             self.value_scaler.update(data["returns"])
+            self.world.sync(self.value_scaler)
             data["returns"] = self.value_scaler.normalize(data["returns"])
             data["values"] = self.value_scaler.normalize(data["values"])
-        data["advantages"] = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
+        mean, std = self.world.mean_std(advantages)
+        data["advantages"] = (advantages - mean) / (std + 1e-8)
         return data
 
     def _units(self, data: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -198,13 +211,13 @@ class PPO:
         shuffled = {k: v[order] for k, v in units.items()}
         size = -(-count // self.config.mini_batches)  # torch.chunk's sizes: ceil(count / M), the last one shorter
         sizes = [size] * (count // size) + ([count % size] if count % size else [])
-        parts = {k: v.split(sizes) for k, v in shuffled.items()}
+        parts = {k: torch.split(v, sizes) for k, v in shuffled.items()}
         return [self._minibatch({k: parts[k][i] for k in parts}) for i in range(len(sizes))]
 
     def _minibatch(self, batch: dict[str, torch.Tensor]) -> dict[str, Any]:
         if not self.recurrent:
             return batch
-        flat = {k: v.reshape(-1, *v.shape[2:]) for k, v in batch.items() if "rnn" not in k}
+        flat: dict[str, Any] = {k: v.reshape(-1, *v.shape[2:]) for k, v in batch.items() if "rnn" not in k}
         for prefix, model in (("policy_rnn", self.policy), ("value_rnn", self.value)):
             flat[prefix] = [batch[f"{prefix}{i}"].movedim(0, 1) for i in range(len(rnn_sizes(model)))]
         return flat
@@ -217,7 +230,7 @@ class PPO:
         _, outputs = self.policy.act(inputs, role="policy")
         kl = self._kl(batch, outputs)
         with torch.set_grad_enabled(cfg.entropy_loss_scale > 0):
-            entropy = self.policy.get_entropy(role="policy").sum(-1).mean()
+            entropy = cast(GaussianMixin, self.policy).get_entropy(role="policy").sum(-1).mean()
         ratio = torch.exp(outputs["log_prob"] - batch["log_prob"])
         advantages = batch["advantages"]
         surrogate = torch.min(advantages * ratio, advantages * ratio.clamp(1.0 - cfg.ratio_clip, 1.0 + cfg.ratio_clip))
@@ -241,7 +254,8 @@ class PPO:
             self._epoch_policies.append((outputs["mean_actions"].detach(), outputs["log_std"].detach().clone()))
             return None
         with torch.no_grad():  # a metric and the KL-adaptive rate's input: no graph needed
-            return self.policy.get_kl_divergence(batch["mean_actions"], batch["log_std"], role="policy").mean()
+            policy = cast(GaussianMixin, self.policy)
+            return policy.get_kl_divergence(batch["mean_actions"], batch["log_std"], role="policy").mean()
 
     @torch.no_grad()
     def _batched_kl(self, batches: list[dict[str, Any]]) -> list[torch.Tensor]:
@@ -250,27 +264,31 @@ class PPO:
         old = [torch.cat([batch[key] for batch in batches]) for key in ("mean_actions", "log_std")]
         new_log_std = torch.cat([s.expand_as(m) for s, m in zip(log_stds, means, strict=True)])
         kl = gaussian_kl(old[0], old[1], torch.cat(means), new_log_std, "sum")
-        return [part.mean() for part in kl.split([m.shape[0] for m in means])]
+        return [part.mean() for part in torch.split(kl, [m.shape[0] for m in means])]
 
     def _epoch(self, units: dict[str, torch.Tensor], history: list[dict[str, torch.Tensor]]) -> torch.Tensor:
-        """One pass over the shuffled rollout; appends each minibatch's metrics and returns their KLs, (M,)."""
+        """One pass over the shuffled rollout; appends each minibatch's metrics and returns their KLs, (M,).
+
+        The KLs are averaged over the ranks, so that every rank adapts its rate and stops alike.
+        """
         cfg, batches, first = self.config, self._minibatches(units), len(history)
         parameters = [p for group in self.optimizer.param_groups for p in group["params"]]
         self._epoch_policies = []
         for batch in batches:
             loss, metrics = self._loss(batch)
             self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            torch.autograd.backward(loss)
+            self.world.average_gradients(parameters)
             if cfg.grad_norm_clip > 0:
                 clip_grad_norm(parameters, cfg.grad_norm_clip)
             self.optimizer.step()
             history.append({k: v.detach() for k, v in metrics.items()})
-            if cfg.kl_threshold and float(metrics["kl"]) > cfg.kl_threshold:
+            if cfg.kl_threshold and float(self.world.mean(metrics["kl"])) > cfg.kl_threshold:
                 break
         if self.batched_kl:
             for metrics, kl in zip(history[first:], self._batched_kl(batches), strict=True):
                 metrics["kl"] = kl
-        return torch.stack([metrics["kl"] for metrics in history[first:]])
+        return self.world.mean(torch.stack([metrics["kl"] for metrics in history[first:]]))
 
     def _adapt_learning_rate(self, kl: float) -> None:
         target = self.config.kl_adaptive_threshold
@@ -294,6 +312,7 @@ class PPO:
             fraction = max(1.0 - self.updates / self.total_updates, 1.0 / self.total_updates)
             for group in self.optimizer.param_groups:
                 group["lr"] = cfg.learning_rate * fraction
+        self.world.sync(self.obs_scaler)
         with torch.no_grad():
             units = self._units(self._targets(next_observations))
         history: list[dict[str, torch.Tensor]] = []

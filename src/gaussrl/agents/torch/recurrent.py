@@ -13,19 +13,20 @@ With B hidden states and ``B * L`` observations the model runs B sequences of le
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal
 
 import torch
 from torch import nn
 
 from gaussrl.agents.torch.networks import mlp
+from gaussrl.core.errors import ConfigError
 from gaussrl.core.spaces import SpaceLike
 from gaussrl.models.torch import DeterministicMixin, GaussianMixin, Model
 from gaussrl.models.torch.recurrent import run_sequences
 
 Cell = Literal["rnn", "gru", "lstm"]
-CELLS: dict[str, type[nn.RNNBase]] = {"rnn": nn.RNN, "gru": nn.GRU, "lstm": nn.LSTM}
+CELLS: dict[str, Callable[..., nn.RNNBase]] = {"rnn": nn.RNN, "gru": nn.GRU, "lstm": nn.LSTM}
 
 
 def rnn_sizes(model: Model) -> list[tuple[int, int, int]]:
@@ -37,7 +38,7 @@ def rnn_sizes(model: Model) -> list[tuple[int, int, int]]:
     Returns:
         ``[(num_layers, num_envs, hidden_size), ...]``.
     """
-    return [tuple(s) for s in model.get_specification().get("rnn", {}).get("sizes", [])]  # type: ignore[misc]
+    return [(int(a), int(b), int(c)) for a, b, c in model.get_specification().get("rnn", {}).get("sizes", [])]
 
 
 def zero_states(model: Model, batch: int) -> list[torch.Tensor]:
@@ -85,7 +86,7 @@ class RecurrentCore(nn.Module):
     def __init__(self, num_inputs: int, cell: Cell, hidden_size: int, num_layers: int) -> None:
         super().__init__()
         if cell not in CELLS:
-            raise ValueError(f"cell={cell!r} must be one of {sorted(CELLS)}.")
+            raise ConfigError(f"cell={cell!r} must be one of {sorted(CELLS)}.")
         self.cell = cell
         self.hidden_size = hidden_size
         self.num_layers = num_layers

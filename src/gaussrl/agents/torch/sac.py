@@ -14,7 +14,8 @@ import torch
 import torch.nn.functional as F
 
 from gaussrl.agents.config import SACConfig
-from gaussrl.agents.torch.memory import RunningStandardScaler, TensorStore
+from gaussrl.agents.torch.distributed import World
+from gaussrl.agents.torch.memory import TensorStore
 from gaussrl.agents.torch.optim import adam, clip_grad_norm, soft_update
 from gaussrl.envs.gymnasium import Step
 from gaussrl.models.torch import Model
@@ -29,6 +30,8 @@ class SAC:
         target_critics: Two Q models of the same architecture; overwritten with the critics' weights.
         config: Hyperparameters.
         num_envs: Number of parallel environments.
+        world: The ranks of a data-parallel run (see ``agents.torch.distributed``); each keeps its own replay
+            buffer. None: one process.
     """
 
     def __init__(
@@ -39,9 +42,11 @@ class SAC:
         target_critics: tuple[Model, Model],
         config: SACConfig,
         num_envs: int,
+        world: World | None = None,
     ) -> None:
         self.policy, self.critics, self.target_critics = policy, critics, target_critics
         self.config, self.num_envs, self.device = config, num_envs, policy.device
+        self.world = World() if world is None else world
         for target, critic in zip(target_critics, critics, strict=True):
             target.update_parameters(critic, polyak=1.0)
             target.freeze_parameters(True)
@@ -56,9 +61,9 @@ class SAC:
         self.entropy_optimizer = adam([self.log_entropy_coefficient], config.entropy_learning_rate)
         num_obs, num_actions = policy.num_observations, policy.num_actions
         self.target_entropy = -float(num_actions) if config.target_entropy is None else config.target_entropy
-        self.obs_scaler = RunningStandardScaler(num_obs, self.device) if config.observation_normalization else None
+        self.obs_scaler = self.world.scaler(num_obs, self.device) if config.observation_normalization else None
         f32 = torch.float32
-        specs = {
+        specs: dict[str, tuple[tuple[int, ...], torch.dtype]] = {
             "observations": ((num_obs,), f32),
             "actions": ((num_actions,), f32),
             "rewards": ((1,), f32),
@@ -112,6 +117,7 @@ class SAC:
         self.timesteps += self.num_envs
         if self.timesteps < self.config.learning_starts:
             return {}
+        self.world.sync(self.obs_scaler)
         metrics: dict[str, torch.Tensor] = {}
         with torch.enable_grad():
             for _ in range(self.config.gradient_steps):
@@ -121,23 +127,42 @@ class SAC:
     def _q(self, critics: tuple[Model, Model], x: torch.Tensor, actions: torch.Tensor) -> list[torch.Tensor]:
         return [critic.act({"observations": x, "taken_actions": actions}, role="critic")[0] for critic in critics]
 
-    def _step(self, optimizer: torch.optim.Optimizer, loss: torch.Tensor) -> None:
+    def _step(self, optimizer: torch.optim.Optimizer, loss: torch.Tensor, also: list[torch.Tensor]) -> None:
+        """Backward, average over the ranks, clip, step; ``also``: gradients set beforehand, averaged alongside."""
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        torch.autograd.backward(loss)
+        parameters = [p for group in optimizer.param_groups for p in group["params"]]
+        self.world.average_gradients([*parameters, *also])  # one collective for both
         if self.config.grad_norm_clip > 0:
-            parameters = [p for group in optimizer.param_groups for p in group["params"]]
             clip_grad_norm(parameters, self.config.grad_norm_clip)
         optimizer.step()
 
-    def _temperature_step(self, log_prob: torch.Tensor) -> None:
-        """One step of the temperature loss ``-mean(log_alpha * (log_prob + target_entropy))``.
+    def _temperature_gradient(self, log_prob: torch.Tensor) -> list[torch.Tensor]:
+        """Set the gradient of the temperature loss ``-mean(log_alpha * (log_prob + target_entropy))``.
 
         Its gradient, ``sum(-(log_prob + target_entropy) / N)``, is written directly rather than
         built by autograd on a one-parameter graph: the same float32 operations as autograd's
-        backward (mean, then the product's reduction), for a fraction of the cost.
+        backward (mean, then the product's reduction), for a fraction of the cost. It is set
+        before the policy step so that the ranks average it with the policy's gradients.
+
+        Returns:
+            The temperature parameter in a list, or an empty list when it is not learned.
         """
+        if not self.config.learn_entropy:
+            return []
         terms = log_prob + self.target_entropy
         self.log_entropy_coefficient.grad = (terms * (-1.0 / terms.numel())).sum()
+        return [self.log_entropy_coefficient]
+
+    def _temperature_step(self, log_prob: torch.Tensor | None = None) -> None:
+        """One step of the temperature.
+
+        Args:
+            log_prob: Set the gradient from these log-probabilities (:meth:`_temperature_gradient`) and
+                average it over the ranks; None: it was already set and averaged with the policy's.
+        """
+        if log_prob is not None:
+            self.world.average_gradients(self._temperature_gradient(log_prob))
         if self.config.grad_norm_clip > 0:
             clip_grad_norm([self.log_entropy_coefficient], self.config.grad_norm_clip)
         self.entropy_optimizer.step()
@@ -157,7 +182,7 @@ class SAC:
             target = batch["rewards"] + self.config.discount_factor * (1.0 - batch["terminated"]) * next_q
         q1, q2 = self._q(self.critics, x, batch["actions"])
         critic_loss = (F.mse_loss(q1, target) + F.mse_loss(q2, target)) / 2.0
-        self._step(self.critic_optimizer, critic_loss)
+        self._step(self.critic_optimizer, critic_loss, [])
 
         actions, outputs = self.policy.act({"observations": x}, role="policy")
         log_prob = outputs["log_prob"]
@@ -166,12 +191,12 @@ class SAC:
             parameter.requires_grad_(False)
         q_new = torch.min(*self._q(self.critics, x, actions))
         policy_loss = (alpha * log_prob - q_new).mean()
-        self._step(self.policy_optimizer, policy_loss)
+        self._step(self.policy_optimizer, policy_loss, self._temperature_gradient(log_prob.detach()))
         for parameter in self.critic_parameters:
             parameter.requires_grad_(True)
 
         if self.config.learn_entropy:
-            self._temperature_step(log_prob.detach())
+            self._temperature_step()
         soft_update(self.target_parameters, self.critic_parameters, self.config.polyak)
         return {
             "critic_loss": critic_loss.detach(),

@@ -21,16 +21,16 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from gaussrl.core.atomic import write_atomic
+from gaussrl.core.checks import check_act_inputs
 from gaussrl.core.errors import (
     MODEL_READY_ATTRIBUTE,
     NotReadyError,
-    check_input_shape,
     check_mixin_order,
     check_polyak,
     no_act_error,
 )
 from gaussrl.core.spaces import SpaceLike, action_bounds, space_shape, space_size
-from gaussrl.io.atomic import write_atomic
 from gaussrl.models.jax.functional import next_key_data
 
 INIT_ARGS_ATTRIBUTE = "_gaussrl_init_args"
@@ -206,10 +206,9 @@ class Model(nn.Module):
         Raises:
             ValueError: If an input has another shape.
         """
-        for key, size, shape in self._input_layout:
-            value = inputs.get(key)
-            if value is not None:
-                check_input_shape(key, np.shape(value), size, shape)
+        check_act_inputs(
+            inputs, self._input_layout, self.num_actions, array_types=(jax.Array, np.ndarray), backend="jax"
+        )
 
     @nn.nowrap
     def act(self, inputs: Mapping[str, Any], *, role: str = "", params: Any = None) -> tuple[jax.Array, dict[str, Any]]:

@@ -21,6 +21,7 @@ import numpy as np
 import warp as wp
 
 from gaussrl.core.errors import (
+    InputError,
     Mixin,
     NotReadyError,
     check_model_ready,
@@ -284,7 +285,7 @@ class GaussianMixin(Mixin):
             return None
         check_array('inputs["taken_actions"]', taken, self.device)
         if tuple(taken.shape) != tuple(mean.shape) or taken.dtype != mean.dtype:
-            raise ValueError(
+            raise InputError(
                 f'inputs["taken_actions"] is {taken.dtype.__name__} of shape {tuple(taken.shape)}; expected '
                 f"{mean.dtype.__name__} of shape {tuple(mean.shape)}, like the mean actions. Pass the actions "
                 f"stored for these observations, one row per observation."

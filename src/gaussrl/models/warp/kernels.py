@@ -22,6 +22,7 @@ from typing import Any
 
 import warp as wp
 
+from gaussrl.core.errors import InputError, InputTypeError
 from gaussrl.core.reference import LOG_2, LOG_SQRT_2PI
 
 ENTROPY_CONSTANT = 0.5 + LOG_SQRT_2PI
@@ -40,20 +41,20 @@ def check_array(what: str, value: Any, device: Any) -> None:
         device: The model's device.
 
     Raises:
-        TypeError: If ``value`` is not a float32/float64 ``warp.array``.
-        ValueError: If it lives on another device.
+        InputTypeError: If ``value`` is not a float32/float64 ``warp.array``.
+        InputError: If it lives on another device.
     """
     if not isinstance(value, wp.array):
-        raise TypeError(
+        raise InputTypeError(
             f"{what} is a {type(value).__name__}; the Warp backend expects a warp.array on device "
             f'"{device}". Convert it first, e.g. wp.array(x, dtype=wp.float32, device="{device}").'
         )
     if value.dtype not in FLOAT_DTYPES:
-        raise TypeError(
+        raise InputTypeError(
             f"{what} has dtype {value.dtype.__name__}; expected float32 (or float64). Build it with dtype=wp.float32."
         )
     if value.device != device:
-        raise ValueError(
+        raise InputError(
             f'{what} is on device "{value.device}"; expected the model\'s device "{device}". '
             f'Move it with x.to("{device}"), or build the model with device="{value.device}".'
         )

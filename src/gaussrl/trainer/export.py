@@ -1,0 +1,121 @@
+"""``gaussrl export``: a run's checkpoint to one self-contained ONNX or TorchScript file (torch agents only).
+
+The run's agent is rebuilt from its ``config.json``, its checkpoint is loaded, and the policy
+with the observation statistics and the action rescaling goes to :mod:`gaussrl.io.export`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import shlex
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import tyro
+
+from gaussrl.agents.torch.memory import NORMALIZED_CLIP
+from gaussrl.core.errors import ConfigError
+from gaussrl.envs.gymnasium import TorchVecEnv, make_vector_env
+from gaussrl.io.checkpoint import CheckpointError
+from gaussrl.io.export import DeterministicPolicy, ObservationNormalization, export_jit, export_onnx, require_onnx
+from gaussrl.trainer.loop import TrainConfig, build_agent
+from gaussrl.trainer.rundir import load_run_checkpoint
+
+ExportFormat = Literal["onnx", "torchscript"]
+SUFFIXES = {"onnx": ".onnx", "torchscript": ".pt"}
+
+
+@dataclass(frozen=True, kw_only=True)
+class ExportArgs:
+    """Export a run's policy (observation normalisation and action rescaling included) to one file."""
+
+    run_dir: Annotated[str, tyro.conf.Positional]
+    """Run directory written by gaussrl train."""
+    format: ExportFormat = "onnx"
+    """onnx (run with onnxruntime) or torchscript (load with torch.jit.load)."""
+    out: str | None = None
+    """Output file; None: policy.onnx or policy.pt in the run directory."""
+    checkpoint: int | None = None
+    """Step of the checkpoint to export; None: the newest."""
+
+
+def load_agent_state(agent: Any, state: dict[str, Any], run_dir: str | Path, step: int) -> None:
+    """Load a checkpoint's agent state, turning a mismatch with the run's configuration into a message.
+
+    Args:
+        agent: The agent built from ``config.json``.
+        state: The checkpoint state.
+        run_dir: The run directory, for the message.
+        step: The checkpoint's step, for the message.
+
+    Raises:
+        CheckpointError: If the checkpoint's tensors do not fit the agent that config.json describes.
+    """
+    try:
+        agent.load_state(state["agent"])
+    except (RuntimeError, KeyError, ValueError, IndexError) as error:
+        detail = " ".join(str(error).split())[:300]
+        raise CheckpointError(
+            f"the checkpoint of step {step} in {str(run_dir)!r} does not match the run's config.json ({detail}); "
+            f"was config.json edited or copied from another run? Restore the run's own config.json."
+        ) from None
+
+
+def export_run(
+    run_dir: str | Path, *, format: ExportFormat = "onnx", out: str | Path | None = None, checkpoint: int | None = None
+) -> Path:
+    """Write a run's deterministic policy to one file.
+
+    Args:
+        run_dir: Run directory.
+        format: ``"onnx"`` or ``"torchscript"``.
+        out: Output file; ``policy.onnx``/``policy.pt`` in the run directory if None.
+        checkpoint: Step of the checkpoint; the newest if None.
+
+    Returns:
+        The file written.
+
+    Raises:
+        CheckpointError: For a missing or corrupt checkpoint, or one that does not match config.json.
+        MissingDependencyError: For ONNX without the onnx extra.
+        ConfigError: If ``out`` is a directory.
+    """
+    from gaussrl.trainer.cli import read_run_config  # noqa: PLC0415 (the CLI imports this module)
+
+    if format == "onnx":
+        require_onnx()
+    target = Path(out) if out is not None else Path(run_dir) / f"policy{SUFFIXES[format]}"
+    check_output_file(target)
+    saved: TrainConfig = read_run_config(run_dir)
+    command = f"gaussrl export {shlex.quote(str(run_dir))}"
+    state, _, step = load_run_checkpoint(run_dir, checkpoint, device="cpu", command=command)
+    config = dataclasses.replace(saved, device="cpu", resume=None, tensorboard=False)
+    env = TorchVecEnv(make_vector_env(config.env, config.envs), seed=config.seed, device="cpu")
+    try:
+        agent: Any = build_agent(config, env)  # PPO or SAC: both have .policy and .obs_scaler
+        load_agent_state(agent, state, run_dir, step)
+        scaler = agent.obs_scaler
+        normalization = None
+        if scaler is not None:
+            normalization = ObservationNormalization(scaler.mean, scaler.var.sqrt(), NORMALIZED_CLIP)
+        module = DeterministicPolicy(agent.policy, env.env_action_space, normalization)
+    finally:
+        env.close()
+    (export_onnx if format == "onnx" else export_jit)(module, target)
+    return target
+
+
+def check_output_file(path: Path) -> None:
+    """Refuse an output path that is a directory.
+
+    Args:
+        path: The file to write.
+
+    Raises:
+        ConfigError: If ``path`` is a directory.
+    """
+    if path.is_dir():
+        raise ConfigError(
+            f"--out {str(path)!r} is a directory; name the file to write, e.g. {str(path / 'policy.onnx')!r}."
+        )

@@ -1,0 +1,147 @@
+"""The pieces of data-parallel training that run in one process: moment merging, state transport, messages."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+
+from gaussrl.agents.torch.distributed import DistributedError, SyncedScaler, World, merge_moments
+from gaussrl.agents.torch.memory import RunningStandardScaler
+from gaussrl.io.checkpoint import save_checkpoint
+from gaussrl.trainer.distributed import describe_failures, pack, rank_seed, unpack
+from gaussrl.trainer.loop import ResumeError, TrainConfig, load_resume
+
+
+def test_merge_moments_equals_numpy_on_the_union():
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(3.0, 2.0, size=(50, 4)), rng.normal(-1.0, 0.5, size=(7, 4))
+    count, mean, var = merge_moments((50.0, a.mean(0), a.var(0)), (7.0, b.mean(0), b.var(0)))
+    union = np.concatenate([a, b])
+    assert count == 57.0
+    np.testing.assert_allclose(mean, union.mean(0), rtol=1e-12)
+    np.testing.assert_allclose(var, union.var(0), rtol=1e-12)
+    empty = (0.0, np.zeros(4), np.ones(4))
+    assert merge_moments(empty, (7.0, b.mean(0), b.var(0)))[0] == 7.0
+    np.testing.assert_array_equal(merge_moments((7.0, b.mean(0), b.var(0)), empty)[1], b.mean(0))
+
+
+class GatheredWorld(World):
+    """Rank 0 of 2 whose ``all_gather`` returns given parts (what both ranks would contribute)."""
+
+    def __init__(self, parts: list[torch.Tensor]) -> None:
+        super().__init__(rank=0, size=2)
+        object.__setattr__(self, "parts", parts)
+
+    def all_gather(self, tensor: torch.Tensor, what: str) -> list[torch.Tensor]:
+        return self.parts  # type: ignore[attr-defined, no-any-return]
+
+
+def test_synced_scalers_end_with_the_statistics_of_every_rank_s_samples():
+    rng = np.random.default_rng(1)
+    scalers = [SyncedScaler(3), SyncedScaler(3)]
+    seen = []
+    for round_ in range(3):
+        for rank, scaler in enumerate(scalers):
+            for _ in range(4):
+                batch = rng.normal(rank + round_, 1.0 + rank, size=(5, 3))
+                scaler.update(torch.from_numpy(batch))
+                seen.append(batch)
+        parts = [torch.cat([s.pending.count.reshape(1), s.pending.mean, s.pending.var]) for s in scalers]
+        for scaler in scalers:
+            scaler.sync(GatheredWorld(parts))
+        data = np.concatenate(seen)
+        for scaler in scalers:
+            assert float(scaler.count) == len(data)
+            np.testing.assert_allclose(scaler.mean.numpy(), data.mean(0), rtol=1e-12, atol=1e-12)
+            np.testing.assert_allclose(scaler.var.numpy(), data.var(0), rtol=1e-12)
+        np.testing.assert_array_equal(scalers[0].mean.numpy(), scalers[1].mean.numpy())
+        np.testing.assert_array_equal(scalers[0].var.numpy(), scalers[1].var.numpy())
+
+
+def test_synced_scaler_state_round_trip_keeps_pending_and_merged():
+    scaler = SyncedScaler(2)
+    scaler.update(torch.tensor([[1.0, 2.0], [3.0, 5.0]], dtype=torch.float64))
+    restored = SyncedScaler(2)
+    restored.load_state(scaler.state())
+    for a, b in ((scaler, restored), (scaler.pending, restored.pending), (scaler.merged, restored.merged)):
+        for key in ("mean", "var", "count"):
+            assert torch.equal(getattr(a, key), getattr(b, key))
+
+
+def test_one_rank_world_is_the_identity():
+    world = World()
+    values = torch.randn(10)
+    assert world.mean(values) is values
+    mean, std = world.mean_std(values)
+    assert torch.equal(mean, values.mean()) and torch.equal(std, values.std())
+    assert type(world.scaler(3, "cpu")) is RunningStandardScaler
+    assert world.is_main
+
+
+def test_pack_round_trip_without_pickle():
+    state = {"a": torch.arange(5), "b": [1, 2.5, None, "x", {"c": torch.ones(2, 3)}], 3: {"d": True}}
+    back = unpack(pack(state))
+    assert torch.equal(back["a"], state["a"]) and torch.equal(back["b"][4]["c"], state["b"][4]["c"])
+    assert back["b"][:4] == [1, 2.5, None, "x"] and back[3] == {"d": True}
+
+
+def test_rank_seeds_differ_and_are_reproducible():
+    seeds = {rank_seed(seed, rank) for seed in range(3) for rank in range(1, 4)}
+    assert len(seeds) == 9 and rank_seed(0, 1) == rank_seed(0, 1)
+
+
+def _failure(exitcode: int, name: str = "") -> SimpleNamespace:
+    return SimpleNamespace(exitcode=exitcode, signal_name=lambda: name)
+
+
+def test_describe_failures_names_the_rank_that_failed_first():
+    text = describe_failures({0: _failure(-15, "SIGTERM"), 1: _failure(-9, "SIGKILL"), 2: _failure(143)})
+    assert text == "rank 1 exited with signal SIGKILL; the launcher then stopped ranks 0, 2."
+    assert (
+        describe_failures({0: _failure(2), 1: _failure(2)})
+        == "rank 0 exited with status 2, rank 1 exited with status 2."
+    )
+
+
+def test_resume_with_another_rank_count_is_a_one_line_error(tmp_path):
+    meta = {"algo": "ppo", "env": "Pendulum-v1", "policy": "mlp", "num_envs": 4, "world_size": 2}
+    config = TrainConfig(resume=str(tmp_path / "run"))
+    for name in ("run", "one"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "config.json").write_text(json.dumps(config.to_json()))
+    save_checkpoint(tmp_path / "run" / "checkpoints", 10, {"steps": 10}, meta)
+    message = r"on 1 rank\(s\): it holds a 2-rank run.*resume it with --nproc 2 \(or torchrun"
+    with pytest.raises(ResumeError, match=message):
+        load_resume(config, world_size=1)
+    assert load_resume(config, world_size=2)[1]["world_size"] == 2
+    with pytest.raises(ResumeError, match="holds a 1-rank run"):
+        save_checkpoint(tmp_path / "one" / "checkpoints", 10, {"steps": 10}, {**meta, "world_size": 1})
+        load_resume(dataclasses.replace(config, resume=str(tmp_path / "one")), world_size=3)
+
+
+def test_nproc_and_dist_timeout_must_be_positive():
+    with pytest.raises(ValueError, match="nproc"):
+        TrainConfig(nproc=0)
+    with pytest.raises(ValueError, match=r"dist_timeout=0.0 must be > 0 seconds \(default 300.0\)"):
+        TrainConfig(dist_timeout=0.0)
+
+
+def test_a_failed_collective_is_a_one_line_distributed_error(monkeypatch):
+    def broken(*args, **kwargs):
+        raise RuntimeError("[gloo] Timed out waiting 5000ms for recv operation to complete\nsecond line")
+
+    monkeypatch.setattr(torch.distributed, "all_reduce", broken)
+    parameter = torch.nn.Parameter(torch.ones(3))
+    parameter.grad = torch.ones(3)
+    with pytest.raises(DistributedError) as caught:
+        World(rank=1, size=2).average_gradients([parameter])
+    message = str(caught.value)
+    assert "\n" not in message
+    assert message.startswith("rank 1 of 2 lost contact with the other ranks during gradient averaging: another rank")
+    assert "(--dist-timeout)" in message and "Timed out waiting 5000ms" in message
+    assert isinstance(caught.value, RuntimeError)
