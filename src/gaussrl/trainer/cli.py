@@ -143,8 +143,9 @@ def _run(command: Any) -> int:
         try:
             trainer = _trainer(dataclasses.replace(command, device=device), world)
             note = describe(command.env)
-            if trainer.resumed_step is not None:
-                note = f"resuming {trainer.dir} from its checkpoint of step {trainer.resumed_step}"
+            resumed_step = getattr(trainer, "resumed_step", None)
+            if resumed_step is not None:
+                note = f"resuming {trainer.dir} from its checkpoint of step {resumed_step}"
             if note and world.is_main:
                 print(f"gaussrl: {note}", file=sys.stderr)
             try:

@@ -1,5 +1,7 @@
 """Training compiled end to end: ``gaussrl train --backend jax --env gymnax/<id>``.
 
+Needs JAX, and also imports torch (torch only at the host side: checkpoints, evaluation on Gymnasium).
+
 The run is a sequence of chunks, each one compiled call of several PPO iterations (rollout over
 all vmapped environments, GAE and update; :mod:`gaussrl.agents.jax.ppo_compiled`). Between
 chunks the host updates the progress bar, writes the metrics, evaluates and checkpoints, as

@@ -19,7 +19,7 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import torch
@@ -29,6 +29,7 @@ from gaussrl.core.errors import ConfigError
 from gaussrl.envs.gymnasium import NonFinite, NonFiniteDataError, TorchVecEnv, Vectorization, make_vector_env
 from gaussrl.io.atomic import write_text_atomic
 from gaussrl.io.checkpoint import CheckpointError, checkpoint_step, first_nonfinite, list_checkpoints, save_checkpoint
+from gaussrl.trainer.backends import BACKENDS, Backend, build_array_agent
 from gaussrl.trainer.build import Algo, PolicyKind, build_ppo, build_sac, check_device
 from gaussrl.trainer.distributed import World, broadcast_agent, gather_to_main, rank_seed, scatter_from_main
 from gaussrl.trainer.evaluate import Agent, Evaluator
@@ -52,8 +53,8 @@ class TrainConfig:
 
     algo: Algo = "ppo"
     """Algorithm: ppo or sac."""
-    backend: Literal["torch", "jax", "warp"] = "torch"
-    """Backend of the agent; gymnax/<id> environments train compiled end to end with jax."""
+    backend: Backend = "torch"
+    """Agents' backend: torch or jax (MLP policies; see trainer/backends.py); gymnax/<id> envs train compiled on jax."""
     env: str = "Pendulum-v1"
     """Gymnasium id of an environment with a Box action space."""
     timesteps: int = 100_000
@@ -119,6 +120,17 @@ class TrainConfig:
         envs = self.num_envs
         if envs is not None and (isinstance(envs, bool) or not isinstance(envs, int) or envs < 1):
             raise ConfigError(f"num_envs={envs!r} must be a positive integer, or None for the algorithm's default.")
+        if self.backend not in BACKENDS:
+            raise ConfigError(f"backend={self.backend!r} must be one of {BACKENDS} (the default is 'torch').")
+        if self.backend != "torch" and self.policy != "mlp":
+            raise ConfigError(
+                f"policy={self.policy!r} trains on the torch backend only; use --backend torch or --policy mlp."
+            )
+        if self.backend != "torch" and self.nproc != 1:
+            raise ConfigError(
+                f"nproc={self.nproc}: data-parallel processes train on the torch backend only; use --nproc 1 "
+                f"with --backend {self.backend}."
+            )
         if self.algo == "sac" and self.policy != "mlp":
             raise ConfigError(f"policy={self.policy!r} is for PPO; SAC trains an MLP policy (--policy mlp).")
         check_resume_options(resume=self.resume, out=self.out, checkpoint=self.checkpoint, force=self.force)
@@ -161,8 +173,18 @@ def build_agent(config: TrainConfig, env: TorchVecEnv, world: World | None = Non
         world: The ranks of a data-parallel run; None: one process.
 
     Returns:
-        PPO or SAC.
+        PPO or SAC (a non-torch agent wrapped in :class:`~gaussrl.trainer.backends.ArrayBoundary`).
     """
+    if config.backend != "torch":
+        return build_array_agent(
+            config.backend,
+            config.algo,
+            env,
+            agents=(config.ppo, config.sac),
+            seed=config.seed,
+            threads=config.threads,
+            total_timesteps=config.timesteps,
+        )
     world = World() if world is None else world
     spaces = (env.observation_space, env.action_space)
     if config.algo == "ppo":
@@ -428,6 +450,7 @@ class Trainer:
         returns = self.last_eval if self.last_eval is not None else np.zeros(0)
         summary = {
             "algo": self.config.algo,
+            "backend": self.config.backend,
             "env": self.config.env,
             "policy": self.config.policy,
             "timesteps": self.steps,

@@ -234,9 +234,15 @@ def run_meta(config: TrainConfig) -> dict[str, Any]:
         config: The run.
 
     Returns:
-        The algorithm, env id, policy kind and number of environments.
+        The algorithm, backend, env id, policy kind and number of environments.
     """
-    return {"algo": config.algo, "env": config.env, "policy": config.policy, "num_envs": config.envs}
+    return {
+        "algo": config.algo,
+        "backend": config.backend,
+        "env": config.env,
+        "policy": config.policy,
+        "num_envs": config.envs,
+    }
 
 
 def resume_command(run_dir: str | Path) -> str:
@@ -272,10 +278,11 @@ def load_resume(config: TrainConfig, world_size: int = 1) -> tuple[dict[str, Any
     command = resume_command(run_dir)
     state, meta, step = load_run_checkpoint(run_dir, config.checkpoint, device=config.device, command=command)
     for key, want in run_meta(config).items():
-        if meta.get(key) != want:
+        got = meta.get(key, "torch" if key == "backend" else None)  # checkpoints before backends were torch's
+        if got != want:
             raise ResumeError(
-                f"cannot resume {config.resume!r}: it holds a run with {key}={meta.get(key)!r}, but this command "
-                f"asks for {key}={want!r}; pass --{key.replace('_', '-')} {meta.get(key)} or another directory."
+                f"cannot resume {config.resume!r}: it holds a run with {key}={got!r}, but this command "
+                f"asks for {key}={want!r}; pass --{key.replace('_', '-')} {got} or another directory."
             )
     ranks = meta.get("world_size", 1)
     if ranks != world_size:

@@ -1,4 +1,4 @@
-"""The default networks of gaussrl's JAX agents: an MLP Gaussian policy and an MLP value.
+"""The default networks of gaussrl's JAX agents: MLP Gaussian policies, values and Q-functions.
 
 The same architectures and initialisation as :mod:`gaussrl.agents.torch.networks` (orthogonal
 weights, gain sqrt(2) hidden, zero biases), written as Flax modules on ``gaussrl.models.jax``.
@@ -45,14 +45,17 @@ def mlp(x: jax.Array, hidden_sizes: Sequence[int], num_outputs: int, activation:
 
 
 class GaussianMLPPolicy(GaussianMixin, Model):
-    """Diagonal Gaussian policy with an MLP mean and a free log-std parameter (PPO's policy).
+    """Diagonal Gaussian policy with an MLP mean.
 
     Args:
         observation_space: Observation space.
         action_space: Action space (the normalised Box).
         hidden_sizes: Hidden layer widths.
         activation: Hidden activation.
-        initial_log_std: Initial value of the log-std parameter.
+        state_dependent_std: Predict the log-std from the observation (SAC) instead of a free
+            parameter (PPO).
+        initial_log_std: Initial value of the free log-std parameter.
+        squash_actions: Passed to ``GaussianMixin`` (``True`` for SAC's tanh-squashed policy).
         device: Device.
     """
 
@@ -63,28 +66,36 @@ class GaussianMLPPolicy(GaussianMixin, Model):
         *,
         hidden_sizes: Sequence[int] = (64, 64),
         activation: Activation = "tanh",
+        state_dependent_std: bool = False,
         initial_log_std: float = 0.0,
+        squash_actions: bool = False,
         device: str | jax.Device | None = None,
     ) -> None:
         Model.__init__(self, observation_space=observation_space, action_space=action_space, device=device)
-        GaussianMixin.__init__(self, min_log_std=-20.0, max_log_std=2.0)
+        # SAC's state-dependent log-std is bounded as in SB3/CleanRL: [-20, 2] keeps exp() finite.
+        GaussianMixin.__init__(self, squash_actions=squash_actions, min_log_std=-20.0, max_log_std=2.0)
         self.hidden_sizes, self.activation = tuple(hidden_sizes), activation
-        self.initial_log_std = float(initial_log_std)
+        self.state_dependent_std, self.initial_log_std = state_dependent_std, float(initial_log_std)
 
     @nn.compact
     def __call__(self, inputs: Mapping[str, Any], role: str = "") -> tuple[jax.Array, dict[str, Any]]:
-        """Mean actions (N, A) and ``{"log_std": (A,)}``.
+        """Mean actions (N, A) and ``{"log_std": (A,) or (N, A)}``.
 
         Args:
             inputs: ``{"observations": (N, num_observations)}``.
             role: Unused.
 
         Returns:
-            Mean actions and the log-std parameter.
+            Mean actions and the log-std (the parameter, or predicted with ``state_dependent_std``).
         """
-        mean = mlp(inputs["observations"], self.hidden_sizes, self.num_actions, self.activation, 0.01)
+        outputs = 2 * self.num_actions if self.state_dependent_std else self.num_actions
+        output = mlp(inputs["observations"], self.hidden_sizes, outputs, self.activation, 0.01)
+        # Created in both cases, as the torch twin's log_std_parameter is (unused with state_dependent_std).
         log_std = self.param("log_std", nn.initializers.constant(self.initial_log_std), (self.num_actions,))
-        return mean, {"log_std": log_std}
+        if self.state_dependent_std:
+            mean, predicted = jnp.split(output, 2, axis=-1)
+            return mean, {"log_std": predicted}
+        return output, {"log_std": log_std}
 
 
 class ValueMLP(DeterministicMixin, Model):
@@ -121,6 +132,43 @@ class ValueMLP(DeterministicMixin, Model):
             Values and an empty dict.
         """
         return mlp(inputs["observations"], self.hidden_sizes, 1, self.activation, 1.0), {}
+
+
+class QMLP(DeterministicMixin, Model):
+    """Action-value function Q(s, a) on the concatenation of observation and action (SAC's critics).
+
+    Args:
+        observation_space: Observation space.
+        action_space: Action space.
+        hidden_sizes: Hidden layer widths.
+        device: Device.
+    """
+
+    def __init__(
+        self,
+        observation_space: SpaceLike = None,
+        action_space: SpaceLike = None,
+        *,
+        hidden_sizes: Sequence[int] = (256, 256),
+        device: str | jax.Device | None = None,
+    ) -> None:
+        Model.__init__(self, observation_space=observation_space, action_space=action_space, device=device)
+        DeterministicMixin.__init__(self)
+        self.hidden_sizes = tuple(hidden_sizes)
+
+    @nn.compact
+    def __call__(self, inputs: Mapping[str, Any], role: str = "") -> tuple[jax.Array, dict[str, Any]]:
+        """Q-values (N, 1).
+
+        Args:
+            inputs: ``{"observations": (N, num_observations), "taken_actions": (N, A)}``.
+            role: Unused.
+
+        Returns:
+            Q-values and an empty dict.
+        """
+        x = jnp.concatenate([inputs["observations"], inputs["taken_actions"]], axis=-1)
+        return mlp(x, self.hidden_sizes, 1, "relu", 1.0), {}
 
 
 def params_from_torch(state_dict: Mapping[str, Any]) -> dict[str, Any]:

@@ -7,9 +7,10 @@ from typing import Any
 import numpy as np
 import torch
 
+from gaussrl.agents.normalization import batch_moments
+from gaussrl.core.running import NORMALIZED_CLIP, STD_FLOOR, merge_moments
+
 NUMPY_DTYPES = {torch.float32: np.float32, torch.float64: np.float64}
-NORMALIZED_CLIP = 5.0
-"""Normalised values are clipped to +-5 standard deviations, as skrl's RunningStandardScaler does."""
 
 
 class RunningStandardScaler:
@@ -40,24 +41,15 @@ class RunningStandardScaler:
             batch: Shape (B, size).
         """
         data = batch.detach().cpu().numpy().reshape(-1, self._mean.shape[0]).astype(np.float64)
-        n = data.shape[0]
-        # np.add.reduce rather than mean()/var(): the same two-pass arithmetic without their overhead.
-        batch_mean = np.add.reduce(data, 0) / n
-        centered = data - batch_mean
-        batch_var = np.add.reduce(centered * centered, 0) / n
-        count = float(self._count)
-        total = count + n
-        delta = batch_mean - self._mean
-        self._var[:] = (self._var * count + batch_var * n + delta * delta * (count * n / total)) / total
-        self._mean += delta * (n / total)
-        self._count[...] = total
+        mean, var, count = merge_moments((self._mean, self._var, float(self._count)), batch_moments(data))
+        self._mean[:], self._var[:], self._count[...] = mean, var, count
         self._cache, self._numpy_cache = {}, {}
 
     def _numpy(self, numpy_dtype: type) -> tuple[np.ndarray, np.ndarray]:
         """Mean and std (at least 1e-8) in ``numpy_dtype``."""
         cached = self._numpy_cache.get(numpy_dtype)
         if cached is None:
-            std = np.maximum(np.sqrt(self._var), 1e-8)
+            std = np.maximum(np.sqrt(self._var), STD_FLOOR)
             cached = self._numpy_cache[numpy_dtype] = (self._mean.astype(numpy_dtype), std.astype(numpy_dtype))
         return cached
 
@@ -66,7 +58,7 @@ class RunningStandardScaler:
         if cached is None:
             numpy_dtype = NUMPY_DTYPES.get(like.dtype)
             if numpy_dtype is None:
-                std = torch.from_numpy(np.maximum(np.sqrt(self._var), 1e-8))
+                std = torch.from_numpy(np.maximum(np.sqrt(self._var), STD_FLOOR))
                 cached = (self.mean.to(self.device, like.dtype), std.to(self.device, like.dtype))
             else:  # converted in NumPy: no torch operation on CPU
                 mean_np, std_np = self._numpy(numpy_dtype)
