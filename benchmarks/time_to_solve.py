@@ -8,8 +8,11 @@ first deterministic evaluation whose mean return reaches the threshold, with the
 evaluating excluded; that evaluation time is reported separately, as are the final evaluation
 return and the total time (evaluations excluded; checkpoints and logs included).
 
-    python benchmarks/time_to_solve.py ppo [--seeds 0 1 2] [--threshold -170] [--limit 30]
+    python benchmarks/time_to_solve.py ppo [--seeds 0 1 2] [--threshold -170] [--limit 30] [--backends torch jax]
     python benchmarks/time_to_solve.py sac [--timesteps 20000] [--threshold -160] [--limit 150] [--markdown FILE]
+
+``--backends`` runs each seed on each backend (``gaussrl train --backend B``) in the same run,
+torch then jax per seed; the JAX runs' times include their compilation.
 """
 
 from __future__ import annotations
@@ -17,12 +20,15 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+os.environ.setdefault("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1")
 
 from gaussrl.trainer.cli import parse
 from gaussrl.trainer.loop import TrainConfig, Trainer
@@ -67,8 +73,10 @@ class TimedTrainer(Trainer):
         return returns
 
 
-def solve(algo: str, seed: int, threshold: float, out: Path, timesteps: int) -> dict[str, Any]:
-    """One run of ``gaussrl train``'s defaults (``--timesteps`` aside).
+def solve(
+    algo: str, seed: int, threshold: float, out: Path, timesteps: int, *, backend: str = "torch"
+) -> dict[str, Any]:
+    """One run of ``gaussrl train``'s defaults (``--timesteps`` and ``--backend`` aside).
 
     Args:
         algo: "ppo" or "sac".
@@ -76,12 +84,14 @@ def solve(algo: str, seed: int, threshold: float, out: Path, timesteps: int) -> 
         threshold: Return to reach.
         out: Parent of the run directory.
         timesteps: Run length in environment steps.
+        backend: "torch" or "jax".
 
     Returns:
         Seed, solve time (None when never reached), evaluations, final return and times.
     """
-    run_dir = str(out / f"{algo}-seed{seed}")
-    config = parse(["train", "--algo", algo, "--seed", str(seed), "--timesteps", str(timesteps), "--out", run_dir])
+    run_dir = str(out / f"{algo}-{backend}-seed{seed}")
+    argv = ["train", "--algo", algo, "--seed", str(seed), "--timesteps", str(timesteps), "--out", run_dir]
+    config = parse([*argv, "--backend", backend])
     if not isinstance(config, TrainConfig):
         raise TypeError(f"expected a train command, got {config!r}")
     config = dataclasses.replace(config, progress=False)
@@ -92,6 +102,7 @@ def solve(algo: str, seed: int, threshold: float, out: Path, timesteps: int) -> 
         trainer.close()
     solved = next((e for e in trainer.evaluations if e["return"] >= threshold), None)
     return {
+        "backend": backend,
         "seed": seed,
         "solve_s": None if solved is None else solved["train_s"],
         "solve_steps": None if solved is None else solved["steps"],
@@ -112,15 +123,15 @@ def table(algo: str, rows: list[dict[str, Any]], threshold: float, limit: float,
         "Solve time: wall time from the start of the run to the first evaluation reaching the threshold, "
         "evaluations excluded.",
         "",
-        "| seed | solve time s | at step | final return | total s (no eval) | evaluation s | target met |",
-        "|---|---|---|---|---|---|---|",
+        "| backend | seed | solve time s | at step | final return | total s (no eval) | evaluation s | target met |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for row in rows:
         solved = row["solve_s"] is not None
         met = solved and row["solve_s"] <= limit
         solve = f"{row['solve_s']:.1f}" if solved else "not reached"
         lines.append(
-            f"| {row['seed']} | {solve} | {row['solve_steps'] or '-'} | {row['final_return']:.1f} | "
+            f"| {row['backend']} | {row['seed']} | {solve} | {row['solve_steps'] or '-'} | {row['final_return']:.1f} | "
             f"{row['train_s']:.1f} | {row['eval_s']:.1f} | {'yes' if met else 'no'} |"
         )
     return "\n".join(lines) + "\n"
@@ -136,6 +147,7 @@ def main() -> None:
     parser.add_argument("--limit", type=float, default=None, help="target solve time in seconds")
     parser.add_argument("--markdown", default=None, help="also write the table to this file")
     parser.add_argument("--json", default=None, help="also write the raw results to this file")
+    parser.add_argument("--backends", nargs="+", default=["torch", "jax"], choices=["torch", "jax"])
     args = parser.parse_args()
     threshold = TARGETS[args.algo][0] if args.threshold is None else args.threshold
     limit = TARGETS[args.algo][1] if args.limit is None else args.limit
@@ -143,10 +155,13 @@ def main() -> None:
     rows = []
     with tempfile.TemporaryDirectory() as out:
         for seed in args.seeds:
-            rows.append(solve(args.algo, seed, threshold, Path(out), timesteps))
-            print(json.dumps({k: v for k, v in rows[-1].items() if k != "evaluations"}), flush=True)
-    seeds = " ".join(map(str, args.seeds))
-    command = f"python benchmarks/time_to_solve.py {args.algo} --seeds {seeds} --timesteps {timesteps}"
+            for backend in args.backends:
+                rows.append(solve(args.algo, seed, threshold, Path(out), timesteps, backend=backend))
+                print(json.dumps({k: v for k, v in rows[-1].items() if k != "evaluations"}), flush=True)
+    seeds, backends = " ".join(map(str, args.seeds)), " ".join(args.backends)
+    command = (
+        f"python benchmarks/time_to_solve.py {args.algo} --seeds {seeds} --timesteps {timesteps} --backends {backends}"
+    )
     report = table(args.algo, rows, threshold, limit, command)
     print(report)
     if args.markdown:

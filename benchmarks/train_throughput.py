@@ -11,7 +11,12 @@ frameworks run one after another in the same process, ``--repeats`` times in rot
 the table gives medians and the ratios gaussrl / other, and is written as Markdown.
 
     python benchmarks/train_throughput.py [--ppo-steps 8192] [--sac-steps 1500] [--repeats 3]
+        [--algos ppo sac] [--frameworks gaussrl gaussrl-jax sb3 skrl]
         [--markdown benchmarks/results/train_throughput.md] [--json out.json]
+
+``gaussrl-jax`` is ``gaussrl train --backend jax``'s agent in the same loop; it first runs
+``--jax-warmup`` steps untimed (its compilation: one update and the act calls), then the timed
+steps. Its last column is its ratio to the torch backend.
 
 Differences that remain: SB3's PPO has no observation/value normalisation or KL-adaptive
 learning rate (it has no such options without wrappers), and its SAC policy is
@@ -24,17 +29,21 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import os
 import statistics
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+os.environ.setdefault("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1")
+
 import gymnasium
 import torch
 
 from gaussrl.agents.config import SACConfig
 from gaussrl.envs import TorchVecEnv, make_vector_env
+from gaussrl.trainer.backends import build_array_agent
 from gaussrl.trainer.build import build_ppo, build_sac
 from gaussrl.trainer.presets import train_defaults
 
@@ -44,6 +53,32 @@ SAC = train_defaults("Pendulum-v1").sac
 LEARNING_STARTS = 256
 """SAC: random steps before learning in this benchmark (all frameworks), so most steps learn."""
 NUM_ENVS = {"ppo": PENDULUM.envs, "sac": 1}
+JAX_WARMUP = {"ppo": 4096, "sac": LEARNING_STARTS + 64}
+"""Untimed steps of the JAX agent before the timed ones: its compilation (one PPO update; SAC's first updates)."""
+
+
+def _steps(env: TorchVecEnv, agent: Any, steps: int, observations: torch.Tensor) -> torch.Tensor:
+    for _ in range(steps // env.num_envs):
+        step = env.step(agent.act(observations))
+        agent.observe(step)
+        observations = step.observations
+    return observations
+
+
+def gaussrl_jax_steps_per_s(algo: str, steps: int) -> float:
+    """gaussrl's JAX PPO or SAC (``--backend jax``) on Pendulum-v1, after an untimed warm-up; steps per second."""
+    num_envs = NUM_ENVS[algo]
+    env = TorchVecEnv(make_vector_env("Pendulum-v1", num_envs), seed=0)
+    sac = SACConfig(learning_starts=LEARNING_STARTS, random_timesteps=LEARNING_STARTS)
+    agent = build_array_agent(
+        "jax", algo, env, agents=(PENDULUM.ppo, sac), seed=0, threads=1, total_timesteps=steps + JAX_WARMUP[algo]
+    )
+    observations = _steps(env, agent, JAX_WARMUP[algo], env.reset())
+    start = time.perf_counter()
+    _steps(env, agent, steps, observations)
+    elapsed = time.perf_counter() - start
+    env.close()
+    return steps / elapsed
 
 
 def gaussrl_steps_per_s(algo: str, steps: int, backend: str = "torch") -> float:
@@ -254,16 +289,16 @@ def skrl_warp_steps_per_s(algo: str, steps: int) -> float:
 FRAMEWORKS: dict[str, Callable[[str, int], float]] = {
     "gaussrl": gaussrl_steps_per_s,
     "gaussrl-warp": gaussrl_warp_steps_per_s,
+    "gaussrl-jax": gaussrl_jax_steps_per_s,
     "sb3": sb3_steps_per_s,
     "skrl": skrl_steps_per_s,
     "skrl-warp": skrl_warp_steps_per_s,
 }
 
 
-def measure(algo: str, steps: int, repeats: int) -> dict[str, list[float]]:
-    """Steps/s of every installed framework, ``repeats`` times each, in rotating order."""
+def measure(algo: str, steps: int, repeats: int, names: list[str]) -> dict[str, list[float]]:
+    """Steps/s of every installed framework of ``names``, ``repeats`` times each, in rotating order."""
     results: dict[str, list[float]] = {}
-    names = list(FRAMEWORKS)
     for repeat in range(repeats):
         for name in names[repeat % len(names) :] + names[: repeat % len(names)]:
             if name in results or repeat == 0:
@@ -291,6 +326,8 @@ def table(results: dict[str, dict[str, list[float]]], command: str) -> str:
         for name, values in runs.items():
             median = statistics.median(values)
             ratio = "-" if name == "gaussrl" else f"{ours / median:.2f}x"
+            if name == "gaussrl-jax":
+                ratio = f"jax / torch: {median / ours:.2f}x"
             repeats = ", ".join(f"{v:.0f}" for v in values)
             lines.append(f"| {algo.upper()} | {name} | {median:.0f} | {repeats} | {ratio} |")
     for algo, runs in results.items():
@@ -308,14 +345,15 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--markdown", default="benchmarks/results/train_throughput.md")
     parser.add_argument("--json", default=None, help="also write the raw results to this file")
+    parser.add_argument("--algos", nargs="+", default=["ppo", "sac"], choices=["ppo", "sac"])
+    parser.add_argument("--frameworks", nargs="+", default=list(FRAMEWORKS), choices=list(FRAMEWORKS))
     args = parser.parse_args()
     torch.set_num_threads(1)
-    results = {
-        "ppo": measure("ppo", args.ppo_steps, args.repeats),
-        "sac": measure("sac", args.sac_steps, args.repeats),
-    }
+    steps = {"ppo": args.ppo_steps, "sac": args.sac_steps}
+    results = {algo: measure(algo, steps[algo], args.repeats, args.frameworks) for algo in args.algos}
     command = (
-        f"python benchmarks/train_throughput.py --ppo-steps {args.ppo_steps} --sac-steps {args.sac_steps} "
+        f"python benchmarks/train_throughput.py --algos {' '.join(args.algos)} "
+        f"--frameworks {' '.join(args.frameworks)} --ppo-steps {args.ppo_steps} --sac-steps {args.sac_steps} "
         f"--repeats {args.repeats}"
     )
     report = table(results, command)

@@ -75,10 +75,11 @@ class GRUSetup(RecurrentPolicy):
     def __call__(self, inputs, role):
         y, hidden = run_recurrent(
             self.cell,
-            inputs,
-            hidden_size=self.hidden_size,
+            inputs["observations"],
+            inputs.get("rnn"),
             sequence_length=self.sequence_length,
             training=self.training,
+            terminated=inputs.get("terminated"),
         )
         return nn.tanh(self.fc(y)), {"log_std": self.log_std_parameter, "rnn": hidden}
 
@@ -90,7 +91,12 @@ class GRUCompact(RecurrentPolicy):
     def __call__(self, inputs, role):
         cell = nn.GRUCell(self.hidden_size)
         y, hidden = run_recurrent(
-            cell, inputs, hidden_size=self.hidden_size, sequence_length=self.sequence_length, training=self.training
+            cell,
+            inputs["observations"],
+            inputs.get("rnn"),
+            sequence_length=self.sequence_length,
+            training=self.training,
+            terminated=inputs.get("terminated"),
         )
         log_std = self.param("log_std_parameter", nn.initializers.zeros, (self.num_actions,))
         return nn.tanh(nn.Dense(self.num_actions)(y)), {"log_std": log_std, "rnn": hidden}

@@ -204,5 +204,5 @@ def test_train_and_eval_from_the_command_line(tmp_path, capsys):
 
 
 def test_warp_backend_rejects_recurrent_policies():
-    with pytest.raises(ValueError, match="policy='gru' is not available on Warp"):
+    with pytest.raises(ValueError, match=r"policy=.gru. trains on the torch backend only"):
         dataclasses.replace(TrainConfig(), backend="warp", policy="gru")

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import numpy as np
 
-NORMALIZED_CLIP = 5.0
-"""Normalised values are clipped to +-5 standard deviations, as skrl's RunningStandardScaler does."""
-STD_FLOOR = 1e-8
-"""Smallest standard deviation a scaler divides by."""
+from gaussrl.agents.normalization import batch_moments
+from gaussrl.core.running import NORMALIZED_CLIP, STD_FLOOR, merge_moments
+
+__all__ = ["NORMALIZED_CLIP", "STD_FLOOR", "floored_std", "fold_batch"]
 
 
 def fold_batch(mean: np.ndarray, var: np.ndarray, count: np.ndarray, data: np.ndarray) -> None:
@@ -25,17 +25,8 @@ def fold_batch(mean: np.ndarray, var: np.ndarray, count: np.ndarray, data: np.nd
         data: The batch, any shape whose last axis is F.
     """
     data = np.asarray(data).reshape(-1, mean.shape[0]).astype(np.float64)
-    n = data.shape[0]
-    # np.add.reduce rather than mean()/var(): the same two-pass arithmetic without their overhead.
-    batch_mean = np.add.reduce(data, 0) / n
-    centered = data - batch_mean
-    batch_var = np.add.reduce(centered * centered, 0) / n
-    previous = float(count)
-    total = previous + n
-    delta = batch_mean - mean
-    var[:] = (var * previous + batch_var * n + delta * delta * (previous * n / total)) / total
-    mean += delta * (n / total)
-    count[...] = total
+    new_mean, new_var, total = merge_moments((mean, var, float(count)), batch_moments(data))
+    mean[:], var[:], count[...] = new_mean, new_var, total
 
 
 def floored_std(var: np.ndarray) -> np.ndarray:

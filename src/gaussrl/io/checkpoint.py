@@ -25,6 +25,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
@@ -50,7 +51,7 @@ def flatten_state(tree: Any, prefix: str = "") -> tuple[Any, dict[str, torch.Ten
     so that integer keys survive JSON; tuples come back as lists.
 
     Args:
-        tree: Nested dicts, lists and tuples of tensors, numbers, strings, booleans and None.
+        tree: Nested dicts, lists and tuples of tensors, NumPy arrays, numbers, strings, booleans and None.
         prefix: Name prefix of the tensors (used by the recursion).
 
     Returns:
@@ -59,6 +60,8 @@ def flatten_state(tree: Any, prefix: str = "") -> tuple[Any, dict[str, torch.Ten
     Raises:
         TypeError: For a value of another type.
     """
+    if isinstance(tree, np.ndarray):  # non-torch agents' arrays; they load back as CPU tensors
+        tree = torch.from_numpy(np.array(tree, copy=True))
     if isinstance(tree, torch.Tensor):
         return {TENSOR: prefix}, {prefix: tree.detach().to("cpu").contiguous().clone()}
     tensors: dict[str, torch.Tensor] = {}
@@ -87,7 +90,7 @@ def first_nonfinite(tree: Any, prefix: str = "") -> str | None:
     """The dotted name of the first floating-point tensor in a nested state that holds NaN or infinity.
 
     Args:
-        tree: Nested dicts and lists of tensors and other values.
+        tree: Nested dicts and lists of tensors, NumPy arrays and other values.
         prefix: Name prefix (used by the recursion).
 
     Returns:
@@ -95,6 +98,8 @@ def first_nonfinite(tree: Any, prefix: str = "") -> str | None:
     """
     if isinstance(tree, torch.Tensor):
         return prefix if tree.is_floating_point() and not bool(torch.isfinite(tree).all()) else None
+    if isinstance(tree, np.ndarray):  # the state of a non-torch agent
+        return prefix if np.issubdtype(tree.dtype, np.floating) and not np.isfinite(tree).all() else None
     items = tree.items() if isinstance(tree, dict) else enumerate(tree) if isinstance(tree, list | tuple) else ()
     for key, value in items:
         found = first_nonfinite(value, f"{prefix}.{key}" if prefix else str(key))

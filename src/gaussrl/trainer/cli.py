@@ -22,7 +22,8 @@ from typing import Annotated, Any, Union
 import tyro
 
 from gaussrl.agents.config import PPOConfig, SACConfig
-from gaussrl.core.errors import GaussrlError
+from gaussrl.core.errors import ConfigError, GaussrlError
+from gaussrl.envs import is_gymnax_id
 from gaussrl.io.checkpoint import CheckpointError
 from gaussrl.trainer.distributed import launch, launched, start_world, stop_world
 from gaussrl.trainer.export import ExportArgs, export_run, load_agent_state
@@ -106,6 +107,12 @@ def evaluate_run(
     command = f"gaussrl eval {shlex.quote(str(run_dir))}"
     state, _, step = load_run_checkpoint(run_dir, checkpoint, device=saved.device, command=command)
     config = dataclasses.replace(saved, eval_episodes=episodes, out=str(run_dir), resume=None, tensorboard=False)
+    if is_gymnax_id(config.env):
+        if stochastic:
+            raise ConfigError(f"{config.env!r} runs are evaluated with mean actions only; leave out --stochastic.")
+        from gaussrl.trainer.compiled import evaluate_compiled_run  # noqa: PLC0415 (imports jax)
+
+        return evaluate_compiled_run(config, state, episodes=episodes), step
     from gaussrl.envs.gymnasium import TorchVecEnv, make_vector_env  # noqa: PLC0415
     from gaussrl.trainer.evaluate import Evaluator  # noqa: PLC0415
 
@@ -121,14 +128,24 @@ def evaluate_run(
     return float(returns.mean()), step
 
 
+def _trainer(config: TrainConfig, world: Any) -> Any:
+    """The Gymnasium training loop, or the compiled one for ``gymnax/<id>`` environments (one process)."""
+    if is_gymnax_id(config.env):
+        from gaussrl.trainer.compiled import CompiledTrainer  # noqa: PLC0415 (imports jax)
+
+        return CompiledTrainer(config)
+    return Trainer(config, world)
+
+
 def _run(command: Any) -> int:
     if isinstance(command, TrainConfig):
         world, device = start_world(command.device, command.dist_timeout)
         try:
-            trainer = Trainer(dataclasses.replace(command, device=device), world)
+            trainer = _trainer(dataclasses.replace(command, device=device), world)
             note = describe(command.env)
-            if trainer.resumed_step is not None:
-                note = f"resuming {trainer.dir} from its checkpoint of step {trainer.resumed_step}"
+            resumed_step = getattr(trainer, "resumed_step", None)
+            if resumed_step is not None:
+                note = f"resuming {trainer.dir} from its checkpoint of step {resumed_step}"
             if note and world.is_main:
                 print(f"gaussrl: {note}", file=sys.stderr)
             try:

@@ -19,7 +19,7 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import torch
@@ -29,6 +29,7 @@ from gaussrl.core.errors import ConfigError
 from gaussrl.envs.gymnasium import NonFinite, NonFiniteDataError, TorchVecEnv, Vectorization, make_vector_env
 from gaussrl.io.atomic import write_text_atomic
 from gaussrl.io.checkpoint import CheckpointError, checkpoint_step, first_nonfinite, list_checkpoints, save_checkpoint
+from gaussrl.trainer.backends import BACKENDS, Backend, build_array_agent
 from gaussrl.trainer.build import Algo, PolicyKind, build_ppo, build_sac, check_device
 from gaussrl.trainer.distributed import World, broadcast_agent, gather_to_main, rank_seed, scatter_from_main
 from gaussrl.trainer.evaluate import Agent, Evaluator
@@ -42,7 +43,6 @@ MAX_THREADS = 4 * (os.cpu_count() or 1)
 """The most torch threads a run may ask for (more oversubscribes the CPU; torch crashes on absurd counts)."""
 MAX_SEED = 2**32 - 1
 """The largest run seed: every seed derived from it fits the RNGs of torch, NumPy and Gymnasium."""
-Backend = Literal["torch", "warp"]
 UPDATE_LOG_INTERVAL = 1000
 """SAC updates every step; its update metrics are logged once per this many environment steps."""
 
@@ -53,6 +53,8 @@ class TrainConfig:
 
     algo: Algo = "ppo"
     """Algorithm: ppo or sac."""
+    backend: Backend = "torch"
+    """Agents' backend: torch, jax or warp (MLP policies; trainer/backends.py); gymnax/<id> envs train on jax."""
     env: str = "Pendulum-v1"
     """Gymnasium id of an environment with a Box action space."""
     timesteps: int = 100_000
@@ -63,8 +65,6 @@ class TrainConfig:
     """Seed of the networks, the sampling and the environment resets."""
     policy: PolicyKind = "mlp"
     """PPO policy network: mlp, rnn, gru or lstm (SAC: mlp only)."""
-    backend: Backend = "torch"
-    """Agents and models: torch, or warp (NVIDIA Warp; MLP policies, --device cpu or cuda:N)."""
     out: str | None = None
     """Run directory; None: runs/<algo>-<env>-seed<seed> (or the --resume directory). A new run refuses a
     directory that holds a run (see --resume and --force)."""
@@ -120,12 +120,17 @@ class TrainConfig:
         envs = self.num_envs
         if envs is not None and (isinstance(envs, bool) or not isinstance(envs, int) or envs < 1):
             raise ConfigError(f"num_envs={envs!r} must be a positive integer, or None for the algorithm's default.")
-        if self.backend not in ("torch", "warp"):
-            raise ConfigError(f"backend={self.backend!r} must be 'torch' or 'warp'.")
-        if self.backend == "warp" and self.policy != "mlp":
-            raise ConfigError(f"policy={self.policy!r} is not available on Warp; the Warp agents train --policy mlp.")
-        if self.backend == "warp" and self.nproc > 1:
-            raise ConfigError(f"nproc={self.nproc}: the Warp agents train in one process; drop --nproc.")
+        if self.backend not in BACKENDS:
+            raise ConfigError(f"backend={self.backend!r} must be one of {BACKENDS} (the default is 'torch').")
+        if self.backend != "torch" and self.policy != "mlp":
+            raise ConfigError(
+                f"policy={self.policy!r} trains on the torch backend only; use --backend torch or --policy mlp."
+            )
+        if self.backend != "torch" and self.nproc != 1:
+            raise ConfigError(
+                f"nproc={self.nproc}: data-parallel processes train on the torch backend only; use --nproc 1 "
+                f"with --backend {self.backend}."
+            )
         if self.algo == "sac" and self.policy != "mlp":
             raise ConfigError(f"policy={self.policy!r} is for PPO; SAC trains an MLP policy (--policy mlp).")
         check_resume_options(resume=self.resume, out=self.out, checkpoint=self.checkpoint, force=self.force)
@@ -168,13 +173,23 @@ def build_agent(config: TrainConfig, env: TorchVecEnv, world: World | None = Non
         world: The ranks of a data-parallel run; None: one process.
 
     Returns:
-        PPO or SAC.
+        PPO or SAC (a non-torch agent wrapped in :class:`~gaussrl.trainer.backends.ArrayBoundary`).
     """
-    world = World() if world is None else world
     if config.backend == "warp":
         from gaussrl.trainer.warp_backend import build_warp_agent  # noqa: PLC0415 (Warp is optional)
 
         return build_warp_agent(config, env)
+    if config.backend != "torch":
+        return build_array_agent(
+            config.backend,
+            config.algo,
+            env,
+            agents=(config.ppo, config.sac),
+            seed=config.seed,
+            threads=config.threads,
+            total_timesteps=config.timesteps,
+        )
+    world = World() if world is None else world
     spaces = (env.observation_space, env.action_space)
     if config.algo == "ppo":
         return build_ppo(
@@ -439,9 +454,9 @@ class Trainer:
         returns = self.last_eval if self.last_eval is not None else np.zeros(0)
         summary = {
             "algo": self.config.algo,
+            "backend": self.config.backend,
             "env": self.config.env,
             "policy": self.config.policy,
-            "backend": self.config.backend,
             "timesteps": self.steps,
             "seed": self.config.seed,
             "num_envs": self.env.num_envs,

@@ -20,8 +20,21 @@ from gaussrl.trainer.loop import TrainConfig
 PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     "Pendulum-v1": {"ppo": {"discount_factor": 0.95, "gae_lambda": 0.9}},
     "gaussrl/PendulumNoVel-v1": {"ppo": {"discount_factor": 0.9}},
+    # Compiled end to end (--backend jax): many environments and small networks keep each update
+    # cheap; see benchmarks/results/compiled_pendulum.md for the runs behind these values.
+    "gymnax/Pendulum-v1": {
+        "train": {"num_envs": 32, "timesteps": 200_000, "eval_interval": 50_000, "checkpoint_interval": 100_000},
+        "ppo": {
+            "discount_factor": 0.95,
+            "gae_lambda": 0.9,
+            "rollouts": 64,
+            "learning_epochs": 8,
+            "mini_batches": 4,
+            "hidden_sizes": (32, 32),
+        },
+    },
 }
-"""Environment id -> agent ("ppo", "sac") -> field -> value."""
+"""Environment id -> ``"train"`` (TrainConfig fields) or an agent (``"ppo"``, ``"sac"``) -> field -> value."""
 
 
 def env_from_args(args: Sequence[str]) -> str:
@@ -51,8 +64,12 @@ def train_defaults(env_id: str) -> TrainConfig:
         The default training configuration for that environment.
     """
     preset = PRESETS.get(env_id, {})
-    defaults = TrainConfig(env=env_id)
-    agents = {name: dataclasses.replace(getattr(defaults, name), **fields) for name, fields in preset.items()}
+    defaults = TrainConfig(env=env_id, **preset.get("train", {}))
+    agents = {
+        name: dataclasses.replace(getattr(defaults, name), **fields)
+        for name, fields in preset.items()
+        if name != "train"
+    }
     return dataclasses.replace(defaults, **agents)
 
 
@@ -68,5 +85,9 @@ def describe(env_id: str) -> str | None:
     preset = PRESETS.get(env_id)
     if not preset:
         return None
-    values = ", ".join(f"{agent}.{name}={value}" for agent, fields in preset.items() for name, value in fields.items())
+    values = ", ".join(
+        f"{name}={value}" if agent == "train" else f"{agent}.{name}={value}"
+        for agent, fields in preset.items()
+        for name, value in fields.items()
+    )
     return f"preset for {env_id}: {values} (options on the command line override it)"

@@ -234,10 +234,15 @@ def run_meta(config: TrainConfig) -> dict[str, Any]:
         config: The run.
 
     Returns:
-        The algorithm, env id, policy kind, number of environments and backend.
+        The algorithm, backend, env id, policy kind and number of environments.
     """
-    meta = {"algo": config.algo, "env": config.env, "policy": config.policy, "num_envs": config.envs}
-    return {**meta, "backend": config.backend}
+    return {
+        "algo": config.algo,
+        "backend": config.backend,
+        "env": config.env,
+        "policy": config.policy,
+        "num_envs": config.envs,
+    }
 
 
 def resume_command(run_dir: str | Path) -> str:

@@ -32,9 +32,10 @@ class Backend(ABC):
         dtype: str = "float32",
         omit_log_std: bool = False,
         log_std_size: int | None = None,
+        extras: dict[str, Any] | None = None,
         **options: Any,
     ) -> Any:
-        """Build the test policy; ``options`` go to ``GaussianMixin.__init__`` unchanged."""
+        """Build the test policy; ``compute`` adds ``extras`` to its outputs; ``options`` go to ``GaussianMixin``."""
 
     @abstractmethod
     def act(
@@ -46,6 +47,10 @@ class Backend(ABC):
         role: str = "",
     ) -> tuple[np.ndarray, Arrays]:
         """Call ``policy.act``; ``log_std`` is (A,) (sets the parameter) or (N, A) (state-dependent)."""
+
+    @abstractmethod
+    def act_raw(self, policy: Any, mean: np.ndarray, log_std: np.ndarray) -> tuple[Any, dict[str, Any]]:
+        """``policy.act`` with a state-independent log-std, its results as the backend returned them."""
 
     @abstractmethod
     def act_inputs(self, policy: Any, inputs: Arrays, role: str = "") -> tuple[np.ndarray, Arrays]:

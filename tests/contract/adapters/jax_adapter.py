@@ -28,6 +28,7 @@ class _Policy(GaussianMixin, Model):
         log_std_size: int | None = None,
         omit_log_std: bool = False,
         roles: list[str] | None = None,
+        extras: dict[str, Any] | None = None,
         **options: Any,
     ) -> None:
         size = action_space.shape[0] if hasattr(action_space, "shape") else int(action_space)
@@ -39,6 +40,7 @@ class _Policy(GaussianMixin, Model):
         self.log_std_size = log_std_size or self.num_actions
         self.omit_log_std = omit_log_std
         self.roles = [] if roles is None else roles
+        self.extras = {} if extras is None else extras
 
     @nn.compact
     def __call__(self, inputs, role):
@@ -51,7 +53,7 @@ class _Policy(GaussianMixin, Model):
         if self.state_dependent:
             return obs[:, :a], {"log_std": obs[:, a:]}
         log_std = self.param("log_std", nn.initializers.zeros, (self.log_std_size,), jnp.dtype(self.dtype_name))
-        return obs[:, :a], {"log_std": log_std}
+        return obs[:, :a], {"log_std": log_std, **self.extras}
 
 
 def _np(tree: Any) -> Any:
@@ -72,7 +74,15 @@ class JaxBackend(Backend):
     has_distribution_state = False
 
     def policy(
-        self, action_space, *, state_dependent=False, dtype="float32", omit_log_std=False, log_std_size=None, **options
+        self,
+        action_space,
+        *,
+        state_dependent=False,
+        dtype="float32",
+        omit_log_std=False,
+        log_std_size=None,
+        extras=None,
+        **options,
     ):
         with jax.enable_x64(True) if dtype == "float64" else contextlib.nullcontext():
             policy = _Policy(
@@ -82,6 +92,7 @@ class JaxBackend(Backend):
                 log_std_size=log_std_size,
                 omit_log_std=omit_log_std,
                 roles=[],
+                extras=extras,
                 **options,
             )
             policy.init_state_dict()
@@ -99,6 +110,11 @@ class JaxBackend(Backend):
         if taken_actions is not None:
             inputs["taken_actions"] = jnp.asarray(taken_actions, dtype)
         return params, inputs
+
+    def act_raw(self, policy, mean, log_std):
+        params, inputs = self._inputs(policy, mean, log_std, None)
+        policy.state_dict = policy.state_dict.replace(params=params)
+        return policy.act(inputs)
 
     def act(self, policy, mean, log_std, taken_actions=None, role=""):
         with _precision(policy):

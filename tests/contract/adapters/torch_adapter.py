@@ -30,6 +30,7 @@ class _Policy(GaussianMixin, Model):
         self.omit_log_std = omit_log_std
         self.log_std_parameter = nn.Parameter(torch.zeros(log_std_size or self.num_actions, dtype=dtype))
         self.roles: list[str] = []
+        self.extras: dict[str, Any] = {}
 
     def compute(self, inputs, role):
         self.roles.append(role)
@@ -38,7 +39,7 @@ class _Policy(GaussianMixin, Model):
         if self.omit_log_std:
             return obs[:, :a], {}
         log_std = obs[:, a:] if self.state_dependent else self.log_std_parameter
-        return obs[:, :a], {"log_std": log_std}
+        return obs[:, :a], {"log_std": log_std, **self.extras}
 
 
 def _np(x: torch.Tensor) -> np.ndarray:
@@ -49,9 +50,19 @@ class TorchBackend(Backend):
     name = "torch"
 
     def policy(
-        self, action_space, *, state_dependent=False, dtype="float32", omit_log_std=False, log_std_size=None, **options
+        self,
+        action_space,
+        *,
+        state_dependent=False,
+        dtype="float32",
+        omit_log_std=False,
+        log_std_size=None,
+        extras=None,
+        **options,
     ):
-        return _Policy(action_space, state_dependent, getattr(torch, dtype), log_std_size, omit_log_std, **options)
+        policy = _Policy(action_space, state_dependent, getattr(torch, dtype), log_std_size, omit_log_std, **options)
+        policy.extras = extras or {}
+        return policy
 
     def _inputs(self, policy, mean, log_std, taken_actions):
         dtype = policy.log_std_parameter.dtype
@@ -69,6 +80,9 @@ class TorchBackend(Backend):
     def act(self, policy, mean, log_std, taken_actions=None, role=""):
         actions, outputs = policy.act(self._inputs(policy, mean, log_std, taken_actions), role=role)
         return _np(actions), {k: _np(v) for k, v in outputs.items()}
+
+    def act_raw(self, policy, mean, log_std):
+        return policy.act(self._inputs(policy, mean, log_std, None))
 
     def act_inputs(self, policy, inputs, role=""):
         actions, outputs = policy.act({k: torch.as_tensor(v) for k, v in inputs.items()}, role=role)

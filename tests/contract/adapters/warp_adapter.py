@@ -39,6 +39,7 @@ class _Policy(GaussianMixin, Model):
         self.dtype = dtype
         self.log_std_parameter = Parameter(wp.zeros(log_std_size or self.num_actions, dtype=dtype, device=self.device))
         self.roles: list[str] = []
+        self.extras: dict[str, Any] = {}
         self.__post_init__()
 
     def compute(self, inputs, role):
@@ -48,7 +49,7 @@ class _Policy(GaussianMixin, Model):
         if self.omit_log_std:
             return obs[:, :a], {}
         log_std = obs[:, a:] if self.state_dependent else self.log_std_parameter.data
-        return obs[:, :a], {"log_std": log_std}
+        return obs[:, :a], {"log_std": log_std, **self.extras}
 
 
 def _np(x: wp.array) -> np.ndarray:
@@ -60,9 +61,19 @@ class WarpBackend(Backend):
     has_distribution_state = True
 
     def policy(
-        self, action_space, *, state_dependent=False, dtype="float32", omit_log_std=False, log_std_size=None, **options
+        self,
+        action_space,
+        *,
+        state_dependent=False,
+        dtype="float32",
+        omit_log_std=False,
+        log_std_size=None,
+        extras=None,
+        **options,
     ):
-        return _Policy(action_space, state_dependent, getattr(wp, dtype), log_std_size, omit_log_std, **options)
+        policy = _Policy(action_space, state_dependent, getattr(wp, dtype), log_std_size, omit_log_std, **options)
+        policy.extras = extras or {}
+        return policy
 
     def _inputs(self, policy, mean, log_std, taken_actions, requires_grad=False):
         dtype = wp.dtype_to_numpy(policy.dtype)
@@ -79,6 +90,9 @@ class WarpBackend(Backend):
     def act(self, policy, mean, log_std, taken_actions=None, role=""):
         actions, outputs = policy.act(self._inputs(policy, mean, log_std, taken_actions), role=role)
         return _np(actions), {k: _np(v) for k, v in outputs.items()}
+
+    def act_raw(self, policy, mean, log_std):
+        return policy.act(self._inputs(policy, mean, log_std, None))
 
     def act_inputs(self, policy, inputs, role=""):
         arrays = {k: wp.array(v, dtype=wp.dtype_from_numpy(v.dtype), device=DEVICE) for k, v in inputs.items()}

@@ -7,7 +7,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from gaussrl.agents.normalizer import NORMALIZED_CLIP, floored_std, fold_batch
+from gaussrl.agents.normalization import batch_moments
+from gaussrl.core.running import NORMALIZED_CLIP, STD_FLOOR, merge_moments
 
 NUMPY_DTYPES = {torch.float32: np.float32, torch.float64: np.float64}
 
@@ -39,14 +40,16 @@ class RunningStandardScaler:
         Args:
             batch: Shape (B, size).
         """
-        fold_batch(self._mean, self._var, self._count, batch.detach().cpu().numpy())
+        data = batch.detach().cpu().numpy().reshape(-1, self._mean.shape[0]).astype(np.float64)
+        mean, var, count = merge_moments((self._mean, self._var, float(self._count)), batch_moments(data))
+        self._mean[:], self._var[:], self._count[...] = mean, var, count
         self._cache, self._numpy_cache = {}, {}
 
     def _numpy(self, numpy_dtype: type) -> tuple[np.ndarray, np.ndarray]:
         """Mean and std (at least 1e-8) in ``numpy_dtype``."""
         cached = self._numpy_cache.get(numpy_dtype)
         if cached is None:
-            std = floored_std(self._var)
+            std = np.maximum(np.sqrt(self._var), STD_FLOOR)
             cached = self._numpy_cache[numpy_dtype] = (self._mean.astype(numpy_dtype), std.astype(numpy_dtype))
         return cached
 
@@ -55,7 +58,7 @@ class RunningStandardScaler:
         if cached is None:
             numpy_dtype = NUMPY_DTYPES.get(like.dtype)
             if numpy_dtype is None:
-                std = torch.from_numpy(floored_std(self._var))
+                std = torch.from_numpy(np.maximum(np.sqrt(self._var), STD_FLOOR))
                 cached = (self.mean.to(self.device, like.dtype), std.to(self.device, like.dtype))
             else:  # converted in NumPy: no torch operation on CPU
                 mean_np, std_np = self._numpy(numpy_dtype)

@@ -30,13 +30,13 @@ from gaussrl.core.errors import (
     check_polyak,
     no_act_error,
 )
-from gaussrl.core.spaces import SpaceLike, action_bounds, space_shape, space_size
+from gaussrl.core.mixin import input_layout
+from gaussrl.core.spaces import SpaceLike, action_bounds, space_size
 from gaussrl.models.jax.functional import next_key_data
 
 INIT_ARGS_ATTRIBUTE = "_gaussrl_init_args"
 """Where ``Model`` keeps the outermost ``__init__`` arguments, replayed by ``clone()``."""
 
-INPUT_SPACES = (("observations", "observation_space"), ("states", "state_space"))
 
 KEY_IMPL = "philox4x32"
 """PRNG of the keys a model makes from int seeds (keys passed in keep their own).
@@ -79,7 +79,7 @@ _NOT_GIVEN: Any = object()
 _TRACER = jax.core.Tracer
 
 
-class StateDict(flax.struct.PyTreeNode):
+class StateDict(flax.struct.PyTreeNode):  # type: ignore[no-untyped-call]  # flax declares no types here
     """A model's parameters: a pytree, so ``optax`` and ``jax.grad`` take it (or its ``params``) directly.
 
     Attributes:
@@ -161,11 +161,7 @@ class Model(nn.Module):
         self.num_actions = space_size(action_space)
         self.device = resolve_device(device)
         self.training = False
-        self._input_layout = tuple(
-            (key, space_size(getattr(self, attr)), space_shape(getattr(self, attr)))
-            for key, attr in INPUT_SPACES
-            if getattr(self, attr) is not None
-        )
+        self._input_layout = input_layout(self)
         self._frozen = False
         self._key: KeyStream | None = None
         self.state_dict: StateDict | None = None
@@ -192,7 +188,8 @@ class Model(nn.Module):
                 f"gaussrl models are configured through their constructor."
             )
         args, kwargs = vars(self)[INIT_ARGS_ATTRIBUTE]
-        clone = type(self)(*args, **kwargs, parent=parent, name=updates.get("name", self.name))
+        model_class: Any = type(self)  # Flax's module transform adds the parent and name arguments
+        clone: Model = model_class(*args, **kwargs, parent=parent, name=updates.get("name", self.name))
         object.__setattr__(clone, "training", self.training)
         return clone
 
@@ -266,6 +263,7 @@ class Model(nn.Module):
     @nn.nowrap
     def advance_key(self, next_key: jax.Array) -> None:
         """Keep the raw key words a compiled call returned (:meth:`KeyStream.advance`)."""
+        assert self._key is not None  # set with the state dict: callers check ready_state_dict() first
         self._key.advance(next_key)
 
     @nn.nowrap
@@ -289,6 +287,7 @@ class Model(nn.Module):
         except TypeError:
             bounds = None
         self.ready_state_dict("random_act")
+        assert self._key is not None  # set with the state dict, which ready_state_dict() checked
         words = next_key_data(self._key.data)
         self.advance_key(words)
         key = jax.random.wrap_key_data(words, impl=self._key.impl)
@@ -327,9 +326,10 @@ class Model(nn.Module):
         """
         check_polyak(polyak)
         source = model.ready_state_dict("update_parameters").params
-        target = self.ready_state_dict("update_parameters").params
+        own = self.ready_state_dict("update_parameters")
+        target = own.params
         _check_same_tree(source, target, f"update_parameters({type(model).__name__})")
-        self.state_dict = self.state_dict.replace(params=_polyak(source, target, jnp.asarray(polyak)))
+        self.state_dict = own.replace(params=_polyak(source, target, jnp.asarray(polyak)))
 
     @nn.nowrap
     def enable_training_mode(self, enabled: bool = True) -> None:
@@ -359,11 +359,12 @@ class Model(nn.Module):
         Args:
             path: A file written by :meth:`save`; ``ValueError`` if its tree or shapes differ from this model's.
         """
-        target = self.ready_state_dict("load").params
+        own = self.ready_state_dict("load")
+        target = own.params
         restored = flax.serialization.msgpack_restore(Path(path).read_bytes())
         params = flax.serialization.from_state_dict(target, restored)
         _check_same_tree(params, target, f"load({str(path)!r})")
-        self.state_dict = self.state_dict.replace(params=jax.device_put(params, self.device))
+        self.state_dict = own.replace(params=jax.device_put(params, self.device))
 
 
 _UNSPECIFIED_PARENT = Model.__dataclass_fields__["parent"].default

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import jax
 import jax.numpy as jnp
 
-from gaussrl.core.errors import Mixin, check_model_ready
-from gaussrl.core.spaces import ActionBounds, action_bounds
+from gaussrl.core.mixin import DeterministicOptions
+from gaussrl.core.spaces import ActionBounds
 from gaussrl.core.spec import DeterministicSpec
 
 
@@ -36,22 +36,19 @@ def _traced_act(
     return actions, dict(outputs)
 
 
-class DeterministicMixin(Mixin):
+class DeterministicMixin(DeterministicOptions):
     """Turns a ``Model`` into a deterministic one: ``act`` returns what ``__call__`` returns.
 
-    Args:
-        clip_actions: Clip the output to the Box action bounds.
-        role: Role played by the model.
-
-    Raises:
-        TypeError: If ``Model.__init__`` has not run, or ``clip_actions`` is set without a Box.
+    The options are those of :class:`gaussrl.core.mixin.DeterministicOptions`, the same on every backend.
     """
 
-    def __init__(self, *, clip_actions: bool = False, role: str = "") -> None:
-        check_model_ready(self, "DeterministicMixin")
-        spec = DeterministicSpec(clip_actions=clip_actions, role=role)
-        bounds = action_bounds(self.action_space, "clip_actions=True") if spec.clip_actions else None
-        self._deterministic = (spec, bounds, {})
+    _deterministic: tuple[Any, ...]
+    _frozen: bool
+    training: bool
+    ready_state_dict: Callable[[str], Any]
+
+    def _init_deterministic(self, spec: DeterministicSpec, bounds: ActionBounds | None) -> None:
+        object.__setattr__(self, "_deterministic", (spec, bounds, {}))
 
     def act(self, inputs: Mapping[str, Any], *, role: str = "", params: Any = None) -> tuple[jax.Array, dict[str, Any]]:
         """Run ``__call__`` (compiled, the role static) and optionally clip its output.
@@ -74,4 +71,7 @@ class DeterministicMixin(Mixin):
                 functools.partial(_traced_act, self, bounds), static_argnames=("role", "frozen", "training")
             )
         params = state_dict.params if params is None else params
-        return compiled["act"](params, inputs, role=role, frozen=self._frozen, training=self.training)
+        result: tuple[jax.Array, dict[str, Any]] = compiled["act"](
+            params, inputs, role=role, frozen=self._frozen, training=self.training
+        )
+        return result

@@ -19,27 +19,24 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from gaussrl.core.errors import (
-    Mixin,
-    check_model_ready,
-    log_std_shape_error,
-    mean_shape_error,
-    missing_log_std_error,
-    non_finite_error,
+from gaussrl.core.mixin import (
+    GaussianOptions,
+    check_finite_flags,
+    check_output_shapes,
+    log_std_output,
+    not_ready_error,
 )
 from gaussrl.core.reference import LOG_SQRT_2PI, log_std_floor
-from gaussrl.core.spec import GaussianPlan, GaussianSpec, Reduction, make_plan
+from gaussrl.core.spec import GaussianPlan
 from gaussrl.models.jax.functional import (
     clamp,
     gaussian_entropy,
+    gaussian_kl,
     gaussian_log_prob,
     next_key_data,
     reduce_log_prob,
     tanh_log_det,
 )
-
-FINITE_CHECKED = ("mean_actions", "log_std")
-"""The outputs of ``__call__`` that ``check_finite=True`` checks, in this order."""
 
 _TRACER = jax.core.Tracer
 
@@ -79,14 +76,8 @@ def _network_outputs(
     model.check_inputs(inputs)
     mean_actions, outputs = model.apply(params, inputs, role)
     outputs = dict(outputs)
-    log_std = outputs.get("log_std")
-    if log_std is None:
-        raise missing_log_std_error(role, list(outputs))
-    num_actions = model.num_actions
-    if jnp.shape(log_std)[-1:] != (num_actions,):
-        raise log_std_shape_error(jnp.shape(log_std), num_actions)
-    if jnp.shape(mean_actions)[-1:] != (num_actions,):
-        raise mean_shape_error(jnp.shape(mean_actions), num_actions)
+    log_std = log_std_output(outputs, role)
+    check_output_shapes(jnp.shape(mean_actions), jnp.shape(log_std), model.num_actions)
     return mean_actions, log_std, outputs
 
 
@@ -105,7 +96,7 @@ def _squashed(
         gaussian = -0.5 * noise * noise - log_std - LOG_SQRT_2PI
         scored = pre_tanh
     else:
-        eps = jnp.finfo(taken.dtype).eps
+        eps = np.finfo(taken.dtype).eps
         scored = jnp.arctanh(jnp.clip((taken - k.squash_center) / k.squash_scale, -1.0 + eps, 1.0 - eps))
         gaussian = gaussian_log_prob(scored, mean, log_std)
     return actions, gaussian - tanh_log_det(scored) - k.log_scale
@@ -163,10 +154,55 @@ def _sample_key(key: jax.Array, impl: Any) -> tuple[jax.Array, jax.Array | None]
     return jax.random.wrap_key_data(words, impl=impl), words
 
 
+@jax.tree_util.register_pytree_node_class
+class _Static:
+    """A value that is not an array, carried out of the compiled call in the output's tree structure.
+
+    It has no leaves: ``jax.jit`` returns it from the structure it recorded for this trace, so the
+    value is the one this very trace computed (never one of another trace), and ``act()`` returns
+    it unchanged.
+    """
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+    def tree_flatten(self) -> tuple[tuple[()], Any]:
+        return (), self.value
+
+    @classmethod
+    def tree_unflatten(cls, value: Any, children: tuple[()]) -> _Static:
+        return cls(value)
+
+
+def _is_array(value: Any) -> bool:
+    return isinstance(value, jax.Array | np.ndarray | np.generic)
+
+
+def _wrap_static(outputs: dict[str, Any]) -> tuple[dict[str, Any], _Static]:
+    """``outputs`` with every non-array leaf wrapped in :class:`_Static`, and whether there was one."""
+    wrapped = jax.tree_util.tree_map(lambda v: v if _is_array(v) else _Static(v), outputs)
+    found = any(isinstance(leaf, _Static) for leaf in jax.tree_util.tree_leaves(wrapped, is_leaf=_is_static))
+    return wrapped, _Static(found)
+
+
+def _is_static(value: Any) -> bool:
+    return isinstance(value, _Static)
+
+
+def _unwrap_static(outputs: dict[str, Any]) -> dict[str, Any]:
+    unwrapped: dict[str, Any] = jax.tree_util.tree_map(
+        lambda v: v.value if isinstance(v, _Static) else v, outputs, is_leaf=_is_static
+    )
+    return unwrapped
+
+
 def _traced_act(
     model: Any, params: Any, key: jax.Array, inputs: Mapping[str, Any], static: tuple[str, bool, bool, Any]
-) -> tuple[jax.Array, dict[str, Any], jax.Array, jax.Array | None, jax.Array | None]:
+) -> tuple[jax.Array, dict[str, Any], jax.Array, jax.Array | None, tuple[Any, _Static, jax.Array | None]]:
     """The body that ``act()`` compiles: network, sampling, log-density and the base entropy.
+
+    Values of ``__call__``'s outputs that are not arrays (strings, None, Python numbers) come out
+    as :class:`_Static`, with a flag saying whether there are any.
 
     ``static`` is ``(role, frozen, training, impl)``, one hashable argument (each static argument
     costs dispatch time). ``key`` is the model's raw key words when ``impl`` names their PRNG, else
@@ -185,8 +221,11 @@ def _traced_act(
         flags = jnp.stack([jnp.all(jnp.isfinite(mean)), jnp.all(jnp.isfinite(log_std))])
     noise = jax.random.normal(sample_key, jnp.shape(mean), mean.dtype)
     actions, head = gaussian_head(mean, log_std, noise, inputs.get("taken_actions"), plan)
+    outputs, has_static = _wrap_static(outputs)
     outputs.update(head)
-    return actions, outputs, gaussian_entropy(head["log_std"]), next_key, flags
+    # The Gaussian's own mean, for get_kl_divergence(); without a squash it is outputs["mean_actions"].
+    base_mean = mean if plan.squash != "none" else None
+    return actions, outputs, gaussian_entropy(head["log_std"]), next_key, (flags, has_static, base_mean)
 
 
 def _traced_entropy(plan: GaussianPlan, stddev: jax.Array, pre_tanh: jax.Array | None) -> jax.Array:
@@ -200,62 +239,38 @@ def _traced_entropy(plan: GaussianPlan, stddev: jax.Array, pre_tanh: jax.Array |
 class _GaussianState:
     """Everything ``GaussianMixin`` keeps: the plan and its compiled functions (built on first use).
 
-    ``last_entropy`` is the last ``act()``'s ``(stddev, entropy)`` until ``get_entropy`` takes it.
+    ``last_entropy`` is the last ``act()``'s ``(stddev, entropy)`` until ``get_entropy`` takes it;
+    ``last_gaussian`` its Gaussian's mean and log-std (immutable arrays), for ``get_kl_divergence``.
     """
 
     plan: GaussianPlan
     act: Callable[..., Any] | None = None
     entropy: Callable[..., Any] | None = None
     last_entropy: tuple[jax.Array, jax.Array] | None = None
+    last_gaussian: tuple[jax.Array, jax.Array] | None = None
 
 
-class GaussianMixin(Mixin):
+class GaussianMixin(GaussianOptions):
     """Turns a ``Model`` whose ``__call__`` returns ``mean_actions, {"log_std": ...}`` into a Gaussian policy.
 
-    Args:
-        clip_actions: Clip sampled actions to the Box bounds; the log-prob scores the clipped action.
-        clip_mean_actions: Clip the mean to the Box bounds before sampling.
-        clip_log_std: Clamp the log-std to ``[min_log_std, max_log_std]``.
-        min_log_std: Lower log-std bound.
-        max_log_std: Upper log-std bound.
-        reduction: ``"sum"``, ``"mean"``, ``"prod"`` or ``"none"`` over the action axis.
-        role: Role played by the model.
-        squash_actions: ``True``: tanh onto the Box bounds; ``"tanh"``: onto (-1, 1). The log-prob is
-            the exact density of the squashed action.
-        check_finite: Raise if ``__call__`` returns NaN or infinity. The check reads the values after
-            the compiled call (one device-to-host sync); inside an outer ``jax.jit`` it is skipped.
-
-    Raises:
-        ValueError: For an invalid option.
-        TypeError: If ``Model.__init__`` has not run, or clipping needs a Box the model does not have.
+    The options are those of :class:`gaussrl.core.mixin.GaussianOptions`, the same on every backend.
+    ``check_finite=True`` reads the flags after the compiled call (one device-to-host sync);
+    inside an outer ``jax.jit`` it is skipped.
     """
 
-    def __init__(
-        self,
-        *,
-        clip_actions: bool = False,
-        clip_mean_actions: bool = False,
-        clip_log_std: bool = True,
-        min_log_std: float = -20,
-        max_log_std: float = 2,
-        reduction: Reduction = "sum",
-        role: str = "",
-        squash_actions: bool | str = False,
-        check_finite: bool = False,
-    ) -> None:
-        check_model_ready(self, "GaussianMixin")
-        spec = GaussianSpec(
-            clip_actions=clip_actions,
-            clip_mean_actions=clip_mean_actions,
-            clip_log_std=clip_log_std,
-            min_log_std=float(min_log_std),
-            max_log_std=float(max_log_std),
-            reduction=reduction,
-            role=role,
-            squash_actions=squash_actions,  # type: ignore[arg-type]
-            check_finite=check_finite,
-        )
-        self._gaussian = _GaussianState(make_plan(spec, self.action_space, self.num_actions))
+    _gaussian: _GaussianState
+    _key: Any
+    _frozen: bool
+    training: bool
+    ready_state_dict: Callable[[str], Any]
+
+    def _init_gaussian(self, plan: GaussianPlan) -> None:
+        """Store the state for ``plan``.
+
+        Args:
+            plan: The resolved options.
+        """
+        object.__setattr__(self, "_gaussian", _GaussianState(plan))
 
     def act(
         self, inputs: Mapping[str, Any], *, role: str = "", params: Any = None, key: jax.Array | None = None
@@ -288,7 +303,7 @@ class GaussianMixin(Mixin):
         if state.act is None:
             state.act = jax.jit(functools.partial(_traced_act, self), static_argnums=3)
         own_key = key is None
-        actions, outputs, entropy, next_key, flags = state.act(
+        actions, outputs, entropy, next_key, (flags, has_static, base_mean) = state.act(
             state_dict.params if params is None else params,
             stream.data if own_key else key,
             inputs,
@@ -297,12 +312,12 @@ class GaussianMixin(Mixin):
         if own_key:
             stream.advance(next_key)
         if flags is not None and not isinstance(flags, _TRACER):
-            for name, finite in zip(FINITE_CHECKED, np.asarray(flags), strict=True):
-                if not finite:
-                    raise non_finite_error(name, role)
+            check_finite_flags(np.asarray(flags), role)
         if not isinstance(entropy, _TRACER):
             state.last_entropy = (outputs["stddev"], entropy)
-        return actions, outputs
+            mean = outputs["mean_actions"] if base_mean is None else base_mean
+            state.last_gaussian = (mean, outputs["log_std"])
+        return actions, _unwrap_static(outputs) if has_static.value else outputs
 
     def get_entropy(self, stddev: jax.Array, *, role: str = "", pre_tanh: jax.Array | None = None) -> jax.Array:
         """Per-dimension entropy of a Gaussian with standard deviation ``stddev``.
@@ -326,4 +341,28 @@ class GaussianMixin(Mixin):
             return last[1]
         if state.entropy is None:
             state.entropy = jax.jit(functools.partial(_traced_entropy, state.plan))
-        return state.entropy(stddev, pre_tanh)
+        entropy: jax.Array = state.entropy(stddev, pre_tanh)
+        return entropy
+
+    def get_kl_divergence(self, mean_actions: jax.Array, log_std: jax.Array, *, role: str = "") -> jax.Array:
+        """Exact KL(given || last ``act()`` distribution), reduced with the model's reduction.
+
+        Squashing both with the same tanh map leaves the KL unchanged, so for a squashing policy
+        ``mean_actions`` is the other distribution's mean before the squash. Inside an outer
+        ``jax.jit``, call :func:`gaussian_kl` on ``act()``'s outputs instead.
+
+        Args:
+            mean_actions: Mean of the other distribution before any squash, shape (N, A).
+            log_std: Its log-std, shape (A,) or (N, A).
+            role: Role played by the model.
+
+        Returns:
+            Shape (N, 1), or (N, A) for ``"none"``.
+
+        Raises:
+            NotReadyError: If ``act()`` has not been called (outside a trace).
+        """
+        last = self._gaussian.last_gaussian
+        if last is None:
+            raise not_ready_error("get_kl_divergence")
+        return gaussian_kl(mean_actions, log_std, last[0], last[1], self._gaussian.plan.spec.reduction)

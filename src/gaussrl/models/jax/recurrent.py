@@ -9,7 +9,7 @@ each sequence's first step is used, and it is reset to zero after any step whose
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Sequence
 from typing import Any
 
 import flax.linen as nn
@@ -30,35 +30,39 @@ def _states(lstm: bool, carry: Any) -> list[jax.Array]:
 
 def run_recurrent(
     cell: nn.Module,
-    inputs: Mapping[str, Any],
+    features: jax.Array,
+    hidden: Sequence[jax.Array] | None,
     *,
-    hidden_size: int,
     sequence_length: int,
     training: bool,
+    terminated: jax.Array | None = None,
 ) -> tuple[jax.Array, list[jax.Array]]:
     """Run a Flax cell (``SimpleCell``, ``GRUCell``, ``LSTMCell``) over rollout steps or training sequences.
 
+    The signature is the torch and Warp runners'; ``hidden`` may also be None (zeros), as when
+    ``init_state_dict`` traces the network without ``inputs["rnn"]``.
+
     Args:
-        cell: The recurrent cell.
-        inputs: Model inputs: ``"observations"`` (N, F) or (N * L, F); ``"rnn"``, hidden states each
-            (1, N, H) in rollout or (1, N * L, H) in training (zeros if absent); ``"terminated"``.
-        hidden_size: H.
+        cell: The recurrent cell (its ``features`` is the hidden size H).
+        features: Shape (N, F) for a rollout step, or (N * L, F) for N training sequences.
+        hidden: Hidden states, each (1, N, H) in rollout or (1, N * L, H) in training (one stored
+            state per step); ``[h]`` for RNN/GRU, ``[h, c]`` for LSTM; None for zeros.
         sequence_length: L.
         training: True for stored sequences, False for one rollout step.
+        terminated: Shape (N * L,) or (N * L, 1); nonzero where an episode ended at that step.
 
     Returns:
         Outputs (N, H) or (N * L, H), and the final hidden states, each (1, N, H) (``[h]`` or ``[h, c]``).
     """
-    x = inputs["observations"]
+    x, hidden_size = features, int(cell.features)
     lstm = isinstance(cell, LSTM_CELLS)
     zeros = jnp.zeros((1, x.shape[0], hidden_size), x.dtype)
-    states = list(inputs["rnn"]) if "rnn" in inputs else [zeros] * (2 if lstm else 1)
+    states = list(hidden) if hidden is not None else [zeros] * (2 if lstm else 1)
     if not training:
         carry, y = cell(_carry(lstm, [s[0] for s in states]), x)
         return y, [s[None] for s in _states(lstm, carry)]
     x = x.reshape((-1, sequence_length, x.shape[-1]))
     states = [s.reshape((1, -1, sequence_length, hidden_size))[0, :, 0] for s in states]
-    terminated = inputs.get("terminated")
     done = None if terminated is None else terminated.reshape((-1, sequence_length)).astype(bool)
     ys = []
     for t in range(sequence_length):

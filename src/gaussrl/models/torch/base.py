@@ -22,7 +22,8 @@ from gaussrl.core.errors import (
     missing_compute_error,
     no_act_error,
 )
-from gaussrl.core.spaces import SpaceLike, space_shape, space_size
+from gaussrl.core.mixin import input_layout
+from gaussrl.core.spaces import SpaceLike, space_size
 
 INITIALIZERS = {
     "uniform_": nn.init.uniform_,
@@ -41,8 +42,6 @@ INITIALIZERS = {
     "sparse_": nn.init.sparse_,
 }
 """The ``torch.nn.init`` functions that ``init_parameters``/``init_weights``/``init_biases`` accept."""
-
-INPUT_SPACES = (("observations", "observation_space"), ("states", "state_space"))
 
 
 def _initializer(method_name: str) -> Any:
@@ -101,12 +100,22 @@ class Model(nn.Module):
         self.num_states = space_size(state_space)
         self.num_actions = space_size(action_space)
         self.device = resolve_device(device)
-        self._input_layout = tuple(
-            (key, space_size(getattr(self, attr)), space_shape(getattr(self, attr)))
-            for key, attr in INPUT_SPACES
-            if getattr(self, attr) is not None
-        )
+        self._input_layout = input_layout(self)
+        self._generator: torch.Generator | None = None
+        """The generator of ``act()``'s noise after :meth:`seed`; None: torch's global generator."""
         setattr(self, MODEL_READY_ATTRIBUTE, True)
+
+    def seed(self, seed: int | None) -> None:
+        """Make the model's samples reproducible: ``act()`` draws its noise from a generator seeded here.
+
+        Without a call (or after ``seed(None)``) the noise comes from torch's global generator
+        (``torch.manual_seed``). A seeded model cannot sample under ``torch.func.vmap``, which
+        supports only the global generator.
+
+        Args:
+            seed: Seed of the model's own generator, or None for torch's global one.
+        """
+        self._generator = None if seed is None else torch.Generator(self.device).manual_seed(seed)
 
     def check_inputs(self, inputs: Mapping[str, Any]) -> None:
         """Check that observations and states are batched as ``(N, size)`` or ``(N, *space.shape)``.

@@ -2,31 +2,26 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import torch
 
-from gaussrl.core.errors import Mixin, check_model_ready
-from gaussrl.core.spaces import action_bounds
+from gaussrl.core.mixin import DeterministicOptions
+from gaussrl.core.spaces import ActionBounds
 from gaussrl.core.spec import DeterministicSpec
 
 
-class DeterministicMixin(Mixin):
+class DeterministicMixin(DeterministicOptions):
     """Turns a ``Model`` into a deterministic one: ``act`` returns what ``compute`` returns.
 
-    Args:
-        clip_actions: Clip the output to the Box action bounds.
-        role: Role played by the model.
-
-    Raises:
-        TypeError: If ``Model.__init__`` has not run, or ``clip_actions`` is set without a Box.
+    The options are those of :class:`gaussrl.core.mixin.DeterministicOptions`, the same on every backend.
     """
 
-    def __init__(self, *, clip_actions: bool = False, role: str = "") -> None:
-        check_model_ready(self, "DeterministicMixin")
-        spec = DeterministicSpec(clip_actions=clip_actions, role=role)
-        bounds = action_bounds(self.action_space, "clip_actions=True") if spec.clip_actions else None
+    check_inputs: Callable[[Mapping[str, Any]], None]
+    compute: Callable[..., tuple[Any, dict[str, Any]]]
+
+    def _init_deterministic(self, spec: DeterministicSpec, bounds: ActionBounds | None) -> None:
         self._deterministic = (spec, bounds)
 
     def act(self, inputs: Mapping[str, Any], *, role: str = "") -> tuple[torch.Tensor, dict[str, Any]]:

@@ -1,8 +1,4 @@
-"""Pure Gaussian functions for PyTorch tensors: the formulas of :mod:`gaussrl.core.reference`.
-
-``weighted_sum`` reduces over the short action axis with one matrix product, the cheapest
-reduction on CPU for A of a few dozen.
-"""
+"""Pure Gaussian functions for PyTorch tensors: the formulas of :mod:`gaussrl.core.reference`."""
 
 from __future__ import annotations
 
@@ -11,6 +7,38 @@ import torch.nn.functional as F
 
 from gaussrl.core.reference import LOG_2, LOG_SQRT_2PI
 from gaussrl.core.spec import Reduction
+
+
+def standard_normal(like: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """Standard-normal noise of ``like``'s shape, dtype and device, drawn from ``generator``.
+
+    Args:
+        like: Any tensor.
+        generator: A generator on ``like``'s device.
+
+    Returns:
+        A new tensor.
+    """
+    return torch.randn(like.shape, generator=generator, dtype=like.dtype, device=like.device)
+
+
+def standard_log_prob(
+    z: torch.Tensor, log_std: torch.Tensor, offset: float | torch.Tensor = -LOG_SQRT_2PI
+) -> torch.Tensor:
+    """Per-dimension log-density ``-z^2/2 - log_std - log(sqrt(2 pi))`` of a point ``z`` stds from the mean.
+
+    For a fresh sample ``mean + std * noise``, ``z`` is the noise itself.
+
+    Args:
+        z: Standardised points ``(x - mean) / std``, shape (N, A).
+        log_std: Shape (A,) or (N, A).
+        offset: ``-log(sqrt(2 pi))``; as a 0-d tensor of ``log_std``'s dtype the subtraction skips
+            torch's wrapping of a Python number (a few microseconds at batch 1).
+
+    Returns:
+        Shape (N, A).
+    """
+    return torch.addcmul(offset - log_std, z, z, value=-0.5)
 
 
 def gaussian_log_prob(x: torch.Tensor, mean: torch.Tensor, log_std: torch.Tensor) -> torch.Tensor:
@@ -24,20 +52,20 @@ def gaussian_log_prob(x: torch.Tensor, mean: torch.Tensor, log_std: torch.Tensor
     Returns:
         Shape (N, A).
     """
-    z = (x - mean) * torch.exp(-log_std)
-    return -0.5 * z * z - log_std - LOG_SQRT_2PI
+    return standard_log_prob((x - mean) * torch.exp(-log_std), log_std)
 
 
-def gaussian_entropy(log_std: torch.Tensor) -> torch.Tensor:
+def gaussian_entropy(log_std: torch.Tensor, constant: float | torch.Tensor = 0.5 + LOG_SQRT_2PI) -> torch.Tensor:
     """Per-dimension entropy ``1/2 + log(sqrt(2 pi)) + log_std``.
 
     Args:
         log_std: Any shape.
+        constant: ``1/2 + log(sqrt(2 pi))``, a number or a 0-d tensor of ``log_std``'s dtype.
 
     Returns:
         Same shape.
     """
-    return log_std + (0.5 + LOG_SQRT_2PI)
+    return log_std + constant
 
 
 def tanh_log_det(pre_tanh: torch.Tensor) -> torch.Tensor:
@@ -98,21 +126,3 @@ def gaussian_kl(
     ratio = torch.exp(2.0 * (log_std_p - log_std_q))
     delta = (mean_p - mean_q) * torch.exp(-log_std_q)
     return reduce_log_prob(log_std_q - log_std_p + 0.5 * (ratio + delta * delta) - 0.5, reduction)
-
-
-def weighted_sum(bias: torch.Tensor, values: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
-    """``bias + values @ weights``: a reduction over the (short) last axis as one matrix product.
-
-    Several times faster than an element-wise op followed by ``sum(-1)`` for A of a few dozen.
-
-    Args:
-        bias: Shape (1,) or (N, 1).
-        values: Shape (N, A) (or (..., A)).
-        weights: Shape (A, 1).
-
-    Returns:
-        Shape (N, 1).
-    """
-    if values.dim() == 2:
-        return torch.addmm(bias, values, weights)
-    return torch.matmul(values, weights) + bias

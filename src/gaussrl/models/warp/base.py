@@ -28,7 +28,8 @@ from gaussrl.core.errors import (
     missing_compute_error,
     no_act_error,
 )
-from gaussrl.core.spaces import SpaceLike, space_shape, space_size
+from gaussrl.core.mixin import input_layout
+from gaussrl.core.spaces import SpaceLike, space_size
 from gaussrl.models.warp.kernels import check_array, lerp_kernel, random_kernel
 
 INITIALIZERS = {
@@ -40,7 +41,6 @@ INITIALIZERS = {
 }
 """The ``warp_nn.initializers`` functions that ``init_parameters``/``init_weights``/``init_biases`` accept."""
 
-INPUT_SPACES = (("observations", "observation_space"), ("states", "state_space"))
 SEED_BOUND = 2**31 - 1
 """Seeds are drawn in [0, 2**31 - 1): a Warp kernel's ``int`` argument is 32-bit signed."""
 
@@ -126,11 +126,7 @@ class Model(nn.Module):
         self.num_observations = space_size(observation_space)
         self.num_states = space_size(state_space)
         self.num_actions = space_size(action_space)
-        self._input_layout = tuple(
-            (key, space_size(getattr(self, attr)), space_shape(getattr(self, attr)))
-            for key, attr in INPUT_SPACES
-            if getattr(self, attr) is not None
-        )
+        self._input_layout = input_layout(self)
         self._rng = np.random.default_rng()
         self._registered = False
         setattr(self, MODEL_READY_ATTRIBUTE, True)
@@ -254,11 +250,12 @@ class Model(nn.Module):
             Float32 actions of shape (N, num_actions) and an empty dict.
         """
         batch = next(v for v in inputs.values() if isinstance(v, wp.array)).shape[0]
-        bounded = isinstance(self.action_space, gymnasium.spaces.Box) and bool(self.action_space.is_bounded())
+        space: Any = self.action_space
+        bounded = isinstance(space, gymnasium.spaces.Box) and bool(space.is_bounded())
         bounds = np.zeros((2, self.num_actions), np.float32)
         if bounded:
-            bounds[0] = np.asarray(self.action_space.low).reshape(-1)
-            bounds[1] = np.asarray(self.action_space.high).reshape(-1)
+            bounds[0] = np.asarray(space.low).reshape(-1)
+            bounds[1] = np.asarray(space.high).reshape(-1)
         out = wp.empty((batch, self.num_actions), dtype=wp.float32, device=self._device)
         inputs_ = [wp.array(bounds, dtype=wp.float32, device=self._device), int(bounded), self.next_seed()]
         wp.launch(random_kernel(wp.float32), dim=out.shape, inputs=inputs_, outputs=[out], device=self._device)
@@ -398,4 +395,4 @@ def _walk(module: nn.Module) -> Iterator[nn.Module]:
 def _write_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
     # A file handle, because np.savez appends ".npz" to a path that lacks it.
     with open(path, "wb") as handle:
-        np.savez(handle, **arrays)
+        np.savez(handle, **arrays)  # type: ignore[arg-type]  # NumPy's stub types **kwds as allow_pickle

@@ -2,33 +2,29 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
 import warp as wp
 
-from gaussrl.core.errors import Mixin, check_model_ready
-from gaussrl.core.spaces import action_bounds
+from gaussrl.core.mixin import DeterministicOptions
+from gaussrl.core.spaces import ActionBounds
 from gaussrl.core.spec import DeterministicSpec
 from gaussrl.models.warp.kernels import check_array, clip_kernel
 
 
-class DeterministicMixin(Mixin):
+class DeterministicMixin(DeterministicOptions):
     """Turns a ``Model`` into a deterministic one: ``act`` returns what ``compute`` returns.
 
-    Args:
-        clip_actions: Clip the output to the Box action bounds (one launch, into a fresh array).
-        role: Role played by the model.
-
-    Raises:
-        TypeError: If ``Model.__init__`` has not run, or ``clip_actions`` is set without a Box.
+    The options are those of :class:`gaussrl.core.mixin.DeterministicOptions`, the same on every backend.
     """
 
-    def __init__(self, *, clip_actions: bool = False, role: str = "") -> None:
-        check_model_ready(self, "DeterministicMixin")
-        spec = DeterministicSpec(clip_actions=clip_actions, role=role)
-        bounds = action_bounds(self.action_space, "clip_actions=True") if spec.clip_actions else None
+    check_inputs: Callable[[Mapping[str, Any]], None]
+    compute: Callable[..., tuple[Any, dict[str, Any]]]
+    device: Any
+
+    def _init_deterministic(self, spec: DeterministicSpec, bounds: ActionBounds | None) -> None:
         self._deterministic = (spec, bounds)
 
     def act(self, inputs: Mapping[str, Any], *, role: str = "") -> tuple[wp.array, dict[str, Any]]:
@@ -55,8 +51,8 @@ class DeterministicMixin(Mixin):
                 f"compute() returned an output of shape {tuple(actions.shape)}; clip_actions=True needs "
                 f"(N, {bounds.low.size}), one column per action dimension."
             )
-        table = np.stack([bounds.low, bounds.high]).astype(wp.dtype_to_numpy(actions.dtype))
-        table = wp.array(table, dtype=actions.dtype, device=actions.device)
+        values = np.stack([bounds.low, bounds.high]).astype(wp.dtype_to_numpy(actions.dtype))
+        table: wp.array = wp.array(values, dtype=actions.dtype, device=actions.device)
         out = wp.empty(actions.shape, dtype=actions.dtype, device=actions.device, requires_grad=actions.requires_grad)
         wp.launch(
             clip_kernel(actions.dtype), dim=actions.shape, inputs=[actions, table], outputs=[out], device=out.device

@@ -20,15 +20,10 @@ def _rows(x: wp.array) -> tuple[wp.array, int]:
     return view, int(view.shape[0] != 1)
 
 
-def _recording() -> bool:
-    """Whether a ``wp.Tape`` is recording; True when Warp's runtime cannot be inspected."""
-    runtime = getattr(getattr(getattr(wp, "_src", None), "context", None), "runtime", None)
-    return getattr(runtime, "tape", True) is not None
-
-
 def _empty(shape: tuple[int, ...], like: wp.array, *sources: wp.array) -> wp.array:
-    # Gradient arrays cost an allocation and a memset each; outside a tape nobody can use them.
-    grad = _recording() and any(s.requires_grad for s in (like, *sources))
+    # With gradients whenever an input has them: a wp.Tape may be recording, and Warp has no
+    # public way to ask.
+    grad = any(s.requires_grad for s in (like, *sources))
     return wp.empty(shape, dtype=like.dtype, device=like.device, requires_grad=grad)
 
 

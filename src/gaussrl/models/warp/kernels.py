@@ -344,3 +344,10 @@ def lerp_kernel(dtype: Any) -> Any:
         target[i] = target[i] + polyak * (source[i] - target[i])
 
     return lerp
+
+
+@wp.kernel(module="unique")
+def keep_unless_done(hidden: wp.array3d(dtype=float), done: wp.array(dtype=float), out: wp.array3d(dtype=float)):
+    """``out = hidden * (1 - done[row])``: zero each recurrent state row whose episode ended."""
+    layer, row, k = wp.tid()
+    out[layer, row, k] = hidden[layer, row, k] * (1.0 - done[row])

@@ -14,40 +14,71 @@ first needs, so the layer's cache is emptied before each segment: each call then
 fresh arrays, and the tape keeps the old ones alive.
 """
 
+from __future__ import annotations
+
+from typing import Any
+
 import numpy as np
 import warp as wp
 from warp_nn import nn
 from warp_nn.utils import contiguous, copy
 
-
-@wp.kernel
-def _keep_unless_done(hidden: wp.array3d(dtype=float), done: wp.array(dtype=float), out: wp.array3d(dtype=float)):
-    layer, row, k = wp.tid()
-    out[layer, row, k] = hidden[layer, row, k] * (1.0 - done[row])
+from gaussrl.models.warp.kernels import keep_unless_done
 
 
-def _as_state(rnn, hidden):
+def _as_state(rnn: Any, hidden: list[wp.array]) -> Any:
     return (hidden[0], hidden[1]) if isinstance(rnn, nn.LSTM) else hidden[0]
 
 
-def _as_list(state):
+def _as_list(state: Any) -> list[wp.array]:
     return list(state) if isinstance(state, tuple) else [state]
 
 
-def _reset(state, done):
-    flags = wp.array(done.astype(np.float32), dtype=float, device=state[0].device)
+def _reset(state: list[wp.array], done: np.ndarray) -> list[wp.array]:
+    flags: wp.array = wp.array(done.astype(np.float32), dtype=float, device=state[0].device)
     out = [wp.empty_like(h, requires_grad=h.requires_grad) for h in state]
     for h, o in zip(state, out, strict=True):
-        wp.launch(_keep_unless_done, dim=h.shape, inputs=[h, flags], outputs=[o], device=h.device)
+        wp.launch(keep_unless_done, dim=h.shape, inputs=[h, flags], outputs=[o], device=h.device)
     return out
 
 
-def _segment(rnn, sequences, state, start, stop):
-    rnn._cache.clear()  # fresh output arrays for this call (see the module docstring)
+def clear_output_cache(rnn: Any) -> None:
+    """Make ``rnn``'s next call write new output arrays rather than its cached ones.
+
+    warp_nn (0.4) offers no public way to do this: its modules keep their outputs in the dict
+    ``_cache``, keyed by input shape. If a later warp_nn keeps them elsewhere, this raises
+    rather than letting a tape's backward pass read overwritten arrays
+    (``tests/warp/test_hazards.py`` checks the assumption).
+
+    Args:
+        rnn: A ``warp_nn`` module.
+
+    Raises:
+        RuntimeError: If the module has no ``_cache`` dict.
+    """
+    cache = getattr(rnn, "__dict__", {}).get("_cache")
+    if not isinstance(cache, dict):
+        raise RuntimeError(
+            f"{type(rnn).__name__} has no output cache dict '_cache': this warp_nn version stores layer outputs "
+            f"differently, so gaussrl.models.warp.recurrent cannot give each call new arrays. Install warp-nn 0.4."
+        )
+    cache.clear()
+
+
+def _segment(rnn: Any, sequences: wp.array, state: list[wp.array], start: int, stop: int) -> Any:
+    clear_output_cache(rnn)  # fresh output arrays for this call (see the module docstring)
     return rnn(contiguous(sequences[:, start:stop]), _as_state(rnn, state))
 
 
-def run_recurrent(rnn, features, hidden, *, sequence_length, training, terminated=None):
+def run_recurrent(
+    rnn: Any,
+    features: wp.array,
+    hidden: list[wp.array],
+    *,
+    sequence_length: int,
+    training: bool,
+    terminated: wp.array | None = None,
+) -> tuple[wp.array, list[wp.array]]:
     """Run a ``warp_nn.nn.RNN``/``GRU``/``LSTM`` over rollout steps or training sequences.
 
     Args:
@@ -64,7 +95,7 @@ def run_recurrent(rnn, features, hidden, *, sequence_length, training, terminate
     """
     rows, size = features.shape
     if not training:
-        rnn._cache.clear()
+        clear_output_cache(rnn)
         output, state = rnn(features.reshape((rows, 1, size)), _as_state(rnn, hidden))
         return output.reshape((rows, output.shape[-1])), _as_list(state)
     n, length = rows // sequence_length, sequence_length
@@ -79,4 +110,5 @@ def run_recurrent(rnn, features, hidden, *, sequence_length, training, terminate
             result = wp.empty((n, length, output.shape[-1]), device=output.device, requires_grad=output.requires_grad)
         copy(output, result[:, start:stop])
         state = _reset(_as_list(final), done[:, stop - 1]) if stop < length else _as_list(final)
+    assert result is not None  # the loop runs at least once: length >= 1
     return result.reshape((n * length, result.shape[-1])), state

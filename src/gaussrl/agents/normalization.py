@@ -1,0 +1,80 @@
+"""Running observation statistics on the host (NumPy, float64), for agents whose normaliser lives outside jit.
+
+The update is :func:`gaussrl.core.running.merge_moments`, shared with the torch scaler
+(:class:`gaussrl.agents.torch.memory.RunningStandardScaler`) and the JAX core's ``stats_update``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from gaussrl.core.running import STD_FLOOR, merge_moments
+
+
+def batch_moments(data: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
+    """Mean, population variance and count of a batch (B, size), two-pass.
+
+    Args:
+        data: Shape (B, size), float64.
+
+    Returns:
+        ``(mean (size,), variance (size,), B)``.
+    """
+    n = data.shape[0]
+    # np.add.reduce rather than mean()/var(): the same two-pass arithmetic without their overhead.
+    mean = np.add.reduce(data, 0) / n
+    centered = data - mean
+    return mean, np.add.reduce(centered * centered, 0) / n, float(n)
+
+
+class RunningMoments:
+    """Running mean and variance of a stream of batches, held in NumPy.
+
+    Args:
+        size: Number of features.
+    """
+
+    def __init__(self, size: int) -> None:
+        self.mean = np.zeros(size)
+        self.var = np.ones(size)
+        self.count = 0.0
+
+    def update(self, batch: np.ndarray) -> None:
+        """Fold a batch into the statistics.
+
+        Args:
+            batch: Shape (..., size).
+        """
+        data = np.asarray(batch, dtype=np.float64).reshape(-1, self.mean.shape[0])
+        self.mean, self.var, self.count = merge_moments((self.mean, self.var, self.count), batch_moments(data))
+
+    def mean_std(self, dtype: Any = np.float32) -> tuple[np.ndarray, np.ndarray]:
+        """The mean and the std (at least :data:`~gaussrl.core.running.STD_FLOOR`) in ``dtype``.
+
+        Args:
+            dtype: NumPy dtype of the result.
+
+        Returns:
+            Mean and std, shape (size,) each.
+        """
+        return self.mean.astype(dtype), np.maximum(np.sqrt(self.var), STD_FLOOR).astype(dtype)
+
+    def state(self) -> dict[str, np.ndarray]:
+        """The statistics, for a checkpoint (the torch scaler's keys).
+
+        Returns:
+            ``{"mean", "var", "count"}``, float64 arrays (copies).
+        """
+        return {"mean": self.mean.copy(), "var": self.var.copy(), "count": np.asarray(self.count)}
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        """Restore statistics written by :meth:`state`.
+
+        Args:
+            state: ``{"mean", "var", "count"}``, arrays or CPU tensors.
+        """
+        self.mean = np.array(state["mean"], dtype=np.float64)
+        self.var = np.array(state["var"], dtype=np.float64)
+        self.count = float(np.asarray(state["count"]))

@@ -1,0 +1,353 @@
+"""Training compiled end to end: ``gaussrl train --backend jax --env gymnax/<id>``.
+
+Needs JAX, and also imports torch (torch only at the host side: checkpoints, evaluation on Gymnasium).
+
+The run is a sequence of chunks, each one compiled call of several PPO iterations (rollout over
+all vmapped environments, GAE and update; :mod:`gaussrl.agents.jax.ppo_compiled`). Between
+chunks the host updates the progress bar, writes the metrics, evaluates and checkpoints, as
+:class:`gaussrl.trainer.loop.Trainer` does, into the same run directory layout. Chunks end on
+every evaluation and checkpoint step, so a resumed run replays exactly the chunks of the
+uninterrupted one and ends with the same parameters.
+
+The final policy is evaluated on gymnax (compiled) and, where Gymnasium has the same id, on
+Gymnasium's own environment (``summary.json``: ``eval_return_mean`` and
+``gymnasium_eval_return_mean``). Checkpoints hold every array of the carry (parameters, Adam,
+normalisers, environment states, keys) in safetensors, the rest in JSON.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+import gymnasium
+import jax
+import numpy as np
+import torch
+from gymnasium import spaces
+from tqdm import tqdm
+
+from gaussrl.agents.jax import normalization, ppo_compiled, ppo_core
+from gaussrl.agents.jax.networks import GaussianMLPPolicy, ValueMLP
+from gaussrl.core.errors import ConfigError
+from gaussrl.envs import GYMNAX_PREFIX
+from gaussrl.envs import gymnax as gymnax_envs
+from gaussrl.io.atomic import write_text_atomic
+from gaussrl.io.checkpoint import save_checkpoint
+from gaussrl.trainer.evaluate import Evaluator
+from gaussrl.trainer.loop import TrainConfig
+from gaussrl.trainer.metrics import MetricsLog, require_wandb
+from gaussrl.trainer.resume import ResumeError, load_resume, run_meta
+from gaussrl.trainer.rundir import CHECKPOINTS, prepare_run_dir
+
+EVAL_SEED_OFFSET = 1_000_003
+"""Evaluation episodes start from states of their own stream (as the Gymnasium trainer's)."""
+CHUNKS_PER_RUN = 10
+"""Without evaluations or checkpoints in between, a run is still cut into about this many chunks."""
+
+
+def check_config(config: TrainConfig) -> None:
+    """Raise a ``ConfigError`` unless the run can train compiled (PPO, MLP policy, the jax backend)."""
+    if config.backend != "jax":
+        raise ConfigError(f"{config.env!r} is a gymnax environment: train it with --backend jax.")
+    if config.nproc != 1:
+        raise ConfigError(
+            f"--nproc {config.nproc}: compiled runs use one process and shard their environments over its local "
+            f"devices; leave out --nproc."
+        )
+    if config.algo != "ppo" or config.policy != "mlp":
+        raise ConfigError(
+            f"gymnax environments train PPO with an MLP policy (got --algo {config.algo} --policy {config.policy}); "
+            f"use --algo ppo --policy mlp."
+        )
+
+
+def chunk_updates(total_updates: int, per_update: int, config: TrainConfig) -> int:
+    """PPO iterations per compiled chunk: a divisor of the run's updates, at most one evaluation interval.
+
+    Args:
+        total_updates: Updates of the run.
+        per_update: Environment steps per update.
+        config: The run (its evaluation and checkpoint intervals).
+
+    Returns:
+        The chunk length, in updates.
+    """
+    limit = max(1, total_updates // CHUNKS_PER_RUN)
+    for interval in (config.eval_interval, config.checkpoint_interval):
+        if interval > 0:
+            limit = min(limit, max(1, interval // per_update))
+    return max(d for d in range(1, limit + 1) if total_updates % d == 0)
+
+
+def _to_tensors(carry: ppo_compiled.Carry) -> dict[str, torch.Tensor]:
+    """The carry's leaves as named tensors (unsigned words reinterpreted as signed: safetensors' torch)."""
+    tensors = {}
+    for index, leaf in enumerate(jax.tree_util.tree_leaves(jax.device_get(carry))):
+        array = np.asarray(leaf)
+        if array.dtype.kind == "u":
+            array = array.view(array.dtype.str.replace("u", "i"))
+        tensors[f"{index:04d}"] = torch.from_numpy(np.array(array))
+    return tensors
+
+
+def _from_tensors(template: ppo_compiled.Carry, tensors: dict[str, torch.Tensor]) -> ppo_compiled.Carry:
+    leaves, treedef = jax.tree_util.tree_flatten(template)
+    if len(tensors) != len(leaves):
+        raise ResumeError(
+            f"the checkpoint holds {len(tensors)} arrays; this run has {len(leaves)}. Resume with the options the "
+            f"run was started with."
+        )
+    restored = []
+    for index, leaf in enumerate(leaves):
+        array = tensors[f"{index:04d}"].numpy()
+        want = np.asarray(leaf)
+        if array.shape != want.shape:
+            raise ResumeError(f"checkpoint array {index} has shape {array.shape}; this run's is {want.shape}.")
+        restored.append(array.view(want.dtype) if want.dtype.kind == "u" else array.astype(want.dtype))
+    carry: ppo_compiled.Carry = jax.tree_util.tree_unflatten(treedef, restored)
+    return carry
+
+
+def build_run(config: TrainConfig) -> tuple[ppo_core.PPOModels, gymnax_envs.VecEnv, ppo_compiled.Carry]:
+    """The models, environments and initial carry of a compiled run.
+
+    Args:
+        config: The run.
+
+    Returns:
+        The policy and value models, the ``num_envs`` environments and the carry before training.
+    """
+    cfg = config.ppo
+    env = gymnax_envs.make(config.env, config.envs)
+    box = spaces.Box(-1.0, 1.0, (env.num_actions,), np.float32)
+    policy = GaussianMLPPolicy(
+        env.num_observations, box, hidden_sizes=cfg.hidden_sizes, initial_log_std=cfg.initial_log_std
+    )
+    value = ValueMLP(env.num_observations, hidden_sizes=cfg.hidden_sizes)
+    policy.init_state_dict(role="policy", key=config.seed)
+    value.init_state_dict(role="value", key=config.seed + 1)
+    models = ppo_core.PPOModels(policy, value)
+    return models, env, ppo_compiled.init_carry(models, cfg, env, config.seed, devices=jax.local_device_count())
+
+
+def evaluate_compiled_run(config: TrainConfig, state: dict[str, Any], *, episodes: int) -> float:
+    """The mean return of deterministic gymnax episodes of a compiled run's checkpoint (``gaussrl eval``).
+
+    Args:
+        config: The run's configuration (its ``config.json``).
+        state: The checkpoint's state.
+        episodes: Number of episodes.
+
+    Returns:
+        The mean return; the episodes start as the trainer's evaluations do.
+    """
+    models, env, template = build_run(config)
+    carry = _from_tensors(template, state["carry"])
+    evaluate = ppo_compiled.make_evaluate(
+        models,
+        config.ppo,
+        env,
+        episodes=episodes,
+        seed=config.seed + EVAL_SEED_OFFSET,
+        devices=jax.local_device_count(),
+    )
+    return float(np.mean(np.asarray(evaluate(carry.ppo.params, carry.obs_stats), np.float64)))
+
+
+class _GymnasiumAgent:
+    """The trained policy acting on Gymnasium observations (torch tensors), for :class:`Evaluator`."""
+
+    def __init__(self, models: ppo_core.PPOModels, params: Any, obs_stats: Any, normalize: bool) -> None:
+        key = jax.random.key(0, impl=ppo_compiled.key_impl(jax.local_device_count()))  # samples nothing
+
+        def act(observations: jax.Array) -> jax.Array:
+            x = normalization.normalize(obs_stats, observations) if normalize else observations
+            _, outputs = models.policy.act({"observations": x}, role="policy", params=params, key=key)
+            mean_actions: jax.Array = outputs["mean_actions"]
+            return mean_actions
+
+        self._act = jax.jit(act)
+
+    def act_eval(
+        self, observations: torch.Tensor, states: list[torch.Tensor], *, deterministic: bool = True
+    ) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        if not deterministic:
+            raise NotImplementedError("the compiled trainer evaluates on Gymnasium with mean actions only.")
+        actions = np.asarray(self._act(observations.cpu().numpy()))
+        return torch.from_numpy(actions.copy()), states
+
+    def eval_states(self, batch: int) -> list[torch.Tensor]:
+        del batch
+        return []
+
+
+class CompiledTrainer:
+    """One compiled training run on a gymnax environment; :meth:`run` trains and returns the summary.
+
+    Args:
+        config: The run (``env`` a ``gymnax/<id>``, ``backend="jax"``).
+
+    Raises:
+        ConfigError: For another backend or algorithm, or ``num_envs`` not divisible by the devices.
+    """
+
+    def __init__(self, config: TrainConfig) -> None:
+        self.start = time.perf_counter()  # model building and compilation count towards the wall time
+        check_config(config)
+        self.config, self.dir, cfg = config, config.run_dir, config.ppo
+        devices = jax.local_devices()
+        if config.envs % len(devices):
+            raise ConfigError(
+                f"num_envs={config.envs} must be a multiple of the {len(devices)} local devices the environments "
+                f"are sharded over; e.g. --num-envs {len(devices) * max(1, config.envs // len(devices))}."
+            )
+        mesh = jax.sharding.Mesh(np.array(devices), (ppo_compiled.AXIS,))
+        self.models, env, self.carry = build_run(config)
+        self.per_update = cfg.rollouts * config.envs
+        self.total_updates = -(-config.timesteps // self.per_update)
+        self.steps, self.recent = 0, []
+        self.last_eval: np.ndarray | None = None
+        resumed = load_resume(config) if config.resume is not None else None
+        if config.wandb:
+            require_wandb()
+        prepare_run_dir(self.dir, resume=resumed is not None, force=config.force)
+        self.resumed_step = resumed[2] if resumed is not None else None
+        if resumed is not None:
+            self.carry = _from_tensors(self.carry, resumed[0]["carry"])
+            self.steps, self.recent = int(resumed[0]["steps"]), [float(r) for r in resumed[0]["recent_returns"]]
+        local = gymnax_envs.VecEnv(**{**vars(env), "num_envs": config.envs // len(devices)})
+        self.updates_per_chunk = chunk_updates(self.total_updates, self.per_update, config)
+        self.chunk = ppo_compiled.make_chunk(
+            self.models,
+            cfg,
+            local,
+            mesh,
+            updates=self.updates_per_chunk,
+            total_updates=self.total_updates,
+            example=self.carry,
+        )
+        seed = config.seed + EVAL_SEED_OFFSET
+        self.evaluate_gymnax = ppo_compiled.make_evaluate(
+            self.models, cfg, env, episodes=config.eval_episodes, seed=seed, devices=len(devices)
+        )
+        write_text_atomic(self.dir / "config.json", json.dumps(config.to_json(), indent=2, allow_nan=False))
+        wandb = config.to_json() if config.wandb else None
+        self.metrics = MetricsLog(self.dir, resume_step=self.resumed_step, tensorboard=config.tensorboard, wandb=wandb)
+
+    def _log(self, logs: dict[str, Any], before: int) -> None:
+        logs = {name: np.asarray(value) for name, value in logs.items()}
+        for i in range(self.updates_per_chunk):
+            step = before + (i + 1) * self.per_update
+            count = int(logs["episodes"][i])
+            if count:
+                mean = float(logs["episode_return_sum"][i]) / count
+                self.recent.append(mean)
+                length = float(logs["episode_length_sum"][i]) / count
+                self.metrics.add("episode", step, {"return": mean, "length": length, "episodes": float(count)})
+            self.metrics.add("update", step, {k: float(logs[k][i]) for k in logs if not k.startswith("episode")})
+
+    def evaluate(self) -> np.ndarray:
+        """Run the deterministic gymnax evaluation and log it.
+
+        Returns:
+            The episode returns.
+        """
+        returns = np.asarray(self.evaluate_gymnax(self.carry.ppo.params, self.carry.obs_stats), np.float64)
+        self.last_eval = returns
+        self.metrics.add("eval", self.steps, {"return_mean": float(returns.mean()), "return_std": float(returns.std())})
+        self.metrics.flush()
+        return returns
+
+    def evaluate_gymnasium(self) -> np.ndarray | None:
+        """Deterministic episodes of the policy on Gymnasium's environment of the same id (None if it has none)."""
+        name = self.config.env.removeprefix(GYMNAX_PREFIX)
+        if name not in gymnasium.envs.registry:
+            return None
+        cfg, carry = self.config, self.carry
+        agent = _GymnasiumAgent(
+            self.models, carry.ppo.params["policy"], carry.obs_stats, cfg.ppo.observation_normalization
+        )
+        evaluator = Evaluator(name, cfg.eval_episodes, cfg.seed)
+        try:
+            return evaluator.run(agent, deterministic=True)  # type: ignore[arg-type]
+        finally:
+            evaluator.close()
+
+    def checkpoint(self) -> None:
+        """Write a checkpoint of the carry, the step count and the recent returns."""
+        state = {"carry": _to_tensors(self.carry), "steps": self.steps, "recent_returns": self.recent[-100:]}
+        config = self.config
+        meta = {**run_meta(config), "backend": "jax", "steps": self.steps, "seed": config.seed}
+        save_checkpoint(self.dir / CHECKPOINTS, self.steps, state, meta, keep=config.keep_checkpoints)
+
+    def _due(self, interval: int, before: int) -> bool:
+        return interval > 0 and self.steps // interval > before // interval
+
+    def run(self) -> dict[str, Any]:
+        """Train to ``timesteps`` (rounded up to whole updates), evaluating and checkpointing between chunks.
+
+        Returns:
+            The summary (also written to ``summary.json``).
+        """
+        config, start_steps, start = self.config, self.steps, self.start
+        total = self.total_updates * self.per_update
+        bar = tqdm(total=total, initial=self.steps, unit="step", disable=not config.progress, smoothing=0.1)
+        first_chunk_end = None
+        while self.steps < total:
+            before = self.steps
+            self.carry, logs = self.chunk(self.carry)
+            self.steps += self.updates_per_chunk * self.per_update
+            self._log(jax.device_get(logs), before)
+            if first_chunk_end is None:  # the first call compiles
+                first_chunk_end = (time.perf_counter(), self.steps)
+            bar.update(self.steps - before)
+            if self._due(config.eval_interval, before):
+                self.evaluate()
+            if self._due(config.checkpoint_interval, before):
+                self.metrics.flush()
+                self.checkpoint()
+            bar.set_postfix({"return": f"{np.mean(self.recent[-20:]):.1f}" if self.recent else "-"}, refresh=False)
+        bar.close()
+        if self.last_eval is None or not self._due(config.eval_interval, self.steps - self.per_update):
+            self.evaluate()
+        jax.block_until_ready(self.carry)  # type: ignore[no-untyped-call]
+        end = time.perf_counter()
+        compiled_rate = None
+        if first_chunk_end is not None and self.steps > first_chunk_end[1]:
+            compiled_rate = round((self.steps - first_chunk_end[1]) / (end - first_chunk_end[0]), 1)
+        gymnasium_returns = self.evaluate_gymnasium()
+        self.checkpoint()
+        self.metrics.close()
+        summary = self._summary(end - start, self.steps - start_steps, gymnasium_returns)
+        summary["env_steps_per_s_compiled"] = compiled_rate
+        write_text_atomic(self.dir / "summary.json", json.dumps(summary, indent=2, allow_nan=False))
+        return summary
+
+    def _summary(self, wall: float, steps: int, gymnasium_returns: np.ndarray | None) -> dict[str, Any]:
+        """The summary; ``wall_time_s`` runs from the trainer's construction (model building, compilation)."""
+        returns = self.last_eval if self.last_eval is not None else np.zeros(0)
+        config = self.config
+        summary = {
+            "algo": config.algo,
+            "backend": "jax",
+            "env": config.env,
+            "policy": config.policy,
+            "timesteps": self.steps,
+            "seed": config.seed,
+            "num_envs": config.envs,
+            "eval_return_mean": float(returns.mean()),
+            "eval_return_std": float(returns.std()),
+            "eval_episodes": int(returns.size),
+            "gymnasium_eval_return_mean": None if gymnasium_returns is None else float(gymnasium_returns.mean()),
+            "gymnasium_eval_return_std": None if gymnasium_returns is None else float(gymnasium_returns.std()),
+            "wall_time_s": round(wall, 3),
+            "env_steps_per_s": round(steps / wall, 1) if wall > 0 else None,
+            "devices": len(jax.local_devices()),
+            "resumed": config.resume is not None,
+        }
+        return summary
+
+    def close(self) -> None:
+        """Nothing to close (the environments live in the compiled program); for the trainer interface."""
