@@ -71,7 +71,7 @@ def test_the_scan_sees_the_package():
     assert {"gaussrl.core.errors", "gaussrl.models.torch.gaussian", "gaussrl.io.export", "gaussrl.trainer.cli"} <= set(
         MODULES
     )
-    assert "gaussrl.core.errors" in _gaussrl_imports("gaussrl.models.torch.gaussian")
+    assert "gaussrl.core.mixin" in _gaussrl_imports("gaussrl.models.torch.gaussian")
     assert "torch" in _backend_imports("gaussrl.models.torch.gaussian", ALL_BACKEND_PACKAGES)
 
 
