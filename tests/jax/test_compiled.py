@@ -73,8 +73,9 @@ def test_bad_ids_and_backends_are_clear_errors(tmp_path, capsys):
         from gaussrl.trainer.loop import TrainConfig
 
         check_config(TrainConfig(backend="jax", env="gymnax/Pendulum-v1", algo="sac"))
-    with pytest.raises(ConfigError, match="one process"):
-        check_config(TrainConfig(backend="jax", env="gymnax/Pendulum-v1", nproc=2))
+    # TrainConfig itself refuses data-parallel processes on the jax backend, compiled or not.
+    with pytest.raises(ConfigError, match="nproc=2: data-parallel processes train on the torch backend only"):
+        TrainConfig(backend="jax", env="gymnax/Pendulum-v1", nproc=2)
 
 
 @pytest.mark.slow

@@ -51,11 +51,6 @@ def check_config(config: TrainConfig) -> None:
     """Raise a ``ConfigError`` unless the run can train compiled (PPO, MLP policy, the jax backend)."""
     if config.backend != "jax":
         raise ConfigError(f"{config.env!r} is a gymnax environment: train it with --backend jax.")
-    if config.nproc != 1:
-        raise ConfigError(
-            f"--nproc {config.nproc}: compiled runs use one process and shard their environments over its local "
-            f"devices; leave out --nproc."
-        )
     if config.algo != "ppo" or config.policy != "mlp":
         raise ConfigError(
             f"gymnax environments train PPO with an MLP policy (got --algo {config.algo} --policy {config.policy}); "
