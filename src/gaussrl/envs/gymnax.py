@@ -20,8 +20,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from gaussrl.core.errors import EnvError
 from gaussrl.envs import GYMNAX_PREFIX
-from gaussrl.envs.gymnasium import EnvError
 
 
 class EnvStep(NamedTuple):

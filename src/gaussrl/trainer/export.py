@@ -14,8 +14,8 @@ from typing import Annotated, Any, Literal
 
 import tyro
 
-from gaussrl.agents.torch.memory import NORMALIZED_CLIP
 from gaussrl.core.errors import ConfigError
+from gaussrl.core.running import NORMALIZED_CLIP
 from gaussrl.envs.gymnasium import TorchVecEnv, make_vector_env
 from gaussrl.io.checkpoint import CheckpointError
 from gaussrl.io.export import DeterministicPolicy, ObservationNormalization, export_jit, export_onnx, require_onnx

@@ -213,7 +213,7 @@ class WarpAgent:
 
 def build_warp_ppo(
     config: PPOConfig,
-    observation_space: spaces.Space,  # type: ignore[type-arg]
+    observation_space: spaces.Space,
     action_space: spaces.Box,
     *,
     num_envs: int,
@@ -248,7 +248,7 @@ def build_warp_ppo(
 
 def build_warp_sac(
     config: SACConfig,
-    observation_space: spaces.Space,  # type: ignore[type-arg]
+    observation_space: spaces.Space,
     action_space: spaces.Box,
     *,
     num_envs: int,

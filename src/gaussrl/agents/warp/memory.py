@@ -166,7 +166,8 @@ class ArrayStore:
             The view.
         """
         start = self.position * self.num_envs
-        return self.arrays[name][start : start + self.num_envs]
+        view: wp.array = self.arrays[name][start : start + self.num_envs]
+        return view
 
     def write(self, name: str, value: wp.array | np.ndarray) -> None:
         """Copy a device array or host values into the current step's rows.

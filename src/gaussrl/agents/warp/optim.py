@@ -80,7 +80,7 @@ class Adam:
         self.max_norm = float(max_norm)
         zeros = [wp.zeros(p.size, dtype=f32, device=self.device) for p in self.parameters]
         self.m, self.v = zeros, [wp.zeros(p.size, dtype=f32, device=self.device) for p in self.parameters]
-        self.lr = wp.array([lr], dtype=f32, device=self.device)
+        self.lr: wp.array = wp.array([lr], dtype=f32, device=self.device)
         self.step_count = wp.zeros(1, dtype=f32, device=self.device)
         self.sum_squares = wp.zeros(1, dtype=f32, device=self.device)
         self._launches = self._record()

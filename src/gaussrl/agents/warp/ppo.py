@@ -153,7 +153,7 @@ class PPO:
     def _minibatches(self, data: dict[str, wp.array]) -> list[dict[str, wp.array]]:
         """One shuffle per epoch (a gather per array), then contiguous slices as torch.chunk makes them."""
         count = data["advantages"].shape[0]
-        order = wp.array(self.rng.permutation(count).astype(np.int32), dtype=wp.int32, device=self.device)
+        order: wp.array = wp.array(self.rng.permutation(count).astype(np.int32), dtype=wp.int32, device=self.device)
         gathered = gather(data, order)
         size = -(-count // self.config.mini_batches)
         return [{k: v[start : start + size] for k, v in gathered.items()} for start in range(0, count, size)]

@@ -63,7 +63,7 @@ class SAC:
         clip = config.grad_norm_clip
         self.policy_optimizer = Adam(policy.parameters(), config.actor_learning_rate, clip)
         self.critic_optimizer = Adam([p for c in critics for p in c.parameters()], config.critic_learning_rate, clip)
-        self.log_alpha = wp.array([math.log(config.initial_entropy_value)], dtype=f32, device=self.device)
+        self.log_alpha: wp.array = wp.array([math.log(config.initial_entropy_value)], dtype=f32, device=self.device)
         self.log_alpha.requires_grad = True
         self.entropy_optimizer = Adam([self.log_alpha], config.entropy_learning_rate, clip)
         self.alpha = wp.zeros(1, dtype=f32, device=self.device)
@@ -153,7 +153,8 @@ class SAC:
         tape.backward(loss=loss)
         self.policy_optimizer.step()
         tape.zero()  # also the critics' weight gradients, which this loss does not use
-        return outputs["log_prob"]
+        log_prob: wp.array = outputs["log_prob"]
+        return log_prob
 
     def update(self) -> np.ndarray:
         """One gradient step of the critics, the policy and the temperature; then the soft target update.
@@ -164,7 +165,9 @@ class SAC:
         cfg, device = self.config, self.device
         reseed(self.policy, self.rng)
         rows = len(self.memory) * self.num_envs
-        index = wp.array(self.rng.integers(0, rows, cfg.batch_size).astype(np.int32), dtype=wp.int32, device=device)
+        index: wp.array = wp.array(
+            self.rng.integers(0, rows, cfg.batch_size).astype(np.int32), dtype=wp.int32, device=device
+        )
         batch = self.memory.gather(BATCH_NAMES, index)
         x = self._normalize(batch["observations"])
         metrics = wp.zeros(len(SAC_METRICS), dtype=f32, device=device)
@@ -178,7 +181,8 @@ class SAC:
             self.entropy_optimizer.step()
         for target, critic in zip(self.target_critics, self.critics, strict=True):
             target.update_parameters(critic, polyak=cfg.polyak)
-        return metrics.numpy()
+        values: np.ndarray = metrics.numpy()
+        return values
 
     def act_eval(
         self, observations: wp.array, states: list[Any], *, deterministic: bool = True
