@@ -134,7 +134,7 @@ def _signals_ignored() -> Iterator[None]:
             signal.signal(signum, handler if handler is not None else signal.SIG_DFL)
 
 
-def make_vector_env(env_id: str, num_envs: int, vectorization: Vectorization = "sync") -> VectorEnv:
+def make_vector_env(env_id: str, num_envs: int, vectorization: Vectorization = "sync") -> VectorEnv[Any, Any, Any]:
     """A Gymnasium vector env of ``num_envs`` copies with autoreset disabled.
 
     Args:
@@ -205,7 +205,7 @@ class TorchVecEnv:
 
     def __init__(
         self,
-        env: VectorEnv,
+        env: VectorEnv[Any, Any, Any],
         *,
         seed: int,
         device: str | torch.device = "cpu",

@@ -17,7 +17,7 @@ from gymnasium import spaces
 NO_VELOCITY_ID = "gaussrl/PendulumNoVel-v1"
 
 
-class KeepObservationIndices(gymnasium.ObservationWrapper):
+class KeepObservationIndices(gymnasium.ObservationWrapper):  # type: ignore[type-arg, unused-ignore]
     """Keep only some components of a flat Box observation.
 
     Args:
@@ -38,7 +38,9 @@ class KeepObservationIndices(gymnasium.ObservationWrapper):
             raise ValueError(f"indices={list(indices)} must be non-empty and lie in [0, {space.shape[0]}).")
         self._indices = np.asarray(indices, dtype=np.int64)
         self.observation_space = spaces.Box(
-            low=space.low[self._indices], high=space.high[self._indices], dtype=space.dtype
+            low=space.low[self._indices],
+            high=space.high[self._indices],
+            dtype=space.dtype,  # type: ignore[arg-type, unused-ignore]
         )
 
     def observation(self, observation: np.ndarray) -> np.ndarray:
