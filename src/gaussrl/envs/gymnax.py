@@ -100,9 +100,11 @@ class VecEnv:
 
     def _step_one(self, key: jax.Array, state: Any, action: jax.Array) -> tuple[EnvStep, Any]:
         step_key, reset_key = jax.random.split(key)
-        observation, stepped, reward, done, _ = self.env.step_env(step_key, state, action, self.params)
+        observation, stepped, reward, ended, _ = self.env.step_env(step_key, state, action, self.params)
         limit = getattr(self.params, "max_steps_in_episode", None)
-        truncated = done & (stepped.time >= limit) if limit is not None else jnp.zeros((), bool)
+        truncated = stepped.time >= limit if limit is not None else jnp.zeros((), bool)
+        # gymnax < 1.0 ends an episode at the time limit inside step_env; gymnax 1.0 reports only termination there.
+        done = ended | truncated
         reset_observation, reset_state = self.env.reset_env(reset_key, self.params)
         next_state = jax.tree_util.tree_map(lambda r, s: jnp.where(done, r, s), reset_state, stepped)
         final = observation.reshape(-1).astype(jnp.float32)
