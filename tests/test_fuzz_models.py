@@ -87,7 +87,7 @@ def _check_case(act, inputs, batch, num_actions, to_numpy):
     return "worked"
 
 
-def _fuzz(make_policy, array, to_numpy, max_examples=25):
+def check_fuzz_cases(make_policy, array, to_numpy, max_examples=25):
     seen = set()
 
     @hypothesis.settings(max_examples=max_examples, deadline=None, derandomize=True, database=None)
@@ -130,7 +130,7 @@ def test_fuzz_torch():
             x = inputs["observations"]
             return self.net(x.reshape(x.shape[0], -1)), {"log_std": self.log_std_parameter}
 
-    _fuzz(Policy, torch.as_tensor, lambda t: t.detach().numpy())
+    check_fuzz_cases(Policy, torch.as_tensor, lambda t: t.detach().numpy())
 
 
 def test_fuzz_jax():
@@ -156,7 +156,7 @@ def test_fuzz_jax():
         policy.init_state_dict(key=0)
         return policy
 
-    _fuzz(make, jnp.asarray, np.asarray, max_examples=8)  # a new model and shape compile: ~2 s an example
+    check_fuzz_cases(make, jnp.asarray, np.asarray, max_examples=8)  # a new model and shape compile: ~2 s an example
 
 
 def test_fuzz_warp():
@@ -182,4 +182,4 @@ def test_fuzz_warp():
         dtype = {np.dtype(np.float32): wp.float32, np.dtype(np.float64): wp.float64}.get(x.dtype, wp.int32)
         return wp.array(x, dtype=dtype, device="cpu")
 
-    _fuzz(Policy, array, lambda a: a.numpy())
+    check_fuzz_cases(Policy, array, lambda a: a.numpy())
