@@ -75,6 +75,9 @@ class VecEnv:
         observations, state = jax.vmap(self.env.reset_env, in_axes=(0, None))(
             jax.random.split(key, self.num_envs), self.params
         )
+        # gymnax builds some state leaves from Python scalars (weakly typed); the states step() returns are not.
+        # Strong types here give the compiled training chunk one signature, so it compiles once, not twice.
+        state = jax.tree_util.tree_map(lambda x: jnp.asarray(x, x.dtype), state)
         return observations.reshape(self.num_envs, -1).astype(jnp.float32), state
 
     def to_env_actions(self, actions: jax.Array) -> jax.Array:

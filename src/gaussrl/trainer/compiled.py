@@ -4,10 +4,13 @@ Needs JAX, and also imports torch (torch only at the host side: checkpoints, eva
 
 The run is a sequence of chunks, each one compiled call of several PPO iterations (rollout over
 all vmapped environments, GAE and update; :mod:`gaussrl.agents.jax.ppo_compiled`). Between
-chunks the host updates the progress bar, writes the metrics, evaluates and checkpoints, as
-:class:`gaussrl.trainer.loop.Trainer` does, into the same run directory layout. Chunks end on
-every evaluation and checkpoint step, so a resumed run replays exactly the chunks of the
-uninterrupted one and ends with the same parameters.
+chunks the host updates the progress display (:class:`~gaussrl.trainer.progress.Progress`),
+writes the metrics, evaluates and checkpoints, as :class:`gaussrl.trainer.loop.Trainer` does,
+into the same run directory layout. Chunks end on every evaluation and checkpoint step, so a
+resumed run replays exactly the chunks of the uninterrupted one and ends with the same parameters.
+After each chunk, a recorded SIGINT/SIGTERM stops the run with a checkpoint, and NaN/inf in an
+update's losses or in the agent's state stops it with ``DivergenceError`` (the messages and exit
+statuses of the Gymnasium trainer, :mod:`gaussrl.trainer.stops`).
 
 The final policy is evaluated on gymnax (compiled) and, where Gymnasium has the same id, on
 Gymnasium's own environment (``summary.json``: ``eval_return_mean`` and
@@ -24,22 +27,24 @@ from typing import Any
 import gymnasium
 import jax
 import numpy as np
-import torch
 from gymnasium import spaces
-from tqdm import tqdm
 
-from gaussrl.agents.jax import normalization, ppo_compiled, ppo_core
+from gaussrl.agents.jax import ppo_compiled, ppo_core
 from gaussrl.agents.jax.networks import GaussianMLPPolicy, ValueMLP
 from gaussrl.core.errors import ConfigError
 from gaussrl.envs import GYMNAX_PREFIX
 from gaussrl.envs import gymnax as gymnax_envs
+from gaussrl.envs.gymnasium import NonFiniteDataError
 from gaussrl.io.atomic import write_text_atomic
 from gaussrl.io.checkpoint import save_checkpoint
+from gaussrl.trainer.compiled_state import GymnasiumPolicy, carry_from_tensors, carry_to_tensors, first_nonfinite_leaf
 from gaussrl.trainer.evaluate import Evaluator
 from gaussrl.trainer.loop import TrainConfig
 from gaussrl.trainer.metrics import MetricsLog, require_wandb
-from gaussrl.trainer.resume import ResumeError, load_resume, run_meta
+from gaussrl.trainer.progress import Progress
+from gaussrl.trainer.resume import load_resume, run_meta
 from gaussrl.trainer.rundir import CHECKPOINTS, prepare_run_dir
+from gaussrl.trainer.stops import DivergenceError, Interrupted, SignalFlag, check_update, interrupted, stopped
 
 EVAL_SEED_OFFSET = 1_000_003
 """Evaluation episodes start from states of their own stream (as the Gymnasium trainer's)."""
@@ -55,6 +60,11 @@ def check_config(config: TrainConfig) -> None:
         raise ConfigError(
             f"gymnax environments train PPO with an MLP policy (got --algo {config.algo} --policy {config.policy}); "
             f"use --algo ppo --policy mlp."
+        )
+    if config.nonfinite != "stop":
+        raise ConfigError(
+            f"--nonfinite {config.nonfinite} is not part of the compiled gymnax trainer ({config.env!r}), which has "
+            f"no per-step host check to skip steps with; use --nonfinite stop (the default)."
         )
     if config.ppo.reward_normalization:
         raise ConfigError(
@@ -79,35 +89,6 @@ def chunk_updates(total_updates: int, per_update: int, config: TrainConfig) -> i
         if interval > 0:
             limit = min(limit, max(1, interval // per_update))
     return max(d for d in range(1, limit + 1) if total_updates % d == 0)
-
-
-def _to_tensors(carry: ppo_compiled.Carry) -> dict[str, torch.Tensor]:
-    """The carry's leaves as named tensors (unsigned words reinterpreted as signed: safetensors' torch)."""
-    tensors = {}
-    for index, leaf in enumerate(jax.tree_util.tree_leaves(jax.device_get(carry))):
-        array = np.asarray(leaf)
-        if array.dtype.kind == "u":
-            array = array.view(array.dtype.str.replace("u", "i"))
-        tensors[f"{index:04d}"] = torch.from_numpy(np.array(array))
-    return tensors
-
-
-def _from_tensors(template: ppo_compiled.Carry, tensors: dict[str, torch.Tensor]) -> ppo_compiled.Carry:
-    leaves, treedef = jax.tree_util.tree_flatten(template)
-    if len(tensors) != len(leaves):
-        raise ResumeError(
-            f"the checkpoint holds {len(tensors)} arrays; this run has {len(leaves)}. Resume with the options the "
-            f"run was started with."
-        )
-    restored = []
-    for index, leaf in enumerate(leaves):
-        array = tensors[f"{index:04d}"].numpy()
-        want = np.asarray(leaf)
-        if array.shape != want.shape:
-            raise ResumeError(f"checkpoint array {index} has shape {array.shape}; this run's is {want.shape}.")
-        restored.append(array.view(want.dtype) if want.dtype.kind == "u" else array.astype(want.dtype))
-    carry: ppo_compiled.Carry = jax.tree_util.tree_unflatten(treedef, restored)
-    return carry
 
 
 def build_run(config: TrainConfig) -> tuple[ppo_core.PPOModels, gymnax_envs.VecEnv, ppo_compiled.Carry]:
@@ -148,7 +129,7 @@ def evaluate_compiled_run(config: TrainConfig, state: dict[str, Any], *, episode
         The mean return; the episodes start as the trainer's evaluations do.
     """
     models, env, template = build_run(config)
-    carry = _from_tensors(template, state["carry"])
+    carry = carry_from_tensors(template, state["carry"])
     evaluate = ppo_compiled.make_evaluate(
         models,
         config.ppo,
@@ -160,35 +141,14 @@ def evaluate_compiled_run(config: TrainConfig, state: dict[str, Any], *, episode
     return float(np.mean(np.asarray(evaluate(carry.ppo.params, carry.obs_stats), np.float64)))
 
 
-class _GymnasiumAgent:
-    """The trained policy acting on Gymnasium observations (torch tensors), for :class:`Evaluator`."""
-
-    def __init__(self, models: ppo_core.PPOModels, params: Any, obs_stats: Any, normalize: bool) -> None:
-        key = jax.random.key(0, impl=ppo_compiled.key_impl(jax.local_device_count()))  # samples nothing
-
-        def act(observations: jax.Array) -> jax.Array:
-            x = normalization.normalize(obs_stats, observations) if normalize else observations
-            _, outputs = models.policy.act({"observations": x}, role="policy", params=params, key=key)
-            mean_actions: jax.Array = outputs["mean_actions"]
-            return mean_actions
-
-        self._act = jax.jit(act)
-
-    def act_eval(
-        self, observations: torch.Tensor, states: list[torch.Tensor], *, deterministic: bool = True
-    ) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        if not deterministic:
-            raise NotImplementedError("the compiled trainer evaluates on Gymnasium with mean actions only.")
-        actions = np.asarray(self._act(observations.cpu().numpy()))
-        return torch.from_numpy(actions.copy()), states
-
-    def eval_states(self, batch: int) -> list[torch.Tensor]:
-        del batch
-        return []
-
-
 class CompiledTrainer:
     """One compiled training run on a gymnax environment; :meth:`run` trains and returns the summary.
+
+    As :class:`gaussrl.trainer.loop.Trainer`, the run directory and a resume request are checked
+    before anything is built, and the run stops early with a checkpoint on SIGINT/SIGTERM
+    (:class:`~gaussrl.trainer.stops.Interrupted`) and on NaN/inf in a loss or in the agent's state
+    (:class:`~gaussrl.trainer.stops.DivergenceError`, checkpointed only while the state is finite);
+    both are looked at after every chunk.
 
     Args:
         config: The run (``env`` a ``gymnax/<id>``, ``backend="jax"``).
@@ -207,19 +167,19 @@ class CompiledTrainer:
                 f"num_envs={config.envs} must be a multiple of the {len(devices)} local devices the environments "
                 f"are sharded over; e.g. --num-envs {len(devices) * max(1, config.envs // len(devices))}."
             )
-        mesh = jax.sharding.Mesh(np.array(devices), (ppo_compiled.AXIS,))
+        resumed = load_resume(config) if config.resume is not None else None
+        if config.wandb:
+            require_wandb()
+        gymnax_envs.make(config.env, config.envs)  # an unknown id or action space is refused before the directory
+        prepare_run_dir(self.dir, resume=resumed is not None, force=config.force)
         self.models, env, self.carry = build_run(config)
         self.per_update = cfg.rollouts * config.envs
         self.total_updates = -(-config.timesteps // self.per_update)
         self.steps, self.recent = 0, []
         self.last_eval: np.ndarray | None = None
-        resumed = load_resume(config) if config.resume is not None else None
-        if config.wandb:
-            require_wandb()
-        prepare_run_dir(self.dir, resume=resumed is not None, force=config.force)
-        self.resumed_step = resumed[2] if resumed is not None else None
+        self.resumed_step = self.last_checkpoint = resumed[2] if resumed is not None else None
         if resumed is not None:
-            self.carry = _from_tensors(self.carry, resumed[0]["carry"])
+            self.carry = carry_from_tensors(self.carry, resumed[0]["carry"])
             self.steps, self.recent = int(resumed[0]["steps"]), [float(r) for r in resumed[0]["recent_returns"]]
         local = gymnax_envs.VecEnv(**{**vars(env), "num_envs": config.envs // len(devices)})
         self.updates_per_chunk = chunk_updates(self.total_updates, self.per_update, config)
@@ -227,7 +187,7 @@ class CompiledTrainer:
             self.models,
             cfg,
             local,
-            mesh,
+            jax.sharding.Mesh(np.array(devices), (ppo_compiled.AXIS,)),
             updates=self.updates_per_chunk,
             total_updates=self.total_updates,
             example=self.carry,
@@ -236,11 +196,13 @@ class CompiledTrainer:
         self.evaluate_gymnax = ppo_compiled.make_evaluate(
             self.models, cfg, env, episodes=config.eval_episodes, seed=seed, devices=len(devices)
         )
+        self.chunk_times: list[float] = []
         write_text_atomic(self.dir / "config.json", json.dumps(config.to_json(), indent=2, allow_nan=False))
         wandb = config.to_json() if config.wandb else None
         self.metrics = MetricsLog(self.dir, resume_step=self.resumed_step, tensorboard=config.tensorboard, wandb=wandb)
 
     def _log(self, logs: dict[str, Any], before: int) -> None:
+        """Write one chunk's records; raise ``DivergenceError`` at the first update with a non-finite metric."""
         logs = {name: np.asarray(value) for name, value in logs.items()}
         for i in range(self.updates_per_chunk):
             step = before + (i + 1) * self.per_update
@@ -250,7 +212,15 @@ class CompiledTrainer:
                 self.recent.append(mean)
                 length = float(logs["episode_length_sum"][i]) / count
                 self.metrics.add("episode", step, {"return": mean, "length": length, "episodes": float(count)})
-            self.metrics.add("update", step, {k: float(logs[k][i]) for k in logs if not k.startswith("episode")})
+            update = {k: float(logs[k][i]) for k in logs if not k.startswith("episode")}
+            check_update(update, self.config.algo, step)
+            self.metrics.add("update", step, update)
+
+    def _check_finite(self) -> None:
+        """Raise ``DivergenceError`` if the agent's state (parameters, Adam, normalisers) holds NaN or inf."""
+        bad = first_nonfinite_leaf({"ppo": self.carry.ppo, "obs_stats": self.carry.obs_stats})
+        if bad is not None:
+            raise DivergenceError(f"the agent's {bad} holds NaN or infinity after {self.steps} steps")
 
     def evaluate(self) -> np.ndarray:
         """Run the deterministic gymnax evaluation and log it.
@@ -270,7 +240,7 @@ class CompiledTrainer:
         if name not in gymnasium.envs.registry:
             return None
         cfg, carry = self.config, self.carry
-        agent = _GymnasiumAgent(
+        agent = GymnasiumPolicy(
             self.models, carry.ppo.params["policy"], carry.obs_stats, cfg.ppo.observation_normalization
         )
         evaluator = Evaluator(name, cfg.eval_episodes, cfg.seed)
@@ -280,52 +250,91 @@ class CompiledTrainer:
             evaluator.close()
 
     def checkpoint(self) -> None:
-        """Write a checkpoint of the carry, the step count and the recent returns."""
-        state = {"carry": _to_tensors(self.carry), "steps": self.steps, "recent_returns": self.recent[-100:]}
+        """Write a checkpoint of the carry, the step count and the recent returns.
+
+        Raises:
+            DivergenceError: If the agent's state holds NaN or infinity (nothing is written).
+        """
+        self._check_finite()
+        state = {"carry": carry_to_tensors(self.carry), "steps": self.steps, "recent_returns": self.recent[-100:]}
         config = self.config
         meta = {**run_meta(config), "backend": "jax", "steps": self.steps, "seed": config.seed}
         save_checkpoint(self.dir / CHECKPOINTS, self.steps, state, meta, keep=config.keep_checkpoints)
+        self.last_checkpoint = self.steps
 
     def _due(self, interval: int, before: int) -> bool:
         return interval > 0 and self.steps // interval > before // interval
+
+    def _train_chunk(self) -> int:
+        """Run one compiled chunk, log it and check it; the step count before it."""
+        before, start = self.steps, time.perf_counter()
+        self.carry, logs = self.chunk(self.carry)
+        logs = jax.device_get(logs)  # waits for the chunk
+        self.chunk_times.append(time.perf_counter() - start)
+        self.steps += self.updates_per_chunk * self.per_update
+        self._log(logs, before)
+        self._check_finite()
+        return before
+
+    def _postfix(self, progress: Progress) -> None:
+        postfix = {"return": f"{np.mean(self.recent[-20:]):.1f}" if self.recent else "-"}
+        if self.last_eval is not None:
+            postfix["eval"] = f"{self.last_eval.mean():.1f}"
+        progress.set_postfix(postfix)
+
+    def _loop(self, progress: Progress, signals: SignalFlag) -> None:
+        config, total = self.config, self.total_updates * self.per_update
+        while self.steps < total:
+            if signals.received is not None:
+                raise self._interrupted(signals)
+            before = self._train_chunk()
+            progress.update(self.steps)
+            if self._due(config.eval_interval, before):
+                self.evaluate()
+            if self._due(config.checkpoint_interval, before):
+                self.metrics.flush()
+                self.checkpoint()
+            self._postfix(progress)
+
+    def _interrupted(self, signals: SignalFlag) -> Interrupted:
+        self.metrics.flush()
+        self.checkpoint()
+        return interrupted(signals, self.steps, self.dir)
+
+    def _stopped(self, error: NonFiniteDataError) -> NonFiniteDataError:
+        """Save the state if it is still finite; the error to stop the run with."""
+        self.metrics.flush()
+        return stopped(error, self.dir, self.steps, self.checkpoint)
 
     def run(self) -> dict[str, Any]:
         """Train to ``timesteps`` (rounded up to whole updates), evaluating and checkpointing between chunks.
 
         Returns:
             The summary (also written to ``summary.json``).
+
+        Raises:
+            Interrupted: On SIGINT or SIGTERM, after writing a checkpoint.
+            DivergenceError: On NaN/inf in a loss or the agent's state, after writing a checkpoint if the
+                state is still finite.
         """
-        config, start_steps, start = self.config, self.steps, self.start
-        total = self.total_updates * self.per_update
-        bar = tqdm(total=total, initial=self.steps, unit="step", disable=not config.progress, smoothing=0.1)
-        first_chunk_end = None
-        while self.steps < total:
-            before = self.steps
-            self.carry, logs = self.chunk(self.carry)
-            self.steps += self.updates_per_chunk * self.per_update
-            self._log(jax.device_get(logs), before)
-            if first_chunk_end is None:  # the first call compiles
-                first_chunk_end = (time.perf_counter(), self.steps)
-            bar.update(self.steps - before)
-            if self._due(config.eval_interval, before):
-                self.evaluate()
-            if self._due(config.checkpoint_interval, before):
-                self.metrics.flush()
-                self.checkpoint()
-            bar.set_postfix({"return": f"{np.mean(self.recent[-20:]):.1f}" if self.recent else "-"}, refresh=False)
-        bar.close()
-        if self.last_eval is None or not self._due(config.eval_interval, self.steps - self.per_update):
-            self.evaluate()
-        jax.block_until_ready(self.carry)  # type: ignore[no-untyped-call]
-        end = time.perf_counter()
-        compiled_rate = None
-        if first_chunk_end is not None and self.steps > first_chunk_end[1]:
-            compiled_rate = round((self.steps - first_chunk_end[1]) / (end - first_chunk_end[0]), 1)
-        gymnasium_returns = self.evaluate_gymnasium()
-        self.checkpoint()
+        config, start_steps = self.config, self.steps
+        progress = Progress(self.total_updates * self.per_update, self.steps, enabled=config.progress)
+        try:
+            with SignalFlag() as signals:
+                self._loop(progress, signals)
+                progress.close()
+                if self.last_eval is None or not self._due(config.eval_interval, self.steps - self.per_update):
+                    self.evaluate()
+                end = time.perf_counter()
+                gymnasium_returns = self.evaluate_gymnasium()
+                if self.last_checkpoint != self.steps:
+                    self.checkpoint()
+        except NonFiniteDataError as error:
+            raise self._stopped(error) from None
+        finally:
+            progress.close()
         self.metrics.close()
-        summary = self._summary(end - start, self.steps - start_steps, gymnasium_returns)
-        summary["env_steps_per_s_compiled"] = compiled_rate
+        summary = self._summary(end - self.start, self.steps - start_steps, gymnasium_returns)
         write_text_atomic(self.dir / "summary.json", json.dumps(summary, indent=2, allow_nan=False))
         return summary
 
@@ -350,8 +359,15 @@ class CompiledTrainer:
             "env_steps_per_s": round(steps / wall, 1) if wall > 0 else None,
             "devices": len(jax.local_devices()),
             "resumed": config.resume is not None,
+            "env_steps_per_s_compiled": self._compiled_rate(),
         }
         return summary
+
+    def _compiled_rate(self) -> float | None:
+        """Env steps per second of the training chunks after the first (which compiles); None with one chunk."""
+        seconds = sum(self.chunk_times[1:])
+        steps = (len(self.chunk_times) - 1) * self.updates_per_chunk * self.per_update
+        return round(steps / seconds, 1) if seconds > 0 else None
 
     def close(self) -> None:
         """Nothing to close (the environments live in the compiled program); for the trainer interface."""

@@ -28,7 +28,7 @@ from gaussrl.agents.config import PPOConfig, SACConfig, check_int_range, check_p
 from gaussrl.core.errors import ConfigError
 from gaussrl.envs.gymnasium import NonFinite, NonFiniteDataError, TorchVecEnv, Vectorization, make_vector_env
 from gaussrl.io.atomic import write_text_atomic
-from gaussrl.io.checkpoint import CheckpointError, checkpoint_step, first_nonfinite, list_checkpoints, save_checkpoint
+from gaussrl.io.checkpoint import CheckpointError, first_nonfinite, save_checkpoint
 from gaussrl.trainer.backends import BACKENDS, Backend, build_array_agent
 from gaussrl.trainer.build import Algo, PolicyKind, build_ppo, build_sac, check_device
 from gaussrl.trainer.distributed import World, broadcast_agent, gather_to_main, rank_seed, scatter_from_main
@@ -37,7 +37,7 @@ from gaussrl.trainer.metrics import MetricsLog, finite_or_none, require_wandb
 from gaussrl.trainer.progress import Progress
 from gaussrl.trainer.resume import ResumeError, check_resume_options, load_resume, resume_command, run_meta
 from gaussrl.trainer.rundir import CHECKPOINTS, prepare_run_dir
-from gaussrl.trainer.stops import DivergenceError, Interrupted, SignalFlag, check_update
+from gaussrl.trainer.stops import DivergenceError, Interrupted, SignalFlag, check_update, interrupted, stopped
 
 MAX_THREADS = 4 * (os.cpu_count() or 1)
 """The most torch threads a run may ask for (more oversubscribes the CPU; torch crashes on absurd counts)."""
@@ -406,28 +406,13 @@ class Trainer:
                 f"continue from its newest checkpoint with the same number of ranks: {resume_command(self.dir)}",
             )
         self.checkpoint()
-        return Interrupted(
-            int(signals.received or 0),
-            f"{signals.name} after {self.steps} steps: saved checkpoint step {self.steps}; continue with: "
-            f"{resume_command(self.dir)}",
-        )
+        return interrupted(signals, self.steps, self.dir)
 
     def _stopped(self, error: NonFiniteDataError) -> NonFiniteDataError:
         """Save the state if it is still finite; the error to stop the run with."""
         self.metrics.flush()
-        found = list_checkpoints(self.dir / CHECKPOINTS)
-        newest = f"the newest checkpoint is step {checkpoint_step(found[-1])}" if found else "no checkpoint exists"
-        skip = " (add --nonfinite skip to leave such steps out of training)"
-        if self.world.size > 1:  # this rank stopped alone: the others cannot join in a checkpoint
-            saved, skip = f"nothing was saved (one rank of a data-parallel run stopped alone); {newest}", ""
-        else:
-            try:
-                self.checkpoint()
-                saved = f"saved checkpoint step {self.steps} (the state before it)"
-            except DivergenceError:
-                saved = f"the agent's state is no longer finite, so nothing was saved; {newest}"
-        skip = "" if isinstance(error, DivergenceError) else skip
-        return type(error)(f"{error}; the run stopped and {saved}; continue with `{resume_command(self.dir)}`{skip}.")
+        alone = self.world.size > 1  # this rank stopped alone: the others cannot join in a checkpoint
+        return stopped(error, self.dir, self.steps, None if alone else self.checkpoint)
 
     def run(self) -> dict[str, Any]:
         """Train to ``timesteps``, evaluating and checkpointing on the way; write ``summary.json``.

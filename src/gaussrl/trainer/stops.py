@@ -14,10 +14,15 @@ from __future__ import annotations
 import math
 import signal
 import threading
+from collections.abc import Callable
+from pathlib import Path
 from types import FrameType, TracebackType
 from typing import Any
 
 from gaussrl.envs.gymnasium import NonFiniteDataError
+from gaussrl.io.checkpoint import checkpoint_step, list_checkpoints
+from gaussrl.trainer.resume import resume_command
+from gaussrl.trainer.rundir import CHECKPOINTS
 
 HANDLED = (signal.SIGINT, signal.SIGTERM)
 
@@ -95,3 +100,49 @@ def check_update(update: dict[str, float], algo: str, steps: int) -> None:
                 f"{algo.upper()}'s {name} became {value} in the update after {steps} steps "
                 f"(learning diverged: try a lower learning rate or smaller rewards)"
             )
+
+
+def interrupted(signals: SignalFlag, steps: int, run_dir: Path) -> Interrupted:
+    """The error that ends a one-process run on a signal, after its checkpoint of step ``steps`` was written.
+
+    Args:
+        signals: The flag that recorded the signal.
+        steps: Environment steps so far (the checkpoint's step).
+        run_dir: The run directory, for the resume command.
+
+    Returns:
+        ``Interrupted`` saying what was saved and how to continue.
+    """
+    return Interrupted(
+        int(signals.received or 0),
+        f"{signals.name} after {steps} steps: saved checkpoint step {steps}; continue with: {resume_command(run_dir)}",
+    )
+
+
+def stopped(
+    error: NonFiniteDataError, run_dir: Path, steps: int, checkpoint: Callable[[], object] | None
+) -> NonFiniteDataError:
+    """Save the state if it is still finite; the error, extended with what was saved, to stop the run with.
+
+    Args:
+        error: What went wrong.
+        run_dir: The run directory.
+        steps: Environment steps so far.
+        checkpoint: Writes a checkpoint, raising ``DivergenceError`` for a state that is not finite;
+            None when nothing may be saved (one rank of a data-parallel run stopped alone).
+
+    Returns:
+        An error of the same type, whose message ends with the checkpoint state and the resume command.
+    """
+    found = list_checkpoints(run_dir / CHECKPOINTS)
+    newest = f"the newest checkpoint is step {checkpoint_step(found[-1])}" if found else "no checkpoint exists"
+    skip = "" if isinstance(error, DivergenceError) else " (add --nonfinite skip to leave such steps out of training)"
+    if checkpoint is None:
+        saved, skip = f"nothing was saved (one rank of a data-parallel run stopped alone); {newest}", ""
+    else:
+        try:
+            checkpoint()
+            saved = f"saved checkpoint step {steps} (the state before it)"
+        except DivergenceError:
+            saved = f"the agent's state is no longer finite, so nothing was saved; {newest}"
+    return type(error)(f"{error}; the run stopped and {saved}; continue with `{resume_command(run_dir)}`{skip}.")
