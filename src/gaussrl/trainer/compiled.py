@@ -21,6 +21,7 @@ normalisers, environment states, keys) in safetensors, the rest in JSON.
 from __future__ import annotations
 
 import json
+import os
 import time
 from typing import Any
 
@@ -37,6 +38,7 @@ from gaussrl.envs import gymnax as gymnax_envs
 from gaussrl.envs.gymnasium import NonFiniteDataError
 from gaussrl.io.atomic import write_text_atomic
 from gaussrl.io.checkpoint import save_checkpoint
+from gaussrl.trainer.backends import ONE_THREAD_XLA_FLAGS
 from gaussrl.trainer.compiled_state import GymnasiumPolicy, carry_from_tensors, carry_to_tensors, first_nonfinite_leaf
 from gaussrl.trainer.evaluate import Evaluator
 from gaussrl.trainer.loop import TrainConfig
@@ -161,6 +163,8 @@ class CompiledTrainer:
         self.start = time.perf_counter()  # model building and compilation count towards the wall time
         check_config(config)
         self.config, self.dir, cfg = config, config.run_dir, config.ppo
+        if config.threads == 1:  # read when JAX starts its CPU backend, on the first device query below
+            os.environ.setdefault("XLA_FLAGS", ONE_THREAD_XLA_FLAGS)
         devices = jax.local_devices()
         if config.envs % len(devices):
             raise ConfigError(
