@@ -23,6 +23,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from pathlib import Path
 from typing import Any
 
 import gymnasium
@@ -48,6 +49,8 @@ from gaussrl.trainer.resume import load_resume, run_meta
 from gaussrl.trainer.rundir import CHECKPOINTS, prepare_run_dir
 from gaussrl.trainer.stops import DivergenceError, Interrupted, SignalFlag, check_update, interrupted, stopped
 
+CACHE_ENV = "GAUSSRL_JAX_CACHE_DIR"
+"""Directory of JAX's persistent compilation cache of compiled runs; set empty: no cache."""
 EVAL_SEED_OFFSET = 1_000_003
 """Evaluation episodes start from states of their own stream (as the Gymnasium trainer's)."""
 CHUNKS_PER_RUN = 10
@@ -73,6 +76,35 @@ def check_config(config: TrainConfig) -> None:
             f"--ppo.reward-normalization is not part of the compiled gymnax trainer ({config.env!r}); drop it "
             f"(gymnax's Pendulum rewards need no scaling), or train a Gymnasium id with --backend torch or jax."
         )
+
+
+def compilation_cache_dir() -> Path | None:
+    """Where compiled runs keep their compiled programs: ``$GAUSSRL_JAX_CACHE_DIR``, else the user's cache dir.
+
+    Returns:
+        ``$GAUSSRL_JAX_CACHE_DIR`` if set (None if set empty: no cache), else
+        ``$XDG_CACHE_HOME/gaussrl/jax`` (``~/.cache/gaussrl/jax``).
+    """
+    value = os.environ.get(CACHE_ENV)
+    if value is not None:
+        return Path(value) if value else None
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "gaussrl" / "jax"
+
+
+def use_compilation_cache() -> None:
+    """Turn on JAX's persistent compilation cache in :func:`compilation_cache_dir`, unless JAX already has one.
+
+    A second run of the same program (same options and JAX version: JAX keys each entry on the
+    program and the compiler) loads the compiled chunk and evaluation instead of compiling them,
+    which takes most of a short run's time. Every compilation is cached, however short, since the
+    model initialisation's many small ones add up. A cache directory the user gave JAX
+    (``JAX_COMPILATION_CACHE_DIR``) is left as it is.
+    """
+    directory = compilation_cache_dir()
+    if directory is None or getattr(jax.config, "jax_compilation_cache_dir", None):
+        return
+    jax.config.update("jax_compilation_cache_dir", str(directory))  # type: ignore[no-untyped-call]
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)  # type: ignore[no-untyped-call]
 
 
 def chunk_updates(total_updates: int, per_update: int, config: TrainConfig) -> int:
@@ -130,6 +162,7 @@ def evaluate_compiled_run(config: TrainConfig, state: dict[str, Any], *, episode
     Returns:
         The mean return; the episodes start as the trainer's evaluations do.
     """
+    use_compilation_cache()
     models, env, template = build_run(config)
     carry = carry_from_tensors(template, state["carry"])
     evaluate = ppo_compiled.make_evaluate(
@@ -165,6 +198,7 @@ class CompiledTrainer:
         self.config, self.dir, cfg = config, config.run_dir, config.ppo
         if config.threads == 1:  # read when JAX starts its CPU backend, on the first device query below
             os.environ.setdefault("XLA_FLAGS", ONE_THREAD_XLA_FLAGS)
+        use_compilation_cache()
         devices = jax.local_devices()
         if config.envs % len(devices):
             raise ConfigError(
