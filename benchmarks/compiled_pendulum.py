@@ -1,10 +1,13 @@
 """Time ``gaussrl train --backend jax --env gymnax/Pendulum-v1`` (defaults) per seed, each in a fresh process.
 
-Prints one Markdown row per seed: the deterministic evaluation on gymnax and on Gymnasium's
-Pendulum-v1 (20 episodes each), the run's wall time from the trainer's construction (model
-building and compilation included), the whole process's wall time (Python and library imports
-included), the process's CPU time (what one idle CPU thread would take; on a shared machine the
-wall times grow with the load), and the env steps per second once compiled (chunks after the first).
+Each seed runs twice against a fresh compilation cache: cold (an empty cache: everything
+compiles) and warm (the same command again: the compiled programs load from the cache,
+``GAUSSRL_JAX_CACHE_DIR``). Prints one Markdown row per run: the deterministic evaluation on
+gymnax and on Gymnasium's Pendulum-v1 (20 episodes each); the run's wall time from the trainer's
+construction (model building and compilation included); the whole process's wall time (Python
+and library imports included) and CPU time (what one idle CPU thread would take: on a shared
+machine the wall times grow with the load); and the env steps per second of the training chunks
+once compiled (after the first), per wall and per CPU second.
 
     OMP_NUM_THREADS=1 taskset -c 0 python benchmarks/compiled_pendulum.py --seeds 0 1 2
     python benchmarks/compiled_pendulum.py --seeds 0 --devices 2   # XLA_FLAGS host devices
@@ -23,8 +26,8 @@ import time
 from pathlib import Path
 
 
-def run(seed: int, devices: int, extra: list[str]) -> dict:
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "JAX_PLATFORMS": "cpu"}
+def run(seed: int, devices: int, cache: str, extra: list[str]) -> dict:
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "JAX_PLATFORMS": "cpu", "GAUSSRL_JAX_CACHE_DIR": cache}
     if devices > 1:
         env["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={devices}"
     with tempfile.TemporaryDirectory() as out:
@@ -46,17 +49,21 @@ def main() -> None:
     parser.add_argument("--devices", type=int, default=1)
     parser.add_argument("extra", nargs="*", help="more gaussrl train options, after --")
     args = parser.parse_args()
-    columns = ["seed", "devices", "gymnax eval", "Gymnasium eval", "run wall s", "process wall s", "process CPU s"]
-    print("| " + " | ".join([*columns, "steps/s compiled"]) + " |")
-    print("|---|---|---|---|---|---|---|---|")
+    columns = ["seed", "devices", "cache", "gymnax eval", "Gymnasium eval", "run wall s", "process wall s"]
+    columns += ["process CPU s", "steps/s compiled (wall)", "steps/s compiled (CPU)"]
+    print("| " + " | ".join(columns) + " |")
+    print("|" + "---|" * len(columns))
     for seed in args.seeds:
-        s = run(seed, args.devices, args.extra)
-        print(
-            f"| {seed} | {s['devices']} | {s['eval_return_mean']:.1f} | {s['gymnasium_eval_return_mean']:.1f} | "
-            f"{s['wall_time_s']:.2f} | {s['process_wall_s']:.2f} | {s['process_cpu_s']:.2f} | "
-            f"{s['env_steps_per_s_compiled'] or 0:.0f} |",
-            flush=True,
-        )
+        with tempfile.TemporaryDirectory() as cache:
+            for kind in ("cold", "warm"):
+                s = run(seed, args.devices, cache, args.extra)
+                print(
+                    f"| {seed} | {s['devices']} | {kind} | {s['eval_return_mean']:.1f} | "
+                    f"{s['gymnasium_eval_return_mean']:.1f} | {s['wall_time_s']:.2f} | {s['process_wall_s']:.2f} | "
+                    f"{s['process_cpu_s']:.2f} | {s['env_steps_per_s_compiled'] or 0:.0f} | "
+                    f"{s['env_steps_per_cpu_s_compiled'] or 0:.0f} |",
+                    flush=True,
+                )
 
 
 if __name__ == "__main__":

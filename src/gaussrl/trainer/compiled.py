@@ -23,7 +23,6 @@ from __future__ import annotations
 import json
 import os
 import time
-from pathlib import Path
 from typing import Any
 
 import gymnasium
@@ -40,7 +39,13 @@ from gaussrl.envs.gymnasium import NonFiniteDataError
 from gaussrl.io.atomic import write_text_atomic
 from gaussrl.io.checkpoint import save_checkpoint
 from gaussrl.trainer.backends import ONE_THREAD_XLA_FLAGS
-from gaussrl.trainer.compiled_state import GymnasiumPolicy, carry_from_tensors, carry_to_tensors, first_nonfinite_leaf
+from gaussrl.trainer.compiled_state import (
+    GymnasiumPolicy,
+    carry_from_tensors,
+    carry_to_tensors,
+    first_nonfinite_leaf,
+    use_compilation_cache,
+)
 from gaussrl.trainer.evaluate import Evaluator
 from gaussrl.trainer.loop import TrainConfig
 from gaussrl.trainer.metrics import MetricsLog, require_wandb
@@ -49,8 +54,6 @@ from gaussrl.trainer.resume import load_resume, run_meta
 from gaussrl.trainer.rundir import CHECKPOINTS, prepare_run_dir
 from gaussrl.trainer.stops import DivergenceError, Interrupted, SignalFlag, check_update, interrupted, stopped
 
-CACHE_ENV = "GAUSSRL_JAX_CACHE_DIR"
-"""Directory of JAX's persistent compilation cache of compiled runs; set empty: no cache."""
 EVAL_SEED_OFFSET = 1_000_003
 """Evaluation episodes start from states of their own stream (as the Gymnasium trainer's)."""
 CHUNKS_PER_RUN = 10
@@ -76,35 +79,6 @@ def check_config(config: TrainConfig) -> None:
             f"--ppo.reward-normalization is not part of the compiled gymnax trainer ({config.env!r}); drop it "
             f"(gymnax's Pendulum rewards need no scaling), or train a Gymnasium id with --backend torch or jax."
         )
-
-
-def compilation_cache_dir() -> Path | None:
-    """Where compiled runs keep their compiled programs: ``$GAUSSRL_JAX_CACHE_DIR``, else the user's cache dir.
-
-    Returns:
-        ``$GAUSSRL_JAX_CACHE_DIR`` if set (None if set empty: no cache), else
-        ``$XDG_CACHE_HOME/gaussrl/jax`` (``~/.cache/gaussrl/jax``).
-    """
-    value = os.environ.get(CACHE_ENV)
-    if value is not None:
-        return Path(value) if value else None
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "gaussrl" / "jax"
-
-
-def use_compilation_cache() -> None:
-    """Turn on JAX's persistent compilation cache in :func:`compilation_cache_dir`, unless JAX already has one.
-
-    A second run of the same program (same options and JAX version: JAX keys each entry on the
-    program and the compiler) loads the compiled chunk and evaluation instead of compiling them,
-    which takes most of a short run's time. Every compilation is cached, however short, since the
-    model initialisation's many small ones add up. A cache directory the user gave JAX
-    (``JAX_COMPILATION_CACHE_DIR``) is left as it is.
-    """
-    directory = compilation_cache_dir()
-    if directory is None or getattr(jax.config, "jax_compilation_cache_dir", None):
-        return
-    jax.config.update("jax_compilation_cache_dir", str(directory))  # type: ignore[no-untyped-call]
-    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)  # type: ignore[no-untyped-call]
 
 
 def chunk_updates(total_updates: int, per_update: int, config: TrainConfig) -> int:
@@ -234,7 +208,7 @@ class CompiledTrainer:
         self.evaluate_gymnax = ppo_compiled.make_evaluate(
             self.models, cfg, env, episodes=config.eval_episodes, seed=seed, devices=len(devices)
         )
-        self.chunk_times: list[float] = []
+        self.chunk_times: list[tuple[float, float]] = []
         write_text_atomic(self.dir / "config.json", json.dumps(config.to_json(), indent=2, allow_nan=False))
         wandb = config.to_json() if config.wandb else None
         self.metrics = MetricsLog(self.dir, resume_step=self.resumed_step, tensorboard=config.tensorboard, wandb=wandb)
@@ -305,10 +279,10 @@ class CompiledTrainer:
 
     def _train_chunk(self) -> int:
         """Run one compiled chunk, log it and check it; the step count before it."""
-        before, start = self.steps, time.perf_counter()
+        before, start, cpu = self.steps, time.perf_counter(), time.process_time()
         self.carry, logs = self.chunk(self.carry)
         logs = jax.device_get(logs)  # waits for the chunk
-        self.chunk_times.append(time.perf_counter() - start)
+        self.chunk_times.append((time.perf_counter() - start, time.process_time() - cpu))
         self.steps += self.updates_per_chunk * self.per_update
         self._log(logs, before)
         self._check_finite()
@@ -397,13 +371,14 @@ class CompiledTrainer:
             "env_steps_per_s": round(steps / wall, 1) if wall > 0 else None,
             "devices": len(jax.local_devices()),
             "resumed": config.resume is not None,
-            "env_steps_per_s_compiled": self._compiled_rate(),
+            "env_steps_per_s_compiled": self._compiled_rate(0),
+            "env_steps_per_cpu_s_compiled": self._compiled_rate(1),
         }
         return summary
 
-    def _compiled_rate(self) -> float | None:
-        """Env steps per second of the training chunks after the first (which compiles); None with one chunk."""
-        seconds = sum(self.chunk_times[1:])
+    def _compiled_rate(self, column: int) -> float | None:
+        """Env steps per second (column 0: wall, 1: CPU) of the chunks after the first, which compiles."""
+        seconds = sum(times[column] for times in self.chunk_times[1:])
         steps = (len(self.chunk_times) - 1) * self.updates_per_chunk * self.per_update
         return round(steps / seconds, 1) if seconds > 0 else None
 

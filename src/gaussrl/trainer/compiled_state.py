@@ -1,12 +1,16 @@
-"""The compiled trainer's carry outside the compiled program: checkpoints, finiteness, Gymnasium evaluation.
+"""The compiled trainer outside its compiled program: checkpoints, finiteness, Gymnasium evaluation, the cache.
 
 A checkpoint holds every leaf of the carry (:class:`gaussrl.agents.jax.ppo_compiled.Carry`) as a
 named tensor, in tree order (``"0000"``, ``"0001"``, ...); unsigned words (PRNG keys) are stored
 reinterpreted as signed integers of the same width, which safetensors' torch side can hold.
+
+Compiled programs are kept on disk by JAX's persistent compilation cache (:func:`use_compilation_cache`).
 """
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import Any
 
 import jax
@@ -15,6 +19,9 @@ import torch
 
 from gaussrl.agents.jax import normalization, ppo_compiled, ppo_core
 from gaussrl.trainer.resume import ResumeError
+
+CACHE_ENV = "GAUSSRL_JAX_CACHE_DIR"
+"""Directory of JAX's persistent compilation cache of compiled runs; set empty: no cache."""
 
 
 def carry_to_tensors(carry: ppo_compiled.Carry) -> dict[str, torch.Tensor]:
@@ -115,3 +122,32 @@ class GymnasiumPolicy:
         """No hidden states (a feed-forward policy)."""
         del batch
         return []
+
+
+def compilation_cache_dir() -> Path | None:
+    """Where compiled runs keep their compiled programs: ``$GAUSSRL_JAX_CACHE_DIR``, else the user's cache dir.
+
+    Returns:
+        ``$GAUSSRL_JAX_CACHE_DIR`` if set (None if set empty: no cache), else
+        ``$XDG_CACHE_HOME/gaussrl/jax`` (``~/.cache/gaussrl/jax``).
+    """
+    value = os.environ.get(CACHE_ENV)
+    if value is not None:
+        return Path(value) if value else None
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "gaussrl" / "jax"
+
+
+def use_compilation_cache() -> None:
+    """Turn on JAX's persistent compilation cache in :func:`compilation_cache_dir`, unless JAX already has one.
+
+    A second run of the same program (same options and JAX version: JAX keys each entry on the
+    program and the compiler) loads the compiled chunk and evaluation instead of compiling them,
+    which takes most of a short run's time. Every compilation is cached, however short, since the
+    model initialisation's many small ones add up. A cache directory the user gave JAX
+    (``JAX_COMPILATION_CACHE_DIR``) is left as it is.
+    """
+    directory = compilation_cache_dir()
+    if directory is None or getattr(jax.config, "jax_compilation_cache_dir", None):
+        return
+    jax.config.update("jax_compilation_cache_dir", str(directory))  # type: ignore[no-untyped-call]
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)  # type: ignore[no-untyped-call]
