@@ -246,13 +246,14 @@ def make_evaluate(
         devices: Devices the parameters live on (they choose the PRNG).
 
     Returns:
-        The jitted evaluation.
+        The evaluation (compiled once for every seed: the key is an argument of the program).
     """
     eval_env = VecEnv(**{**vars(env), "num_envs": episodes})
     steps = int(getattr(env.params, "max_steps_in_episode", 1000))
+    impl = key_impl(devices)
 
-    def evaluate(params: ppo_core.Params, obs_stats: RunningStats) -> jax.Array:
-        key, reset_key = jax.random.split(jax.random.key(seed, impl=key_impl(devices)))
+    def evaluate(params: ppo_core.Params, obs_stats: RunningStats, key_data: jax.Array) -> jax.Array:
+        key, reset_key = jax.random.split(jax.random.wrap_key_data(key_data, impl=impl))
         observations, state = eval_env.reset(reset_key)
 
         def step(carry: tuple[Any, ...], step_key: jax.Array) -> tuple[tuple[Any, ...], None]:
@@ -268,4 +269,7 @@ def make_evaluate(
         (_, _, returns, _), _ = jax.lax.scan(step, initial, jax.random.split(key, steps))
         return returns
 
-    return jax.jit(evaluate)
+    # The seed is an argument, not a constant of the program: every seed's run shares one compiled evaluation.
+    compiled = jax.jit(evaluate)
+    key_data = jax.random.key_data(jax.random.key(seed, impl=impl))
+    return lambda params, obs_stats: compiled(params, obs_stats, key_data)
