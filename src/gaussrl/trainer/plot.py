@@ -146,7 +146,7 @@ def _save(plt: Any, figure: Any, axes: Any, references: Sequence[tuple[str, floa
     axes.set_xlabel("environment steps")
     axes.set_ylabel("episode return")
     axes.grid(alpha=0.3)
-    axes.legend(loc="lower right")
+    axes.legend(loc="best")
     figure.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     write_atomic(path, lambda tmp: figure.savefig(tmp, format="png"))
