@@ -34,6 +34,7 @@ from typing import Any
 
 import torch
 
+from benchmarks.profile_training import Profile
 from gaussrl.core.running import NORMALIZED_CLIP
 from gaussrl.trainer.cli import parse
 from gaussrl.trainer.loop import TrainConfig, Trainer
@@ -200,29 +201,9 @@ def gaussrl_config(algo: str, env_id: str, timesteps: int, out: str, extra: tupl
 def gaussrl_rate(algo: str, env_id: str, start: int, steps: int, extra: tuple[str, ...] = ()) -> float:
     """gaussrl's env steps/s over ``steps`` steps after step ``start`` (Trainer built beforehand, untimed)."""
     with tempfile.TemporaryDirectory() as out:
-        trainer = Trainer(gaussrl_config(algo, env_id, start + steps, out, extra))
-        marks: dict[str, float] = {}
-        counted = [0]
-        env_step, evaluate = trainer.env.step, trainer.evaluate
-
-        def step(actions: torch.Tensor) -> Any:
-            result = env_step(actions)
-            counted[0] += trainer.env.num_envs
-            if "start" not in marks and counted[0] >= start:
-                marks["start"] = time.perf_counter()
-            return result
-
-        def final_evaluation() -> Any:
-            marks.setdefault("end", time.perf_counter())
-            return evaluate()
-
-        trainer.env.step, trainer.evaluate = step, final_evaluation  # type: ignore[method-assign]
-        marks["began"] = time.perf_counter()
-        try:
-            trainer.run()
-        finally:
-            trainer.close()
-    return (trainer.steps - start) / (marks["end"] - marks["start" if start > 0 else "began"])
+        profile = Profile(Trainer(gaussrl_config(algo, env_id, start + steps, out, extra)), start_step=start)
+        profile.run()
+    return profile.window_steps / profile.window_s
 
 
 def settings(algo: str, env_id: str, extra: tuple[str, ...] = ()) -> TrainConfig:
