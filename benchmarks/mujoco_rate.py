@@ -34,7 +34,7 @@ from typing import Any
 
 import torch
 
-from benchmarks.profile_training import Profile
+from benchmarks.profile_training import CLOCK_NAMES, CLOCKS, Profile
 from gaussrl.core.running import NORMALIZED_CLIP
 from gaussrl.trainer.cli import parse
 from gaussrl.trainer.loop import TrainConfig, Trainer
@@ -170,19 +170,21 @@ def sb3_model(algo: str, env_id: str, mapping: Mapping, seed: int = 0) -> Any:
     return algorithm("MlpPolicy", env, device="cpu", seed=seed, verbose=0, **mapping.kwargs)
 
 
-def sb3_rate(algo: str, env_id: str, mapping: Mapping, start: int, steps: int) -> float:
+def sb3_rate(
+    algo: str, env_id: str, mapping: Mapping, start: int, steps: int, *, clock: Callable[[], float] = time.perf_counter
+) -> float:
     """SB3's env steps/s over ``steps`` steps after step ``start`` (its model built beforehand, untimed)."""
     model = sb3_model(algo, env_id, mapping)
     marks: list[float] = []
 
     def mark(_locals: dict[str, Any], _globals: dict[str, Any]) -> bool:
         if not marks and model.num_timesteps >= start:
-            marks.append(time.perf_counter())
+            marks.append(clock())
         return True
 
-    began = time.perf_counter()
+    began = clock()
     model.learn(total_timesteps=start + steps, callback=mark if start > 0 else None)
-    elapsed = time.perf_counter() - (marks[0] if start > 0 else began)
+    elapsed = clock() - (marks[0] if start > 0 else began)
     model.get_env().close()
     return (model.num_timesteps - start) / elapsed
 
@@ -198,10 +200,19 @@ def gaussrl_config(algo: str, env_id: str, timesteps: int, out: str, extra: tupl
     return config
 
 
-def gaussrl_rate(algo: str, env_id: str, start: int, steps: int, extra: tuple[str, ...] = ()) -> float:
+def gaussrl_rate(
+    algo: str,
+    env_id: str,
+    start: int,
+    steps: int,
+    *,
+    extra: tuple[str, ...] = (),
+    clock: Callable[[], float] = time.perf_counter,
+) -> float:
     """gaussrl's env steps/s over ``steps`` steps after step ``start`` (Trainer built beforehand, untimed)."""
     with tempfile.TemporaryDirectory() as out:
-        profile = Profile(Trainer(gaussrl_config(algo, env_id, start + steps, out, extra)), start_step=start)
+        trainer = Trainer(gaussrl_config(algo, env_id, start + steps, out, extra))
+        profile = Profile(trainer, start_step=start, clock=clock)
         profile.run()
     return profile.window_steps / profile.window_s
 
@@ -211,14 +222,16 @@ def settings(algo: str, env_id: str, extra: tuple[str, ...] = ()) -> TrainConfig
     return gaussrl_config(algo, env_id, 1, "unused", extra)
 
 
-def measure(algo: str, env_id: str, steps: int, rounds: int, extra: tuple[str, ...] = ()) -> dict[str, list[float]]:
+def measure(
+    algo: str, env_id: str, steps: int, rounds: int, *, extra: tuple[str, ...] = (), clock: str = "wall"
+) -> dict[str, list[float]]:
     """Both frameworks' rates, ``rounds`` times, in alternating order."""
     train = settings(algo, env_id, extra)
     start = train.sac.learning_starts if algo == "sac" else 0
     mapping = sb3_ppo(train) if algo == "ppo" else sb3_sac(train)
     runners = {
-        "gaussrl": lambda: gaussrl_rate(algo, env_id, start, steps, extra),
-        "sb3": lambda: sb3_rate(algo, env_id, mapping, start, steps),
+        "gaussrl": lambda: gaussrl_rate(algo, env_id, start, steps, extra=extra, clock=CLOCKS[clock]),
+        "sb3": lambda: sb3_rate(algo, env_id, mapping, start, steps, clock=CLOCKS[clock]),
     }
     rates: dict[str, list[float]] = {"gaussrl": [], "sb3": []}
     for index in range(rounds):
@@ -246,11 +259,18 @@ def describe(mapping: Mapping) -> str:
 
 
 def report(
-    env_id: str, results: dict[str, dict[str, list[float]]], steps: dict[str, int], command: str, extra: tuple[str, ...]
+    env_id: str,
+    results: dict[str, dict[str, list[float]]],
+    steps: dict[str, int],
+    command: str,
+    *,
+    extra: tuple[str, ...] = (),
+    clock: str = "wall",
 ) -> str:
     """The Markdown table, the SB3 arguments used and the settings SB3 cannot match."""
     lines = [
-        f"# Env steps/s on {env_id}: gaussrl vs Stable-Baselines3, same settings, one CPU thread (median of rounds)",
+        f"# Env steps per second of {CLOCK_NAMES[clock]} on {env_id}: gaussrl vs Stable-Baselines3, same settings, "
+        "one CPU thread (median of rounds)",
         "",
         f"`{command}`",
         "",
@@ -279,19 +299,22 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--ppo-steps", type=int, default=20_000)
     parser.add_argument("--sac-steps", type=int, default=3_000, help="timed steps after learning_starts")
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--clock", choices=list(CLOCKS), default="wall", help="cpu: the main thread's CPU time")
     parser.add_argument("--extra", default="", help='more gaussrl train options, e.g. "--sac.hidden-sizes 256 256"')
     parser.add_argument("--markdown", type=Path, default=Path("benchmarks/results/mujoco/rate.md"))
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     steps = {"ppo": args.ppo_steps, "sac": args.sac_steps}
     extra = tuple(shlex.split(args.extra))
-    results = {algo: measure(algo, args.env, steps[algo], args.rounds, extra) for algo in args.algos}
+    results = {
+        algo: measure(algo, args.env, steps[algo], args.rounds, extra=extra, clock=args.clock) for algo in args.algos
+    }
     command = (
         f"python -m benchmarks.mujoco_rate --env {args.env} --algos {' '.join(args.algos)} "
-        f"--ppo-steps {args.ppo_steps} --sac-steps {args.sac_steps} --rounds {args.rounds}"
+        f"--ppo-steps {args.ppo_steps} --sac-steps {args.sac_steps} --rounds {args.rounds} --clock {args.clock}"
         + (f" --extra {shlex.quote(args.extra)}" if args.extra else "")
     )
-    text = report(args.env, results, steps, command, extra)
+    text = report(args.env, results, steps, command, extra=extra, clock=args.clock)
     print(text)
     args.markdown.parent.mkdir(parents=True, exist_ok=True)
     args.markdown.write_text(text, encoding="utf-8")

@@ -219,8 +219,9 @@ def main(argv: list[str] | None = None) -> None:
     steps = {"ppo": args.ppo_steps, "sac": args.sac_steps}
     profiles = {algo: profile_run(algo, args.env, steps[algo], extra, args.clock) for algo in args.algos}
     command = (
-        f"python -m benchmarks.profile_training --env {args.env} --algos {' '.join(args.algos)} "
-        f"--ppo-steps {args.ppo_steps} --sac-steps {args.sac_steps} --clock {args.clock}"
+        f"python -m benchmarks.profile_training --env {args.env} --algos {' '.join(args.algos)}"
+        + "".join(f" --{algo}-steps {steps[algo]}" for algo in args.algos)
+        + f" --clock {args.clock}"
         + (f" --extra {shlex.quote(args.extra)}" if args.extra else "")
     )
     text = report(profiles, args.env, command, args.clock)

@@ -115,7 +115,7 @@ def test_settings_are_gaussrl_train_s_with_extra_options():
 
 def test_both_rates_run_past_learning_starts():
     extra = ("--sac.learning-starts", "40", "--sac.random-timesteps", "40", "--sac.batch-size", "16")
-    assert gaussrl_rate("sac", ENV, 40, 10, extra) > 0
+    assert gaussrl_rate("sac", ENV, 40, 10, extra=extra) > 0
     mapping = sb3_sac(settings("sac", ENV, extra))
     assert mapping.kwargs["learning_starts"] == 40
     assert sb3_rate("sac", ENV, mapping, 40, 10) > 0
