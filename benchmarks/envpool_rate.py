@@ -18,6 +18,7 @@ import argparse
 import statistics
 import time
 from collections.abc import Callable
+from typing import Any
 
 import gymnasium
 import numpy as np
@@ -26,7 +27,7 @@ import torch
 from gaussrl.envs.gymnasium import TorchVecEnv, make_vector_env
 
 
-def _timed(step: Callable[[np.ndarray], object], actions: np.ndarray) -> tuple[float, float]:
+def _timed(step: Callable[[Any], object], actions: Any) -> tuple[float, float]:
     wall, cpu = time.perf_counter(), time.process_time()
     for batch in actions:
         step(batch)
@@ -70,7 +71,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
-    action_size = gymnasium.make(args.env).action_space.shape[0]
+    action_size = int(np.prod(gymnasium.make(args.env).action_space.shape or (1,)))
     print(
         "| num_envs | engine | env steps/s (wall) | env steps per CPU-second | rounds (wall) |\n|---|---|---|---|---|"
     )

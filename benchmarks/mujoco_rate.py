@@ -87,7 +87,7 @@ def _normalize(observations: bool, rewards: bool, gamma: float) -> dict[str, Any
 
 def sb3_ppo(train: TrainConfig) -> Mapping:
     """SB3 PPO arguments for ``train.ppo`` (and the vector env of ``train``)."""
-    cfg, unmatched = train.ppo, []
+    cfg, unmatched = train.ppo, list[str]()
     activation = getattr(cfg, "activation", "tanh")  # the torch PPO networks are tanh where the field is absent
     kwargs = {
         "n_steps": cfg.rollouts,
@@ -126,7 +126,7 @@ def sb3_ppo(train: TrainConfig) -> Mapping:
 
 def sb3_sac(train: TrainConfig) -> Mapping:
     """SB3 SAC arguments for ``train.sac`` (and the vector env of ``train``)."""
-    cfg, unmatched = train.sac, []
+    cfg, unmatched = train.sac, list[str]()
     kwargs = {
         "buffer_size": cfg.memory_size * train.envs,  # gaussrl's capacity is per environment, SB3's in total
         "batch_size": cfg.batch_size,
@@ -186,7 +186,7 @@ def sb3_rate(
     model.learn(total_timesteps=start + steps, callback=mark if start > 0 else None)
     elapsed = clock() - (marks[0] if start > 0 else began)
     model.get_env().close()
-    return (model.num_timesteps - start) / elapsed
+    return float(model.num_timesteps - start) / elapsed
 
 
 def gaussrl_config(algo: str, env_id: str, timesteps: int, out: str, extra: tuple[str, ...] = ()) -> TrainConfig:
