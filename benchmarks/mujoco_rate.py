@@ -310,8 +310,9 @@ def main(argv: list[str] | None = None) -> None:
         algo: measure(algo, args.env, steps[algo], args.rounds, extra=extra, clock=args.clock) for algo in args.algos
     }
     command = (
-        f"python -m benchmarks.mujoco_rate --env {args.env} --algos {' '.join(args.algos)} "
-        f"--ppo-steps {args.ppo_steps} --sac-steps {args.sac_steps} --rounds {args.rounds} --clock {args.clock}"
+        f"python -m benchmarks.mujoco_rate --env {args.env} --algos {' '.join(args.algos)}"
+        + "".join(f" --{algo}-steps {steps[algo]}" for algo in args.algos)
+        + f" --rounds {args.rounds} --clock {args.clock}"
         + (f" --extra {shlex.quote(args.extra)}" if args.extra else "")
     )
     text = report(args.env, results, steps, command, extra=extra, clock=args.clock)
