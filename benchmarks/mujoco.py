@@ -30,6 +30,8 @@ import shlex
 import statistics
 import subprocess
 import sys
+import threading
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -318,8 +320,8 @@ def write_report(results: list[Result], out: Path, command: str) -> list[Path]:
     return [*written, out / "mujoco.md", out / "curves.json", out / "curves.csv"]
 
 
-def run_all(runs: list[Run], timesteps: int, extra: list[str], jobs: int) -> None:
-    """Start, continue or skip each run; ``jobs`` subprocesses at a time."""
+def run_all(runs: list[Run], timesteps: int, extra: list[str], jobs: int, on_done: Callable[[], None]) -> None:
+    """Start, continue or skip each run, ``jobs`` subprocesses at a time; ``on_done()`` after each (one at a time)."""
     live = live_run_dirs()
     todo = []
     for run in runs:
@@ -328,18 +330,26 @@ def run_all(runs: list[Run], timesteps: int, extra: list[str], jobs: int) -> Non
         print(f"{run.dir}: {action}{note}", flush=True)
         if action in ("new", "resume"):
             todo.append((run, train_command(run, action, timesteps, extra)))
+    lock = threading.Lock()  # pyplot is not thread-safe
 
     def one(item: tuple[Run, list[str]]) -> None:
         run, command = item
         status = launch(run, command)
         print(f"{run.dir}: exit status {status}", flush=True)
+        with lock:
+            on_done()
 
     with ThreadPoolExecutor(max_workers=jobs) as pool:
         list(pool.map(one, todo))
 
 
+def report(runs: list[Run], timesteps: int, results: Path, command: str) -> list[Path]:
+    """Collect every run's results and write the report files."""
+    return write_report([collect(run, timesteps) for run in runs], results, command)
+
+
 def main(argv: list[str] | None = None) -> None:
-    """Run what is missing (unless --report-only), then write the report."""
+    """Run what is missing (unless --report-only), rewriting the report after each run; then print it."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--envs", nargs="+", default=["HalfCheetah-v5", "Ant-v5"])
     parser.add_argument("--algos", nargs="+", default=["ppo", "sac"], choices=["ppo", "sac"])
@@ -352,17 +362,18 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--report-only", action="store_true", help="run nothing; report on the runs as they are")
     args = parser.parse_args(argv)
     runs = [Run(e, a, s, run_dir(args.root, a, e, s)) for e in args.envs for a in args.algos for s in args.seeds]
-    if not args.report_only:
-        run_all(runs, args.timesteps, shlex.split(args.extra), max(1, args.jobs))
     command = (
         f"python -m benchmarks.mujoco --envs {' '.join(args.envs)} --algos {' '.join(args.algos)} "
         f"--seeds {' '.join(map(str, args.seeds))} --timesteps {args.timesteps} --root {args.root}"
         + (f" --extra {shlex.quote(args.extra)}" if args.extra else "")
     )
-    results = [collect(run, args.timesteps) for run in runs]
-    report = table(results, command)
-    print(report)
-    for path in write_report(results, args.results, command):
+    if not args.report_only:
+        extra = shlex.split(args.extra)
+        run_all(
+            runs, args.timesteps, extra, max(1, args.jobs), lambda: report(runs, args.timesteps, args.results, command)
+        )
+    print(table([collect(run, args.timesteps) for run in runs], command))
+    for path in report(runs, args.timesteps, args.results, command):
         print(f"wrote {path}")
 
 

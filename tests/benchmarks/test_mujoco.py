@@ -190,5 +190,24 @@ def test_run_all_launches_new_and_resumable_runs_only(tmp_path, monkeypatch):
     launched = []
     monkeypatch.setattr(mujoco, "launch", lambda run, command: launched.append((run.seed, command[4])) or 0)
     monkeypatch.setattr(mujoco, "live_run_dirs", dict)
-    mujoco.run_all(runs, 10000, [], jobs=2)
+    reports = []
+    mujoco.run_all(runs, 10000, [], jobs=2, on_done=lambda: reports.append(len(launched)))
     assert sorted(launched) == [(1, "--algo"), (2, "--resume")]  # Hopper seed 1 new; HalfCheetah seed 2 resumed
+    assert sorted(reports) == [1, 2] or sorted(reports) == [2, 2]  # once after each run
+
+
+def test_a_real_run_end_to_end(tmp_path, capsys):
+    """gaussrl train really runs with the command line built here (Pendulum, 256 steps), then is skipped as done."""
+    argv = ["--envs", "Pendulum-v1", "--algos", "ppo", "--seeds", "3", "--timesteps", "256"]
+    argv += ["--root", str(tmp_path / "runs"), "--results", str(tmp_path / "out")]
+    argv += ["--extra", "--ppo.rollouts 64 --ppo.mini-batches 2 --no-tensorboard"]
+    mujoco.main(argv)
+    run = tmp_path / "runs" / "ppo-Pendulum-v1-seed3"
+    saved = json.loads((run / "summary.json").read_text())
+    assert saved["timesteps"] == 256 and saved["eval_episodes"] == 10 and saved["seed"] == 3
+    assert json.loads((run / "config.json").read_text())["threads"] == 1
+    text = (tmp_path / "out" / "mujoco.md").read_text()
+    assert f"| Pendulum-v1 | PPO | 256 | {saved['eval_return_mean']:.0f} |" in text
+    assert "ppo-Pendulum-v1-seed3: exit status 0" in capsys.readouterr().out
+    mujoco.main(argv)
+    assert "ppo-Pendulum-v1-seed3: done" in capsys.readouterr().out
