@@ -320,7 +320,7 @@ def write_report(results: list[Result], out: Path, command: str) -> list[Path]:
     return [*written, out / "mujoco.md", out / "curves.json", out / "curves.csv"]
 
 
-def run_all(runs: list[Run], timesteps: int, extra: list[str], jobs: int, on_done: Callable[[], None]) -> None:
+def run_all(runs: list[Run], timesteps: int, extra: list[str], jobs: int, on_done: Callable[[], object]) -> None:
     """Start, continue or skip each run, ``jobs`` subprocesses at a time; ``on_done()`` after each (one at a time)."""
     live = live_run_dirs()
     todo = []
