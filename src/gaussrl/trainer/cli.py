@@ -146,7 +146,7 @@ def _run(command: Any) -> int:
         world, device = start_world(command.device, command.dist_timeout)
         try:
             trainer = _trainer(dataclasses.replace(command, device=device), world)
-            note = describe(command.env)
+            note = describe(command.env, command.algo)
             resumed_step = getattr(trainer, "resumed_step", None)
             if resumed_step is not None:
                 note = f"resuming {trainer.dir} from its checkpoint of step {resumed_step}"
