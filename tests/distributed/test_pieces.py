@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import threading
 from types import SimpleNamespace
 
 import numpy as np
@@ -61,6 +62,103 @@ def test_synced_scalers_end_with_the_statistics_of_every_rank_s_samples():
             np.testing.assert_allclose(scaler.var.numpy(), data.var(0), rtol=1e-12)
         np.testing.assert_array_equal(scalers[0].mean.numpy(), scalers[1].mean.numpy())
         np.testing.assert_array_equal(scalers[0].var.numpy(), scalers[1].var.numpy())
+
+
+class Exchange:
+    """What the collectives of ``size`` ranks, run as threads of this process, contribute and receive."""
+
+    def __init__(self, size: int) -> None:
+        self.slots: list[torch.Tensor | None] = [None] * size
+        self.barrier = threading.Barrier(size, timeout=30)
+        self.ranks: dict[int, int] = {}
+        self.calls = 0
+
+    def gather(self, rank: int, tensor: torch.Tensor) -> list[torch.Tensor]:
+        self.slots[rank] = tensor.clone()
+        self.barrier.wait()
+        parts = [t.clone() for t in self.slots if t is not None]
+        self.barrier.wait()
+        self.calls += rank == 0
+        return parts
+
+    def run(self, *jobs):
+        """Run one job per rank in its own thread; their results in rank order."""
+        results: list = [None] * len(jobs)
+
+        def target(rank: int) -> None:
+            self.ranks[threading.get_ident()] = rank
+            results[rank] = jobs[rank]()
+
+        threads = [threading.Thread(target=target, args=(rank,)) for rank in range(len(jobs))]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        return results
+
+
+class ThreadWorld(World):
+    """Rank ``rank`` of 2 whose ``all_gather`` goes through an :class:`Exchange`."""
+
+    def __init__(self, rank: int, exchange: Exchange) -> None:
+        super().__init__(rank=rank, size=2)
+        object.__setattr__(self, "exchange", exchange)
+
+    def all_gather(self, tensor: torch.Tensor, what: str) -> list[torch.Tensor]:
+        return self.exchange.gather(self.rank, tensor)  # type: ignore[attr-defined, no-any-return]
+
+
+def test_mean_std_of_two_ranks_is_numpy_s_on_the_union_and_merges_a_scaler_in_the_same_collective():
+    rng = np.random.default_rng(2)
+    values = [rng.normal(3.0, 2.0, size=(40, 1)), rng.normal(-1.0, 0.5, size=(40, 1))]
+    returns = [rng.normal(5.0, 1.0, size=(40, 1)), rng.normal(0.0, 3.0, size=(40, 1))]
+    scalers = [SyncedScaler(1), SyncedScaler(1)]
+    for scaler, batch in zip(scalers, returns, strict=True):
+        scaler.update(torch.from_numpy(batch))
+    exchange = Exchange(2)
+    worlds = [ThreadWorld(rank, exchange) for rank in (0, 1)]
+    results = exchange.run(
+        *(lambda r=r: worlds[r].mean_std(torch.tensor(values[r], dtype=torch.float32), scalers[r]) for r in (0, 1))
+    )
+    union = np.concatenate(values).astype(np.float32).astype(np.float64)
+    assert exchange.calls == 1
+    for mean, std in results:
+        assert mean.dtype == torch.float32 and mean.shape == ()
+        np.testing.assert_allclose(float(mean), union.mean(), rtol=1e-6)
+        np.testing.assert_allclose(float(std), union.std(ddof=1), rtol=1e-6)
+        assert torch.equal(mean, results[0][0]) and torch.equal(std, results[0][1])
+    both = np.concatenate(returns)
+    for scaler in scalers:
+        np.testing.assert_allclose(scaler.mean.numpy(), both.mean(0), rtol=1e-12)
+        np.testing.assert_allclose(scaler.var.numpy(), both.var(0), rtol=1e-12)
+
+
+def test_gradients_and_extra_values_are_averaged_in_one_all_reduce(monkeypatch):
+    exchange = Exchange(2)
+
+    def all_reduce(tensor, group=None, async_op=False):
+        tensor.copy_(sum(exchange.gather(exchange.ranks[threading.get_ident()], tensor)))
+        return SimpleNamespace(wait=lambda: True) if async_op else None
+
+    monkeypatch.setattr(torch.distributed, "all_reduce", all_reduce)
+    rng = np.random.default_rng(3)
+    grads = [[rng.normal(size=(3, 2)).astype(np.float32), rng.normal(size=4).astype(np.float32)] for _ in range(2)]
+    extras = [rng.normal(size=5).astype(np.float32) for _ in range(2)]
+    parameters = [[torch.nn.Parameter(torch.zeros(3, 2)), torch.nn.Parameter(torch.zeros(4))] for _ in range(2)]
+    for rank in (0, 1):
+        for parameter, grad in zip(parameters[rank], grads[rank], strict=True):
+            parameter.grad = torch.from_numpy(grad.copy())
+
+    def job(rank: int):
+        return World(rank=rank, size=2).average_gradients(parameters[rank], also=torch.from_numpy(extras[rank]))
+
+    averaged = exchange.run(lambda: job(0), lambda: job(1))
+    assert exchange.calls == 1
+    for rank in (0, 1):
+        np.testing.assert_array_equal(averaged[rank].numpy(), (extras[0] + extras[1]) / np.float32(2))
+        for index, parameter in enumerate(parameters[rank]):
+            np.testing.assert_array_equal(parameter.grad.numpy(), (grads[0][index] + grads[1][index]) / np.float32(2))
+    assert World().average_gradients(parameters[0], also=torch.ones(2)).tolist() == [1.0, 1.0]
 
 
 def test_synced_scaler_state_round_trip_keeps_pending_and_merged():
