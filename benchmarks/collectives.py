@@ -29,7 +29,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-COLLECTIVES = ("all_reduce", "all_gather", "broadcast", "send", "recv")
+COLLECTIVES = ("all_reduce", "all_gather", "broadcast", "send", "recv", "isend", "irecv")
 SAC_OPTIONS = {"learning_starts": 64, "random_timesteps": 64}
 
 
@@ -47,6 +47,25 @@ def thread_cpu_s() -> dict[str, float]:
     return out
 
 
+class Awaited:
+    """A collective's handle whose ``wait()`` adds its wall and CPU seconds to the collective's entry."""
+
+    def __init__(self, work: Any, entry: list[float]) -> None:
+        self.work, self.entry = work, entry
+
+    def wait(self, *args: Any) -> Any:
+        """The handle's ``wait()``, timed."""
+        wall, cpu = time.perf_counter(), time.thread_time()
+        result = self.work.wait(*args)
+        self.entry[2] += time.perf_counter() - wall
+        self.entry[3] += time.thread_time() - cpu
+        return result
+
+    def is_completed(self) -> Any:
+        """The handle's ``is_completed()``."""
+        return self.work.is_completed()
+
+
 def count_collectives(stats: dict[str, list[float]]) -> None:
     """Wrap the torch.distributed collectives: calls, bytes, wall and calling-thread CPU seconds into ``stats``."""
     import torch.distributed as dist
@@ -61,7 +80,7 @@ def count_collectives(stats: dict[str, list[float]]) -> None:
             entry[1] += tensor.numel() * tensor.element_size()
             entry[2] += time.perf_counter() - wall
             entry[3] += time.thread_time() - cpu
-            return result
+            return result if result is None else Awaited(result, entry)
 
         return counted
 

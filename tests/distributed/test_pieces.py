@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import queue
 import threading
 from types import SimpleNamespace
 
@@ -11,7 +12,13 @@ import numpy as np
 import pytest
 import torch
 
-from gaussrl.agents.torch.distributed import DistributedError, SyncedScaler, World, merge_moments
+from gaussrl.agents.torch.distributed import (
+    EXCHANGE_MAX_RANKS,
+    DistributedError,
+    SyncedScaler,
+    World,
+    merge_moments,
+)
 from gaussrl.agents.torch.memory import RunningStandardScaler
 from gaussrl.io.checkpoint import save_checkpoint
 from gaussrl.trainer.distributed import describe_failures, pack, rank_seed, unpack
@@ -133,31 +140,65 @@ def test_mean_std_of_two_ranks_is_numpy_s_on_the_union_and_merges_a_scaler_in_th
         np.testing.assert_allclose(scaler.var.numpy(), both.var(0), rtol=1e-12)
 
 
-def test_gradients_and_extra_values_are_averaged_in_one_all_reduce(monkeypatch):
-    exchange = Exchange(2)
+def fake_collectives(monkeypatch, exchange: Exchange) -> dict[str, int]:
+    """torch.distributed's all_reduce, isend and irecv between the threads of ``exchange``; the calls made."""
+    mailboxes: dict[tuple[int, int], queue.Queue] = {}
+    calls = {"all_reduce": 0, "isend": 0, "irecv": 0}
+
+    def rank() -> int:
+        return exchange.ranks[threading.get_ident()]
+
+    def box(source: int, destination: int) -> queue.Queue:
+        return mailboxes.setdefault((source, destination), queue.Queue())
 
     def all_reduce(tensor, group=None, async_op=False):
-        tensor.copy_(sum(exchange.gather(exchange.ranks[threading.get_ident()], tensor)))
+        calls["all_reduce"] += rank() == 0
+        tensor.copy_(sum(exchange.gather(rank(), tensor)))
         return SimpleNamespace(wait=lambda: True) if async_op else None
 
-    monkeypatch.setattr(torch.distributed, "all_reduce", all_reduce)
+    def isend(tensor, dst, group=None):
+        calls["isend"] += rank() == 0
+        box(rank(), dst).put(tensor.clone())
+        return SimpleNamespace(wait=lambda: True)
+
+    def irecv(tensor, src, group=None):
+        calls["irecv"] += rank() == 0
+        mailbox = box(src, rank())
+        return SimpleNamespace(wait=lambda: tensor.copy_(mailbox.get(timeout=30)))
+
+    for name, function in (("all_reduce", all_reduce), ("isend", isend), ("irecv", irecv)):
+        monkeypatch.setattr(torch.distributed, name, function)
+    return calls
+
+
+@pytest.mark.parametrize("size", [2, 3, EXCHANGE_MAX_RANKS + 1])
+def test_gradients_and_extra_values_are_averaged_in_one_collective(monkeypatch, size):
+    exchange = Exchange(size)
+    calls = fake_collectives(monkeypatch, exchange)
     rng = np.random.default_rng(3)
-    grads = [[rng.normal(size=(3, 2)).astype(np.float32), rng.normal(size=4).astype(np.float32)] for _ in range(2)]
-    extras = [rng.normal(size=5).astype(np.float32) for _ in range(2)]
-    parameters = [[torch.nn.Parameter(torch.zeros(3, 2)), torch.nn.Parameter(torch.zeros(4))] for _ in range(2)]
-    for rank in (0, 1):
+    grads = [[rng.normal(size=(3, 2)).astype(np.float32), rng.normal(size=4).astype(np.float32)] for _ in range(size)]
+    extras = [rng.normal(size=5).astype(np.float32) for _ in range(size)]
+    parameters = [[torch.nn.Parameter(torch.zeros(3, 2)), torch.nn.Parameter(torch.zeros(4))] for _ in range(size)]
+    for rank in range(size):
         for parameter, grad in zip(parameters[rank], grads[rank], strict=True):
             parameter.grad = torch.from_numpy(grad.copy())
 
     def job(rank: int):
-        return World(rank=rank, size=2).average_gradients(parameters[rank], also=torch.from_numpy(extras[rank]))
+        return World(rank=rank, size=size).average_gradients(parameters[rank], also=torch.from_numpy(extras[rank]))
 
-    averaged = exchange.run(lambda: job(0), lambda: job(1))
-    assert exchange.calls == 1
-    for rank in (0, 1):
-        np.testing.assert_array_equal(averaged[rank].numpy(), (extras[0] + extras[1]) / np.float32(2))
+    averaged = exchange.run(*(lambda r=r: job(r) for r in range(size)))
+    exchanged = size <= EXCHANGE_MAX_RANKS
+    want = {"all_reduce": 0, "isend": size - 1, "irecv": size - 1} if exchanged else {"all_reduce": 1, "isend": 0}
+    assert calls == {"irecv": 0, **want}
+    for rank in range(size):
+        # The mean of the ranks' float32 values: the sum in rank order, divided by the rank count.
+        np.testing.assert_allclose(averaged[rank].numpy(), np.mean(extras, axis=0), rtol=1e-6)
+        np.testing.assert_array_equal(averaged[rank].numpy(), averaged[0].numpy())  # the same bits on every rank
         for index, parameter in enumerate(parameters[rank]):
-            np.testing.assert_array_equal(parameter.grad.numpy(), (grads[0][index] + grads[1][index]) / np.float32(2))
+            np.testing.assert_allclose(parameter.grad.numpy(), np.mean([g[index] for g in grads], 0), rtol=1e-6)
+            np.testing.assert_array_equal(parameter.grad.numpy(), parameters[0][index].grad.numpy())
+    if size == 2:
+        np.testing.assert_array_equal(averaged[0].numpy(), (extras[0] + extras[1]) / np.float32(2))
     assert World().average_gradients(parameters[0], also=torch.ones(2)).tolist() == [1.0, 1.0]
 
 
@@ -233,7 +274,8 @@ def test_a_failed_collective_is_a_one_line_distributed_error(monkeypatch):
     def broken(*args, **kwargs):
         raise RuntimeError("[gloo] Timed out waiting 5000ms for recv operation to complete\nsecond line")
 
-    monkeypatch.setattr(torch.distributed, "all_reduce", broken)
+    for name in ("all_reduce", "isend", "irecv"):  # the ring all-reduce, or the exchange of up to 4 ranks
+        monkeypatch.setattr(torch.distributed, name, broken)
     parameter = torch.nn.Parameter(torch.ones(3))
     parameter.grad = torch.ones(3)
     with pytest.raises(DistributedError) as caught:

@@ -48,7 +48,7 @@ CALLS: dict[str, int] = {}
 
 def count_collectives() -> None:
     """Count this rank's calls of the torch.distributed collectives the agents use, into CALLS."""
-    for name in ("all_reduce", "all_gather", "broadcast"):
+    for name in ("all_reduce", "all_gather", "broadcast", "isend", "irecv"):
         function = getattr(dist, name)
 
         def counted(*args, _name=name, _function=function, **kwargs):

@@ -37,6 +37,13 @@ from gaussrl.agents.torch.memory import RunningStandardScaler
 from gaussrl.core.errors import GaussrlError
 from gaussrl.core.running import merge_moments as fold_moments
 
+EXCHANGE_MAX_RANKS = 4
+"""Up to this many ranks, CPU gradients are averaged by an exchange: every rank sends its buffer to
+every other and sums all of them in rank order (one round of messages), instead of gloo's ring
+all-reduce (2 (P - 1) rounds). With 2 ranks on a 2-core machine that halves both the CPU time of
+gloo's threads and the latency per average (``benchmarks/collectives.py``); beyond a few ranks the
+ring's smaller traffic wins."""
+
 
 class DistributedError(GaussrlError, RuntimeError):
     """A collective that failed: another rank died, hung past the timeout, or disagrees on the data."""
@@ -128,14 +135,23 @@ class World:
         """
         grads = [p for p in parameters if p.grad is not None]
         if self.size == 1 or not (grads or also is not None):
-            return PendingAverage(self, None, None, [], also)
+            return PendingAverage(self, [], [], [], also)
         pieces = [p.grad.reshape(-1) for p in grads if p.grad is not None]
         flat = torch.cat(pieces if also is None else [*pieces, also.reshape(-1)])
         try:
-            work = dist.all_reduce(flat, group=self.group, async_op=True)
+            if flat.device.type == "cpu" and self.size <= EXCHANGE_MAX_RANKS:
+                return PendingAverage(self, *self._exchange(flat), grads, also)
+            return PendingAverage(self, [dist.all_reduce(flat, group=self.group, async_op=True)], [flat], grads, also)
         except (RuntimeError, ValueError) as error:
             raise lost_contact(self, "gradient averaging", error) from None
-        return PendingAverage(self, work, flat, grads, also)
+
+    def _exchange(self, flat: torch.Tensor) -> tuple[list[Any], list[torch.Tensor]]:
+        """Send ``flat`` to every other rank and receive theirs (started, not awaited); the buffers in rank order."""
+        parts = [flat if rank == self.rank else torch.empty_like(flat) for rank in range(self.size)]
+        peers = [rank for rank in range(self.size) if rank != self.rank]
+        works = [dist.isend(flat, rank, group=self.group) for rank in peers]
+        works += [dist.irecv(parts[rank], rank, group=self.group) for rank in peers]
+        return works, parts
 
     def mean(self, value: torch.Tensor) -> torch.Tensor:
         """The mean of ``value`` over the ranks (``value`` itself for one rank).
@@ -264,8 +280,8 @@ class PendingAverage:
 
     Args:
         world: The ranks.
-        work: The all-reduce's handle, or None when nothing travels.
-        flat: The concatenated gradients (and values) being summed.
+        works: The handles of the all-reduce or of the exchange's sends and receives; empty when nothing travels.
+        parts: The all-reduced buffer, or every rank's buffer in rank order (the exchange).
         parameters: The parameters whose gradients travel, in order.
         also: The extra values, or None.
     """
@@ -273,12 +289,12 @@ class PendingAverage:
     def __init__(
         self,
         world: World,
-        work: Any,
-        flat: torch.Tensor | None,
+        works: list[Any],
+        parts: list[torch.Tensor],
         parameters: list[torch.Tensor],
         also: torch.Tensor | None,
     ) -> None:
-        self.world, self.work, self.flat, self.parameters, self.also = world, work, flat, parameters, also
+        self.world, self.works, self.parts, self.parameters, self.also = world, works, parts, parameters, also
 
     def wait(self) -> torch.Tensor | None:
         """Finish: every gradient becomes the mean over the ranks (a view of one buffer).
@@ -289,13 +305,19 @@ class PendingAverage:
         Raises:
             DistributedError: If the collective fails.
         """
-        if self.work is None or self.flat is None:
+        if not self.works:
             return self.also
         try:
-            self.work.wait()
+            for work in self.works:
+                work.wait()
         except (RuntimeError, ValueError) as error:
             raise lost_contact(self.world, "gradient averaging", error) from None
-        flat = self.flat.div_(self.world.size)
+        flat = self.parts[0]
+        if len(self.parts) > 1:  # the exchange: every rank sums the same buffers in the same (rank) order
+            flat = self.parts[0] + self.parts[1]
+            for part in self.parts[2:]:
+                flat += part
+        flat.div_(self.world.size)
         offset = 0
         for parameter in self.parameters:
             grad = cast(torch.Tensor, parameter.grad)
