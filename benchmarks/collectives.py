@@ -88,14 +88,17 @@ def count_collectives(stats: dict[str, list[float]]) -> None:
         setattr(dist, name, wrap(name, getattr(dist, name)))
 
 
-def worker(algo: str, steps: int, out: Path) -> None:
+def worker(algo: str, steps: int, out: Path, ring: bool) -> None:
     """Train in this process (a rank when launched by torch.distributed.run); print one JSON line."""
     import torch
 
     from gaussrl.agents.config import SACConfig
+    from gaussrl.agents.torch import distributed
     from gaussrl.trainer.distributed import start_world, stop_world
     from gaussrl.trainer.loop import TrainConfig, Trainer
 
+    if ring:  # gloo's ring all-reduce for the gradients, not the exchange of a few ranks
+        distributed.EXCHANGE_MAX_RANKS = 0
     stats: dict[str, list[float]] = defaultdict(lambda: [0, 0, 0.0, 0.0])
     count_collectives(stats)
     world, _ = start_world("cpu", 120.0)
@@ -148,21 +151,39 @@ def latency(ranks: int) -> None:
     import torch
     import torch.distributed as dist
 
+    from gaussrl.agents.torch.distributed import World
+
     torch.set_num_threads(1)
     dist.init_process_group("gloo")
-    for numel in (2, 8_600, 34_000):
-        tensor = torch.ones(numel)
-        for _ in range(30):
-            dist.all_reduce(tensor)
-        times = []
-        for _ in range(2000):
-            start = time.perf_counter()
-            dist.all_reduce(tensor)
-            times.append(time.perf_counter() - start)
-        times.sort()
-        quantiles = {q: round(times[int(q * (len(times) - 1))] * 1e6) for q in (0.0, 0.1, 0.5, 0.9)}
-        if dist.get_rank() == 0:
-            print("RESULT " + json.dumps({"numel": numel, "us": quantiles}), flush=True)
+    world = World(rank=dist.get_rank(), size=dist.get_world_size())
+    for kind in ("all_reduce", "exchange"):
+        for numel in (2, 8_600, 34_000):
+            tensor = torch.ones(numel)
+            parameter = torch.nn.Parameter(torch.zeros(numel))
+
+            def once(
+                tensor: torch.Tensor = tensor, parameter: torch.nn.Parameter = parameter, kind: str = kind
+            ) -> None:
+                if kind == "all_reduce":
+                    dist.all_reduce(tensor)
+                else:  # World.average_gradients: the exchange for up to EXCHANGE_MAX_RANKS ranks
+                    parameter.grad = tensor
+                    world.average_gradients([parameter])
+
+            for _ in range(30):
+                once()
+            times, cpu = [], time.process_time()
+            for _ in range(2000):
+                start = time.perf_counter()
+                once()
+                times.append(time.perf_counter() - start)
+            cpu_us = round((time.process_time() - cpu) / len(times) * 1e6)
+            times.sort()
+            quantiles = {q: round(times[int(q * (len(times) - 1))] * 1e6) for q in (0.0, 0.1, 0.5, 0.9)}
+            if world.is_main:
+                print(
+                    "RESULT " + json.dumps({"kind": kind, "numel": numel, "us": quantiles, "cpu": cpu_us}), flush=True
+                )
     dist.destroy_process_group()
 
 
@@ -202,6 +223,8 @@ def main() -> None:
     parser.add_argument("--algo", choices=("ppo", "sac"), default="ppo")
     parser.add_argument("--ranks", type=int, default=2)
     parser.add_argument("--steps", type=int, default=None, help="env steps per process (ppo 20480, sac 2000)")
+    parser.add_argument("--ring", action="store_true", help="average gradients by gloo's ring all-reduce")
+    parser.add_argument("--ranks-only", action="store_true", help="only the N-rank run")
     parser.add_argument("--worker", type=Path, default=None, help=argparse.SUPPRESS)
     parser.add_argument("--latency", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -209,28 +232,31 @@ def main() -> None:
     if args.latency:
         return latency(args.ranks)
     if args.worker is not None:
-        return worker(args.algo, steps, args.worker)
-    script = [sys.executable, __file__, "--algo", args.algo, "--steps", str(steps)]
+        return worker(args.algo, steps, args.worker, args.ring)
+    script = [sys.executable, __file__, "--algo", args.algo, "--steps", str(steps), *(["--ring"] if args.ring else [])]
     launch = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(args.ranks)]
-    print(f"load average at the start: {' / '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    print(f"load average at the start: {' / '.join(f'{x:.2f}' for x in os.getloadavg())}", flush=True)
     print(
         "| setup | rank | loop wall s | loop CPU s | CPU us / env step | main thread CPU s | of it in collectives "
         "| gloo threads CPU s | wall in collectives s | collectives per update |"
     )
     print("|---|---|---|---|---|---|---|---|---|---|")
+    setups = [
+        ("1 process", [*script, "--worker"], 1),
+        (f"{args.ranks} independent", [*script, "--worker"], args.ranks),
+        (f"{args.ranks} ranks" + (", ring" if args.ring else ""), [*launch, *script[1:], "--worker"], 1),
+    ]
     with tempfile.TemporaryDirectory() as tmp:
-        for name, command, count in (
-            ("1 process", [*script, "--worker", f"{tmp}/a"], 1),
-            (f"{args.ranks} independent", [*script, "--worker", f"{tmp}/b"], args.ranks),
-            (f"{args.ranks} ranks", [*launch, *script[1:], "--worker", f"{tmp}/c"], 1),
-        ):
-            Path(command[-1]).mkdir()
-            for row in describe(name, results(command, count)):
+        for index, (name, command, count) in enumerate(setups[2:] if args.ranks_only else setups):
+            Path(tmp, str(index)).mkdir()
+            for row in describe(name, results([*command, str(Path(tmp, str(index)))], count)):
                 print(row, flush=True)
+    if args.ranks_only:
+        return None
     for row in results([*launch, __file__, "--latency", "--ranks", str(args.ranks)]):
         print(
-            f"all_reduce of {row['numel']} floats: min / p10 / p50 / p90 = "
-            f"{' / '.join(str(v) for v in row['us'].values())} us"
+            f"{row['kind']} of {row['numel']} floats: min / p10 / p50 / p90 = "
+            f"{' / '.join(str(v) for v in row['us'].values())} us; CPU {row['cpu']} us per call (all threads)"
         )
     print(f"load average at the end: {' / '.join(f'{x:.2f}' for x in os.getloadavg())}")
     return None
