@@ -106,6 +106,16 @@ def test_parameters_identical_across_ranks_after_every_update(trained, algo):
     assert len(set(rank0["digests"])) == len(rank0["digests"])  # every update changed them
 
 
+def test_collectives_per_update_are_one_per_optimizer_step_plus_ppo_s_three(trained):
+    ppo, sac = (trained[0][algo]["collectives"] for algo in ("ppo", "sac"))
+    steps = cases.TINY_PPO.learning_epochs * cases.TINY_PPO.mini_batches
+    # One gradient exchange (a send and a receive with 2 ranks) per optimizer step, carrying the previous
+    # epoch's KLs; the last epoch's KLs; the observation statistics; the value statistics with the advantages.
+    assert ppo == [{"isend": steps, "irecv": steps, "all_reduce": 1, "all_gather": 2}] * len(ppo)
+    assert sac == [{"isend": 2, "irecv": 2}] * len(sac)  # the critics; the policy with the temperature
+    assert trained[1]["ppo"]["collectives"] == ppo
+
+
 @pytest.mark.parametrize("algo", ["ppo", "sac"])
 def test_resumed_two_rank_run_continues_exactly(trained, algo):
     for result in trained:

@@ -4,13 +4,21 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import queue
+import threading
 from types import SimpleNamespace
 
 import numpy as np
 import pytest
 import torch
 
-from gaussrl.agents.torch.distributed import DistributedError, SyncedScaler, World, merge_moments
+from gaussrl.agents.torch.distributed import (
+    EXCHANGE_MAX_RANKS,
+    DistributedError,
+    SyncedScaler,
+    World,
+    merge_moments,
+)
 from gaussrl.agents.torch.memory import RunningStandardScaler
 from gaussrl.io.checkpoint import save_checkpoint
 from gaussrl.trainer.distributed import describe_failures, pack, rank_seed, unpack
@@ -61,6 +69,137 @@ def test_synced_scalers_end_with_the_statistics_of_every_rank_s_samples():
             np.testing.assert_allclose(scaler.var.numpy(), data.var(0), rtol=1e-12)
         np.testing.assert_array_equal(scalers[0].mean.numpy(), scalers[1].mean.numpy())
         np.testing.assert_array_equal(scalers[0].var.numpy(), scalers[1].var.numpy())
+
+
+class Exchange:
+    """What the collectives of ``size`` ranks, run as threads of this process, contribute and receive."""
+
+    def __init__(self, size: int) -> None:
+        self.slots: list[torch.Tensor | None] = [None] * size
+        self.barrier = threading.Barrier(size, timeout=30)
+        self.ranks: dict[int, int] = {}
+        self.calls = 0
+
+    def gather(self, rank: int, tensor: torch.Tensor) -> list[torch.Tensor]:
+        self.slots[rank] = tensor.clone()
+        self.barrier.wait()
+        parts = [t.clone() for t in self.slots if t is not None]
+        self.barrier.wait()
+        self.calls += rank == 0
+        return parts
+
+    def run(self, *jobs):
+        """Run one job per rank in its own thread; their results in rank order."""
+        results: list = [None] * len(jobs)
+
+        def target(rank: int) -> None:
+            self.ranks[threading.get_ident()] = rank
+            results[rank] = jobs[rank]()
+
+        threads = [threading.Thread(target=target, args=(rank,)) for rank in range(len(jobs))]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        return results
+
+
+class ThreadWorld(World):
+    """Rank ``rank`` of 2 whose ``all_gather`` goes through an :class:`Exchange`."""
+
+    def __init__(self, rank: int, exchange: Exchange) -> None:
+        super().__init__(rank=rank, size=2)
+        object.__setattr__(self, "exchange", exchange)
+
+    def all_gather(self, tensor: torch.Tensor, what: str) -> list[torch.Tensor]:
+        return self.exchange.gather(self.rank, tensor)  # type: ignore[attr-defined, no-any-return]
+
+
+def test_mean_std_of_two_ranks_is_numpy_s_on_the_union_and_merges_a_scaler_in_the_same_collective():
+    rng = np.random.default_rng(2)
+    values = [rng.normal(3.0, 2.0, size=(40, 1)), rng.normal(-1.0, 0.5, size=(40, 1))]
+    returns = [rng.normal(5.0, 1.0, size=(40, 1)), rng.normal(0.0, 3.0, size=(40, 1))]
+    scalers = [SyncedScaler(1), SyncedScaler(1)]
+    for scaler, batch in zip(scalers, returns, strict=True):
+        scaler.update(torch.from_numpy(batch))
+    exchange = Exchange(2)
+    worlds = [ThreadWorld(rank, exchange) for rank in (0, 1)]
+    results = exchange.run(
+        *(lambda r=r: worlds[r].mean_std(torch.tensor(values[r], dtype=torch.float32), scalers[r]) for r in (0, 1))
+    )
+    union = np.concatenate(values).astype(np.float32).astype(np.float64)
+    assert exchange.calls == 1
+    for mean, std in results:
+        assert mean.dtype == torch.float32 and mean.shape == ()
+        np.testing.assert_allclose(float(mean), union.mean(), rtol=1e-6)
+        np.testing.assert_allclose(float(std), union.std(ddof=1), rtol=1e-6)
+        assert torch.equal(mean, results[0][0]) and torch.equal(std, results[0][1])
+    both = np.concatenate(returns)
+    for scaler in scalers:
+        np.testing.assert_allclose(scaler.mean.numpy(), both.mean(0), rtol=1e-12)
+        np.testing.assert_allclose(scaler.var.numpy(), both.var(0), rtol=1e-12)
+
+
+def fake_collectives(monkeypatch, exchange: Exchange) -> dict[str, int]:
+    """torch.distributed's all_reduce, isend and irecv between the threads of ``exchange``; the calls made."""
+    mailboxes: dict[tuple[int, int], queue.Queue] = {}
+    calls = {"all_reduce": 0, "isend": 0, "irecv": 0}
+
+    def rank() -> int:
+        return exchange.ranks[threading.get_ident()]
+
+    def box(source: int, destination: int) -> queue.Queue:
+        return mailboxes.setdefault((source, destination), queue.Queue())
+
+    def all_reduce(tensor, group=None, async_op=False):
+        calls["all_reduce"] += rank() == 0
+        tensor.copy_(sum(exchange.gather(rank(), tensor)))
+        return SimpleNamespace(wait=lambda: True) if async_op else None
+
+    def isend(tensor, dst, group=None):
+        calls["isend"] += rank() == 0
+        box(rank(), dst).put(tensor.clone())
+        return SimpleNamespace(wait=lambda: True)
+
+    def irecv(tensor, src, group=None):
+        calls["irecv"] += rank() == 0
+        mailbox = box(src, rank())
+        return SimpleNamespace(wait=lambda: tensor.copy_(mailbox.get(timeout=30)))
+
+    for name, function in (("all_reduce", all_reduce), ("isend", isend), ("irecv", irecv)):
+        monkeypatch.setattr(torch.distributed, name, function)
+    return calls
+
+
+@pytest.mark.parametrize("size", [2, 3, EXCHANGE_MAX_RANKS + 1])
+def test_gradients_and_extra_values_are_averaged_in_one_collective(monkeypatch, size):
+    exchange = Exchange(size)
+    calls = fake_collectives(monkeypatch, exchange)
+    rng = np.random.default_rng(3)
+    grads = [[rng.normal(size=(3, 2)).astype(np.float32), rng.normal(size=4).astype(np.float32)] for _ in range(size)]
+    extras = [rng.normal(size=5).astype(np.float32) for _ in range(size)]
+    parameters = [[torch.nn.Parameter(torch.zeros(3, 2)), torch.nn.Parameter(torch.zeros(4))] for _ in range(size)]
+    for rank in range(size):
+        for parameter, grad in zip(parameters[rank], grads[rank], strict=True):
+            parameter.grad = torch.from_numpy(grad.copy())
+
+    def job(rank: int):
+        return World(rank=rank, size=size).average_gradients(parameters[rank], also=torch.from_numpy(extras[rank]))
+
+    averaged = exchange.run(*(lambda r=r: job(r) for r in range(size)))
+    exchanged = size <= EXCHANGE_MAX_RANKS
+    want = {"all_reduce": 0, "isend": size - 1, "irecv": size - 1} if exchanged else {"all_reduce": 1, "isend": 0}
+    assert calls == {"irecv": 0, **want}
+    for rank in range(size):
+        # The mean of the ranks' float32 values: the sum in rank order, divided by the rank count.
+        np.testing.assert_allclose(averaged[rank].numpy(), np.mean(extras, axis=0), rtol=1e-6)
+        np.testing.assert_array_equal(averaged[rank].numpy(), averaged[0].numpy())  # the same bits on every rank
+        for index, parameter in enumerate(parameters[rank]):
+            np.testing.assert_allclose(parameter.grad.numpy(), np.mean([g[index] for g in grads], 0), rtol=1e-6)
+            np.testing.assert_array_equal(parameter.grad.numpy(), parameters[0][index].grad.numpy())
+    if size == 2:
+        np.testing.assert_array_equal(averaged[0].numpy(), (extras[0] + extras[1]) / np.float32(2))
+    assert World().average_gradients(parameters[0], also=torch.ones(2)).tolist() == [1.0, 1.0]
 
 
 def test_synced_scaler_state_round_trip_keeps_pending_and_merged():
@@ -135,7 +274,8 @@ def test_a_failed_collective_is_a_one_line_distributed_error(monkeypatch):
     def broken(*args, **kwargs):
         raise RuntimeError("[gloo] Timed out waiting 5000ms for recv operation to complete\nsecond line")
 
-    monkeypatch.setattr(torch.distributed, "all_reduce", broken)
+    for name in ("all_reduce", "isend", "irecv"):  # the ring all-reduce, or the exchange of up to 4 ranks
+        monkeypatch.setattr(torch.distributed, name, broken)
     parameter = torch.nn.Parameter(torch.ones(3))
     parameter.grad = torch.ones(3)
     with pytest.raises(DistributedError) as caught:

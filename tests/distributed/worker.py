@@ -42,15 +42,34 @@ def grads(world, out: Path) -> dict:
     return {"ppo": len(ppo_grads), "sac": len(sac_grads)}
 
 
-def run(config: TrainConfig, world) -> tuple[list[str], str]:
-    """Train; the digest of the parameters at the start and after every update, and the final one."""
+CALLS: dict[str, int] = {}
+"""Calls of each torch.distributed collective so far in this rank (counted by :func:`count_collectives`)."""
+
+
+def count_collectives() -> None:
+    """Count this rank's calls of the torch.distributed collectives the agents use, into CALLS."""
+    for name in ("all_reduce", "all_gather", "broadcast", "isend", "irecv"):
+        function = getattr(dist, name)
+
+        def counted(*args, _name=name, _function=function, **kwargs):
+            CALLS[_name] = CALLS.get(_name, 0) + 1
+            return _function(*args, **kwargs)
+
+        setattr(dist, name, counted)
+
+
+def run(config: TrainConfig, world) -> tuple[list[str], str, list[dict[str, int]]]:
+    """Train; the parameter digests at the start and after every update, the final one, each update's collectives."""
     trainer = Trainer(config, world)
     agent = trainer.agent
     digests = [cases.digest(cases.agent_parameters(agent))]
+    calls = []
     update = agent.update
 
     def recorded(*args, **kwargs):
+        before = dict(CALLS)
         result = update(*args, **kwargs)
+        calls.append({k: v - before.get(k, 0) for k, v in CALLS.items() if v - before.get(k, 0)})
         digests.append(cases.digest(cases.agent_parameters(agent)))
         return result
 
@@ -59,7 +78,7 @@ def run(config: TrainConfig, world) -> tuple[list[str], str]:
         trainer.run()
     finally:
         trainer.close()
-    return digests, cases.digest(cases.agent_parameters(agent))
+    return digests, cases.digest(cases.agent_parameters(agent)), calls
 
 
 def train(world, out: Path) -> dict:
@@ -79,7 +98,7 @@ def train(world, out: Path) -> dict:
             ppo=cases.TINY_PPO,
             sac=cases.TINY_SAC,
         )
-        digests, final = run(base, world)
+        digests, final, calls = run(base, world)
         resumed_dir = out / f"{algo}_resumed"
         if world.is_main:
             shutil.copytree(base.out, resumed_dir)
@@ -88,11 +107,12 @@ def train(world, out: Path) -> dict:
                 path.unlink()
         dist.barrier()
         resumed = dataclasses.replace(base, out=None, resume=str(resumed_dir))
-        resumed_digests, resumed_final = run(resumed, world)
+        resumed_digests, resumed_final, _ = run(resumed, world)
         summary = json.loads((Path(base.out) / "summary.json").read_text()) if world.is_main else None
         result[algo] = {
             "digests": digests,
             "final": final,
+            "collectives": calls,
             "resumed_digests": resumed_digests,
             "resumed_final": resumed_final,
             "summary": summary,
@@ -104,6 +124,7 @@ def main() -> None:
     """Run the gradient and the training cases on this rank."""
     out = Path(sys.argv[1])
     torch.set_num_threads(1)
+    count_collectives()
     world, _ = start_world("cpu", 60.0)
     try:
         (out / f"grads_rank{world.rank}.json").write_text(json.dumps(grads(world, out)))

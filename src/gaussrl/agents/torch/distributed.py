@@ -5,12 +5,19 @@ environments and computes gradients on its own data, and the agents call
 
 * :meth:`World.average_gradients` between ``backward()`` and gradient clipping, so that every rank
   clips and steps with the same gradient, the mean of the ranks' (equal-sized) minibatch gradients,
-  which is the gradient of the mean loss over the union of the minibatches;
+  which is the gradient of the mean loss over the union of the minibatches; a few more values
+  (PPO's KLs) can travel in the same collective, and :meth:`World.start_gradient_average` lets
+  the caller compute what does not read the gradients while they travel;
 * :meth:`World.mean` for the KL that drives the adaptive learning rate and early stopping;
-* :meth:`World.mean_std` for advantage standardisation over the union of the rollouts;
+* :meth:`World.mean_std` for advantage standardisation over the union of the rollouts (and, in the
+  same collective, the merge of a normaliser's statistics);
 * :meth:`World.scaler` and :meth:`World.sync` for running normalisers whose statistics are merged
   across ranks exactly (Chan et al.'s pairwise update, in rank order, so that every rank ends with
   the same bits).
+
+Each collective costs a rank a fraction of a millisecond of gloo's threads and at least the
+round trip between the ranks, so the agents make as few as the algorithm allows: one per
+optimizer step, plus a couple per PPO update (``benchmarks/collectives.py`` counts them).
 
 With one rank each method returns its input or does nothing, so single-process training is
 bit-identical to training without a world.
@@ -20,7 +27,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -28,6 +35,14 @@ import torch.distributed as dist
 
 from gaussrl.agents.torch.memory import RunningStandardScaler
 from gaussrl.core.errors import GaussrlError
+from gaussrl.core.running import merge_moments as fold_moments
+
+EXCHANGE_MAX_RANKS = 4
+"""Up to this many ranks, CPU gradients are averaged by an exchange: every rank sends its buffer to
+every other and sums all of them in rank order (one round of messages), instead of gloo's ring
+all-reduce (2 (P - 1) rounds). With 2 ranks on a 2-core machine that halves both the CPU time of
+gloo's threads and the latency per average (``benchmarks/collectives.py``); beyond a few ranks the
+ring's smaller traffic wins."""
 
 
 class DistributedError(GaussrlError, RuntimeError):
@@ -85,29 +100,58 @@ class World:
             raise lost_contact(self, what, error) from None
         return parts
 
-    def average_gradients(self, parameters: Sequence[torch.Tensor]) -> None:
+    def average_gradients(
+        self, parameters: Sequence[torch.Tensor], also: torch.Tensor | None = None
+    ) -> torch.Tensor | None:
         """Replace each gradient by its mean over the ranks (one all-reduce of the concatenated gradients).
 
         Parameters without a gradient are skipped; every rank must have gradients for the same ones.
 
         Args:
             parameters: The parameters about to be stepped.
+            also: Float values of the gradients' dtype to average over the ranks in the same collective.
+
+        Returns:
+            The mean of ``also`` over the ranks (``also`` itself for one rank), or None.
 
         Raises:
             DistributedError: If the collective fails.
         """
-        if self.size == 1:
-            return
-        grads = [p.grad for p in parameters if p.grad is not None]
-        if not grads:
-            return
-        flat = torch.cat([g.reshape(-1) for g in grads])
-        self._all_reduce(flat, "gradient averaging")
-        flat.div_(self.size)
-        offset = 0
-        for grad in grads:
-            grad.copy_(flat[offset : offset + grad.numel()].view_as(grad))
-            offset += grad.numel()
+        return self.start_gradient_average(parameters, also).wait()
+
+    def start_gradient_average(
+        self, parameters: Sequence[torch.Tensor], also: torch.Tensor | None = None
+    ) -> PendingAverage:
+        """Start :meth:`average_gradients` (``async_op``); its ``wait()`` finishes it.
+
+        Until then the gradients must be neither read nor written; work that touches neither can run.
+
+        Args:
+            parameters: The parameters about to be stepped.
+            also: As for :meth:`average_gradients`.
+
+        Returns:
+            The collective in flight (a finished one for one rank).
+        """
+        grads = [p for p in parameters if p.grad is not None]
+        if self.size == 1 or not (grads or also is not None):
+            return PendingAverage(self, [], [], [], also)
+        pieces = [p.grad.reshape(-1) for p in grads if p.grad is not None]
+        flat = torch.cat(pieces if also is None else [*pieces, also.reshape(-1)])
+        try:
+            if flat.device.type == "cpu" and self.size <= EXCHANGE_MAX_RANKS:
+                return PendingAverage(self, *self._exchange(flat), grads, also)
+            return PendingAverage(self, [dist.all_reduce(flat, group=self.group, async_op=True)], [flat], grads, also)
+        except (RuntimeError, ValueError) as error:
+            raise lost_contact(self, "gradient averaging", error) from None
+
+    def _exchange(self, flat: torch.Tensor) -> tuple[list[Any], list[torch.Tensor]]:
+        """Send ``flat`` to every other rank and receive theirs (started, not awaited); the buffers in rank order."""
+        parts = [flat if rank == self.rank else torch.empty_like(flat) for rank in range(self.size)]
+        peers = [rank for rank in range(self.size) if rank != self.rank]
+        works = [dist.isend(flat, rank, group=self.group) for rank in peers]
+        works += [dist.irecv(parts[rank], rank, group=self.group) for rank in peers]
+        return works, parts
 
     def mean(self, value: torch.Tensor) -> torch.Tensor:
         """The mean of ``value`` over the ranks (``value`` itself for one rank).
@@ -124,25 +168,47 @@ class World:
         self._all_reduce(total, "metric averaging")
         return total / self.size
 
-    def mean_std(self, values: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def mean_std(
+        self, values: torch.Tensor, scaler: RunningStandardScaler | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """Mean and unbiased standard deviation of the union of every rank's ``values``.
 
-        Two passes (the mean, then the squared deviations from it), as ``Tensor.std`` computes.
+        Each rank's (count, mean, variance) in float64, merged in rank order (Chan et al.), so that every
+        rank gets the same bits; a :class:`SyncedScaler` passed as ``scaler`` is merged in the same collective.
 
         Args:
             values: This rank's values.
+            scaler: A normaliser made by :meth:`scaler` to :meth:`sync` alongside, or None.
 
         Returns:
-            0-d tensors; ``values.mean()`` and ``values.std()`` for one rank.
+            0-d tensors of ``values``' dtype; ``values.mean()`` and ``values.std()`` for one rank.
+
+        Raises:
+            DistributedError: If the collective fails.
         """
         if self.size == 1:
             return values.mean(), values.std()
-        sums = torch.stack([values.sum(), torch.tensor(float(values.numel()), device=values.device)])
-        self._all_reduce(sums, "advantage standardisation")
-        mean = sums[0] / sums[1]
-        squares = ((values - mean) ** 2).sum()
-        self._all_reduce(squares, "advantage standardisation")
-        return mean, (squares / (sums[1] - 1.0)).sqrt()
+        local = values.detach().to("cpu", torch.float64).reshape(-1)
+        mean = local.mean()
+        head = torch.stack(
+            [torch.tensor(float(local.numel()), dtype=torch.float64), mean, ((local - mean) ** 2).mean()]
+        )
+        synced = scaler if isinstance(scaler, SyncedScaler) else None
+        parts = self.all_gather(
+            head if synced is None else torch.cat([head, synced.pending_moments()]), "advantage standardisation"
+        )
+        moments = (0.0, np.zeros(()), np.zeros(()))
+        for part in parts:
+            count, part_mean, var = part[:3].numpy()
+            moments = merge_moments(moments, (float(count), part_mean, var))
+        if synced is not None:
+            synced.merge([part[3:] for part in parts])
+        count, total_mean, total_var = moments
+        std = np.sqrt(total_var * (count / (count - 1.0)))
+        return (
+            torch.tensor(float(total_mean), dtype=values.dtype, device=values.device),
+            torch.tensor(float(std), dtype=values.dtype, device=values.device),
+        )
 
     def scaler(self, size: int, device: str | torch.device) -> RunningStandardScaler:
         """A running normaliser; with several ranks one whose statistics :meth:`sync` merges.
@@ -192,6 +258,8 @@ def merge_moments(
 ) -> tuple[float, np.ndarray, np.ndarray]:
     """Merge the (count, mean, population variance) of two sets of samples (Chan, Golub and LeVeque, 1979).
 
+    :func:`gaussrl.core.running.merge_moments`, which also accepts empty sets on either side.
+
     Args:
         first: Count, mean and variance of the first set.
         second: The same of the second set.
@@ -199,16 +267,64 @@ def merge_moments(
     Returns:
         The count, mean and variance of the union.
     """
-    (n_a, mean_a, var_a), (n_b, mean_b, var_b) = first, second
-    total = n_a + n_b
-    if n_b == 0.0:
+    if second[0] == 0.0:
         return first
-    if n_a == 0.0:
+    if first[0] == 0.0:
         return second
-    delta = mean_b - mean_a
-    mean = mean_a + delta * (n_b / total)
-    var = (var_a * n_a + var_b * n_b + delta * delta * (n_a * n_b / total)) / total
-    return total, mean, var
+    mean, var, count = fold_moments((first[1], first[2], first[0]), (second[1], second[2], second[0]))
+    return count, mean, var
+
+
+class PendingAverage:
+    """A gradient average in flight (:meth:`World.start_gradient_average`).
+
+    Args:
+        world: The ranks.
+        works: The handles of the all-reduce or of the exchange's sends and receives; empty when nothing travels.
+        parts: The all-reduced buffer, or every rank's buffer in rank order (the exchange).
+        parameters: The parameters whose gradients travel, in order.
+        also: The extra values, or None.
+    """
+
+    def __init__(
+        self,
+        world: World,
+        works: list[Any],
+        parts: list[torch.Tensor],
+        parameters: list[torch.Tensor],
+        also: torch.Tensor | None,
+    ) -> None:
+        self.world, self.works, self.parts, self.parameters, self.also = world, works, parts, parameters, also
+
+    def wait(self) -> torch.Tensor | None:
+        """Finish: every gradient becomes the mean over the ranks (a view of one buffer).
+
+        Returns:
+            The mean of the extra values over the ranks (themselves for one rank), or None.
+
+        Raises:
+            DistributedError: If the collective fails.
+        """
+        if not self.works:
+            return self.also
+        try:
+            for work in self.works:
+                work.wait()
+        except (RuntimeError, ValueError) as error:
+            raise lost_contact(self.world, "gradient averaging", error) from None
+        flat = self.parts[0]
+        if len(self.parts) > 1:  # the exchange: every rank sums the same buffers in the same (rank) order
+            flat = self.parts[0] + self.parts[1]
+            for part in self.parts[2:]:
+                flat += part
+        flat.div_(self.world.size)
+        offset = 0
+        for parameter in self.parameters:
+            grad = cast(torch.Tensor, parameter.grad)
+            # The averaged bits replace the gradient by reference (no copy); the next zero_grad drops them.
+            parameter.grad = flat[offset : offset + grad.numel()].view_as(grad)
+            offset += grad.numel()
+        return None if self.also is None else flat[offset:].view_as(self.also)
 
 
 class SyncedScaler(RunningStandardScaler):
@@ -242,10 +358,25 @@ class SyncedScaler(RunningStandardScaler):
         Args:
             world: The ranks.
         """
+        self.merge(world.all_gather(self.pending_moments(), "normaliser merging"))
+
+    def pending_moments(self) -> torch.Tensor:
+        """This rank's samples since the last sync: count, mean and variance in one float64 tensor.
+
+        Returns:
+            Shape (1 + 2 * size,).
+        """
+        return torch.cat([self.pending.count.reshape(1), self.pending.mean, self.pending.var])
+
+    def merge(self, parts: Sequence[torch.Tensor]) -> None:
+        """Merge every rank's :meth:`pending_moments`, in rank order, into the merged statistics.
+
+        Args:
+            parts: Each rank's :meth:`pending_moments`, in rank order.
+        """
         size = self.mean.shape[0]
-        local = torch.cat([self.pending.count.reshape(1), self.pending.mean, self.pending.var])
         moments = (float(self.merged.count), self.merged.mean.numpy(), self.merged.var.numpy())
-        for part in world.all_gather(local, "normaliser merging"):
+        for part in parts:
             values = part.numpy()
             moments = merge_moments(moments, (float(values[0]), values[1 : 1 + size], values[1 + size :]))
         merged = {"count": torch.tensor(moments[0], dtype=torch.float64)}

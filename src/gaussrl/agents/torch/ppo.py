@@ -183,10 +183,10 @@ class PPO:
         data["returns"] = advantages + data["values"]
         if self.value_scaler is not None:
             self.value_scaler.update(data["returns"])
-            self.world.sync(self.value_scaler)
+        mean, std = self.world.mean_std(advantages, self.value_scaler)  # merges the value statistics too
+        if self.value_scaler is not None:
             data["returns"] = self.value_scaler.normalize(data["returns"])
             data["values"] = self.value_scaler.normalize(data["values"])
-        mean, std = self.world.mean_std(advantages)
         data["advantages"] = (advantages - mean) / (std + 1e-8)
         return data
 
@@ -267,10 +267,14 @@ class PPO:
         kl = gaussian_kl(old[0], old[1], torch.cat(means), new_log_std, "sum")
         return [part.mean() for part in torch.split(kl, [m.shape[0] for m in means])]
 
-    def _epoch(self, units: dict[str, torch.Tensor], history: list[dict[str, torch.Tensor]]) -> torch.Tensor:
-        """One pass over the shuffled rollout; appends each minibatch's metrics and returns their KLs, (M,).
+    def _epoch(
+        self, units: dict[str, torch.Tensor], history: list[dict[str, torch.Tensor]], carried: torch.Tensor | None
+    ) -> torch.Tensor:
+        """One pass over the shuffled rollout; appends each minibatch's metrics and returns this rank's KLs, (M,).
 
-        The KLs are averaged over the ranks, so that every rank adapts its rate and stops alike.
+        ``carried``: the previous epoch's KLs of this rank, to adapt the learning rate to before the first
+        step. They are averaged over the ranks in that step's gradient all-reduce (one collective fewer
+        per epoch), so that every rank adapts its rate alike.
         """
         cfg, batches, first = self.config, self._minibatches(units), len(history)
         parameters = [p for group in self.optimizer.param_groups for p in group["params"]]
@@ -279,7 +283,10 @@ class PPO:
             loss, metrics = self._loss(batch)
             self.optimizer.zero_grad(set_to_none=True)
             torch.autograd.backward(loss)
-            self.world.average_gradients(parameters)
+            carried_kl = self.world.average_gradients(parameters, also=carried)
+            if carried_kl is not None:
+                self._adapt_learning_rate(float(carried_kl.mean()))
+                carried = None
             if cfg.grad_norm_clip > 0:
                 clip_grad_norm(parameters, cfg.grad_norm_clip)
             self.optimizer.step()
@@ -289,7 +296,7 @@ class PPO:
         if self.batched_kl:
             for metrics, kl in zip(history[first:], self._batched_kl(batches), strict=True):
                 metrics["kl"] = kl
-        return self.world.mean(torch.stack([metrics["kl"] for metrics in history[first:]]))
+        return torch.stack([metrics["kl"] for metrics in history[first:]])
 
     def _adapt_learning_rate(self, kl: float) -> None:
         for group in self.optimizer.param_groups:
@@ -313,12 +320,18 @@ class PPO:
         with torch.no_grad():
             units = self._units(self._targets(next_observations))
         history: list[dict[str, torch.Tensor]] = []
-        for _ in range(cfg.learning_epochs):
-            epoch_kl = self._epoch(units, history)
-            if cfg.learning_rate_scheduler == "kl_adaptive":
-                self._adapt_learning_rate(float(epoch_kl.mean()))
-            if cfg.kl_threshold and float(epoch_kl[-1]) > cfg.kl_threshold:
-                break
+        adaptive, carried = cfg.learning_rate_scheduler == "kl_adaptive", None
+        for epoch in range(cfg.learning_epochs):
+            kls = self._epoch(units, history, carried)
+            carried = None
+            if adaptive and not cfg.kl_threshold and epoch + 1 < cfg.learning_epochs:
+                carried = kls  # the next epoch adapts the rate before its first step
+            elif adaptive or cfg.kl_threshold:
+                epoch_kl = self.world.mean(kls)
+                if adaptive:
+                    self._adapt_learning_rate(float(epoch_kl.mean()))
+                if cfg.kl_threshold and float(epoch_kl[-1]) > cfg.kl_threshold:
+                    break
         self.updates += 1
         result = {k: float(torch.stack([h[k] for h in history]).mean()) for k in history[0]}
         result["learning_rate"] = float(self.optimizer.param_groups[0]["lr"])

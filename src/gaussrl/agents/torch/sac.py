@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 
 from gaussrl.agents.config import SACConfig
-from gaussrl.agents.torch.distributed import World
+from gaussrl.agents.torch.distributed import PendingAverage, World
 from gaussrl.agents.torch.memory import TensorStore
 from gaussrl.agents.torch.optim import adam, clip_grad_norm, soft_update
 from gaussrl.envs.gymnasium import Step
@@ -127,14 +127,20 @@ class SAC:
     def _q(self, critics: tuple[Model, Model], x: torch.Tensor, actions: torch.Tensor) -> list[torch.Tensor]:
         return [critic.act({"observations": x, "taken_actions": actions}, role="critic")[0] for critic in critics]
 
-    def _step(self, optimizer: torch.optim.Optimizer, loss: torch.Tensor, also: list[torch.Tensor]) -> None:
-        """Backward, average over the ranks, clip, step; ``also``: gradients set beforehand, averaged alongside."""
+    def _backward(
+        self, optimizer: torch.optim.Optimizer, loss: torch.Tensor, also: list[torch.Tensor]
+    ) -> PendingAverage:
+        """Backward, then start averaging over the ranks; ``also``: gradients set beforehand, averaged alongside."""
         optimizer.zero_grad(set_to_none=True)
         torch.autograd.backward(loss)
         parameters = [p for group in optimizer.param_groups for p in group["params"]]
-        self.world.average_gradients([*parameters, *also])  # one collective for both
+        return self.world.start_gradient_average([*parameters, *also])  # one collective for both
+
+    def _step(self, optimizer: torch.optim.Optimizer, pending: PendingAverage) -> None:
+        """Finish the average of :meth:`_backward`, clip, step."""
+        pending.wait()
         if self.config.grad_norm_clip > 0:
-            clip_grad_norm(parameters, self.config.grad_norm_clip)
+            clip_grad_norm([p for group in optimizer.param_groups for p in group["params"]], self.config.grad_norm_clip)
         optimizer.step()
 
     def _temperature_gradient(self, log_prob: torch.Tensor) -> list[torch.Tensor]:
@@ -182,22 +188,24 @@ class SAC:
             target = batch["rewards"] + self.config.discount_factor * (1.0 - batch["terminated"]) * next_q
         q1, q2 = self._q(self.critics, x, batch["actions"])
         critic_loss = (F.mse_loss(q1, target) + F.mse_loss(q2, target)) / 2.0
-        self._step(self.critic_optimizer, critic_loss, [])
-
+        pending = self._backward(self.critic_optimizer, critic_loss, [])
+        # The policy's forward reads no critic: it runs while the critics' gradients travel between the ranks.
         actions, outputs = self.policy.act({"observations": x}, role="policy")
+        self._step(self.critic_optimizer, pending)
         log_prob = outputs["log_prob"]
         # The policy loss differentiates through the critics' inputs only: their weight gradients are skipped.
         for parameter in self.critic_parameters:
             parameter.requires_grad_(False)
         q_new = torch.min(*self._q(self.critics, x, actions))
         policy_loss = (alpha * log_prob - q_new).mean()
-        self._step(self.policy_optimizer, policy_loss, self._temperature_gradient(log_prob.detach()))
+        pending = self._backward(self.policy_optimizer, policy_loss, self._temperature_gradient(log_prob.detach()))
         for parameter in self.critic_parameters:
             parameter.requires_grad_(True)
-
+        # The critics are stepped: the targets follow them while the policy's gradients travel.
+        soft_update(self.target_parameters, self.critic_parameters, self.config.polyak)
+        self._step(self.policy_optimizer, pending)
         if self.config.learn_entropy:
             self._temperature_step()
-        soft_update(self.target_parameters, self.critic_parameters, self.config.polyak)
         return {
             "critic_loss": critic_loss.detach(),
             "policy_loss": policy_loss.detach(),
