@@ -36,17 +36,45 @@ def _assert_same_parameters(torch_model, warp_model):
         np.testing.assert_allclose(got, value.detach().numpy(), **TOL, err_msg=name)
 
 
-def test_one_ppo_update_matches_torch():
-    config = PPOConfig(
-        rollouts=8, learning_epochs=3, mini_batches=1, hidden_sizes=(16, 16), observation_normalization=False,
-        clip_predicted_values=True, entropy_loss_scale=0.01, learning_rate=3e-3,
-    )  # fmt: skip
+class _SameOrders:
+    """The epochs' shuffles, given to both agents: torch.randperm's stand-in and the Warp agent's generator."""
+
+    def __init__(self, count, epochs):
+        rng = np.random.default_rng(5)
+        self.orders = [rng.permutation(count) for _ in range(epochs)]
+        self.torch_calls, self.warp_calls = 0, 0
+
+    def randperm(self, count, device=None):
+        self.torch_calls += 1
+        return torch.tensor(self.orders[self.torch_calls - 1])
+
+    def permutation(self, count):
+        self.warp_calls += 1
+        return self.orders[self.warp_calls - 1]
+
+
+PPO_CASES = {
+    "one minibatch, value clipping, entropy bonus": {
+        "mini_batches": 1, "observation_normalization": False, "clip_predicted_values": True,
+        "entropy_loss_scale": 0.01,
+    },
+    "four shuffled minibatches, observation normaliser": {"mini_batches": 4, "observation_normalization": True},
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("case", PPO_CASES)
+def test_one_ppo_update_matches_torch(monkeypatch, case):
+    config = PPOConfig(rollouts=8, learning_epochs=3, hidden_sizes=(16, 16), learning_rate=3e-3, **PPO_CASES[case])
     num_envs = 2
     torch_agent = build_ppo(config, OBS, ACT, num_envs=num_envs, policy="mlp", device="cpu")
     warp_agent = build_warp_ppo(config, OBS, ACT, num_envs=num_envs, device="cpu")
     _copy(torch_agent.policy, warp_agent.policy)
     _copy(torch_agent.value, warp_agent.value)
     rng = np.random.default_rng(0)
+    if config.observation_normalization:  # the same statistics on both sides, far from (0, 1)
+        seen = rng.normal(2.0, 3.0, size=(50, 3)).astype(np.float32)
+        torch_agent.obs_scaler.update(torch.tensor(seen))
+        warp_agent.obs_scaler.update(seen)
     for step in range(config.rollouts):
         observations = rng.normal(size=(num_envs, 3)).astype(np.float32)
         actions = rng.normal(size=(num_envs, 2)).astype(np.float32)
@@ -68,8 +96,12 @@ def test_one_ppo_update_matches_torch():
         warp_agent.rollout.advance()
         warp_agent.rollout_log_std.assign(log_std[0].numpy())
     next_observations = rng.normal(size=(num_envs, 3)).astype(np.float32)
+    orders = _SameOrders(config.rollouts * num_envs, config.learning_epochs)
+    monkeypatch.setattr(torch, "randperm", orders.randperm)
+    monkeypatch.setattr(warp_agent, "rng", orders)
     want = torch_agent.update(torch.tensor(next_observations))
     got = warp_agent.update(wp.array(next_observations, dtype=wp.float32, device="cpu"))
+    assert orders.torch_calls == orders.warp_calls == config.learning_epochs
     _assert_same_parameters(torch_agent.policy, warp_agent.policy)
     _assert_same_parameters(torch_agent.value, warp_agent.value)
     for key in ("policy_loss", "value_loss", "entropy", "kl", "learning_rate", "policy_std"):
