@@ -14,6 +14,7 @@ from gymnasium import spaces
 
 from gaussrl.agents.config import PPOConfig, SACConfig
 from gaussrl.agents.warp.memory import load_arrays
+from gaussrl.agents.warp.networks import CPU_TILE_2D, CPU_TILE_MIN_BATCH, matmul_tile
 from gaussrl.trainer.build import build_ppo, build_sac
 from gaussrl.trainer.cli import main
 from gaussrl.trainer.loop import TrainConfig, Trainer
@@ -121,13 +122,15 @@ class _FixedDraws:
         return self.index if size is not None else 0
 
 
-def test_one_sac_update_matches_torch(monkeypatch):
+@pytest.mark.parametrize("batch_size", [16, 100])  # 100: CPU_TILE_2D, with a partial tile of rows
+def test_one_sac_update_matches_torch(monkeypatch, batch_size):
     config = SACConfig(
-        batch_size=16, memory_size=64, hidden_sizes=(16, 16), learning_starts=0, grad_norm_clip=1.0,
+        batch_size=batch_size, memory_size=128, hidden_sizes=(16, 16), learning_starts=0, grad_norm_clip=1.0,
         initial_entropy_value=1e-6,
     )  # fmt: skip
     torch_agent = build_sac(config, OBS, ACT, num_envs=1, device="cpu")
     warp_agent = build_warp_sac(config, OBS, ACT, num_envs=1, device="cpu")
+    assert matmul_tile("cpu", batch_size) == (CPU_TILE_2D if batch_size >= CPU_TILE_MIN_BATCH else None)
     # A log-std near -19 makes both policies' samples their (squashed) means to float32 precision, and a
     # temperature of 1e-6 scales the log-density terms (whose -z^2/2 part depends on the noise drawn)
     # down to 1e-6, so the two backends' different random streams cannot make the updates differ.
