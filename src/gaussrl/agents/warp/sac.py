@@ -106,7 +106,7 @@ class SAC:
         """
         memory = self.memory
         if self.obs_scaler is not None:
-            self.obs_scaler.update(memory.row("observations").numpy())
+            self.obs_scaler.update(memory.row("observations"))
         rewards = memory.row("rewards")
         inputs = [step.rewards, self.config.reward_scale]
         wp.launch(scale_kernel, rewards.shape, inputs=inputs, outputs=[rewards], device=self.device)
