@@ -199,17 +199,20 @@ class ArrayStore:
     def __len__(self) -> int:
         return self.capacity if self.filled else self.position
 
-    def gather(self, names: list[str] | tuple[str, ...], index: wp.array) -> dict[str, wp.array]:
-        """Rows ``index`` of the named arrays, into fresh arrays.
+    def gather(
+        self, names: list[str] | tuple[str, ...], index: wp.array, out: dict[str, wp.array] | None = None
+    ) -> dict[str, wp.array]:
+        """Rows ``index`` of the named arrays, into fresh arrays or ``out``'s.
 
         Args:
             names: Array names.
             index: Row indices, int32, on the device.
+            out: Name to (len(index), width) array to write into; None: new arrays.
 
         Returns:
             Name to array of shape (len(index), width).
         """
-        return gather({name: self.arrays[name] for name in names}, index)
+        return gather({name: self.arrays[name] for name in names}, index, out)
 
     def state(self) -> dict[str, Any]:
         """The written rows, position and fill flag, for a checkpoint.
@@ -245,22 +248,24 @@ class ArrayStore:
         self.position, self.filled = int(state["position"]), bool(state["filled"])
 
 
-def gather(arrays: dict[str, wp.array], index: wp.array) -> dict[str, wp.array]:
-    """Rows ``index`` of each array, into fresh arrays (one launch per array).
+def gather(arrays: dict[str, wp.array], index: wp.array, out: dict[str, wp.array] | None = None) -> dict[str, wp.array]:
+    """Rows ``index`` of each array, into fresh arrays or ``out``'s (one launch per array).
 
     Args:
         arrays: Name to (R, width) float32 array.
         index: Row indices, int32, on the arrays' device.
+        out: Name to (len(index), width) array to write into; None: new arrays.
 
     Returns:
         Name to array of shape (len(index), width).
     """
-    out = {}
+    result = {}
     for name, source in arrays.items():
-        target = wp.empty((index.shape[0], source.shape[1]), dtype=f32, device=source.device)
-        wp.launch(gather_kernel, target.shape, inputs=[source, index], outputs=[target], device=source.device)
-        out[name] = target
-    return out
+        shape = (index.shape[0], source.shape[1])
+        target = wp.empty(shape, dtype=f32, device=source.device) if out is None else out[name]
+        wp.launch(gather_kernel, shape, inputs=[source, index], outputs=[target], device=source.device)
+        result[name] = target
+    return result
 
 
 def model_arrays(model: Any) -> dict[str, np.ndarray]:
