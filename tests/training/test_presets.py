@@ -6,7 +6,7 @@ import pytest
 
 from gaussrl.agents.config import PPOConfig
 from gaussrl.trainer.cli import parse
-from gaussrl.trainer.presets import describe, env_from_args
+from gaussrl.trainer.presets import describe, env_from_args, preset_for
 
 
 def test_general_default_discount_is_for_long_horizons():
@@ -19,7 +19,8 @@ def test_general_default_discount_is_for_long_horizons():
         (["train"], 0.95),
         (["train", "--env", "Pendulum-v1"], 0.95),
         (["train", "--env=gaussrl/PendulumNoVel-v1"], 0.9),
-        (["train", "--env", "HalfCheetah-v5"], 0.99),
+        (["train", "--env", "MountainCarContinuous-v0"], 0.99),
+        (["train", "--env", "HalfCheetah-v5"], 0.98),
         (["train", "--ppo.discount-factor", "0.97"], 0.97),
         (["train", "--env", "HalfCheetah-v5", "--ppo.discount-factor", "0.9"], 0.9),
     ],
@@ -27,12 +28,38 @@ def test_general_default_discount_is_for_long_horizons():
 def test_preset_applies_under_the_command_line(args, discount):
     command = parse(args)
     assert command.ppo.discount_factor == discount
-    assert command.ppo.gae_lambda == (0.9 if command.env == "Pendulum-v1" else 0.95)
+    lambdas = {"Pendulum-v1": 0.9, "HalfCheetah-v5": 0.92}
+    assert command.ppo.gae_lambda == lambdas.get(command.env, 0.95)
     assert command.env == env_from_args(args)
+
+
+@pytest.mark.parametrize("env", ["Ant-v5", "Hopper-v4", "Walker2d-v5", "Humanoid-v5", "Swimmer-v5", "HalfCheetah-v3"])
+def test_every_mujoco_locomotion_task_gets_the_family_preset(env):
+    command = parse(["train", "--algo", "sac", "--env", env])
+    assert command.num_envs == 1 and command.eval_episodes == 10
+    assert command.ppo.reward_normalization and command.ppo.activation == "relu"
+    assert command.ppo.hidden_sizes == (256, 256) and command.sac.hidden_sizes == (256, 256)
+    assert command.sac.learning_starts == 10_000 and command.sac.critic_learning_rate == 3e-4
+
+
+@pytest.mark.parametrize("env", ["InvertedPendulum-v5", "HalfCheetahish-v5", "Reacher-v5", "Pendulum-v1"])
+def test_other_tasks_do_not_get_the_mujoco_preset(env):
+    command = parse(["train", "--env", env])
+    assert not command.ppo.reward_normalization and command.ppo.hidden_sizes == (64, 64)
+    assert preset_for(env) is None or preset_for(env)[0] == env
+
+
+def test_the_family_preset_stays_under_the_command_line():
+    command = parse(["train", "--env", "Ant-v5", "--ppo.no-reward-normalization", "--num-envs", "4"])
+    assert not command.ppo.reward_normalization and command.num_envs == 4
+    assert command.ppo.learning_epochs == 20
 
 
 def test_describe_names_the_values():
     assert describe("Pendulum-v1") == (
         "preset for Pendulum-v1: ppo.discount_factor=0.95, ppo.gae_lambda=0.9 (options on the command line override it)"
     )
-    assert describe("HalfCheetah-v5") is None
+    assert describe("MountainCarContinuous-v0") is None
+    note = describe("Ant-v5", "sac")
+    assert note.startswith("preset for the MuJoCo locomotion family: sac.hidden_sizes=(256, 256), ")
+    assert "ppo." not in note and "num_envs=1" in note

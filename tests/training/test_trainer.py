@@ -55,12 +55,23 @@ def _assert_same_state(a, b, path=""):
         assert a == b, path
 
 
-@pytest.mark.parametrize("algo", ["ppo", "sac"])
-def test_resume_equals_uninterrupted(tmp_path, algo):
-    # 2 envs x 200 steps: the checkpoint at 400 env steps falls on Pendulum's episode boundary.
-    whole_summary, whole = _train(_config(tmp_path, "whole", algo=algo, num_envs=2, timesteps=800))
-    _train(_config(tmp_path, "part", algo=algo, num_envs=2, timesteps=400))
-    resumed_config = _config(tmp_path, "part", algo=algo, num_envs=2, timesteps=800, resume=str(tmp_path / "part"))
+RETURN_SCALED_PPO = dataclasses.replace(TINY_PPO, reward_normalization=True, activation="relu", rollouts=50)
+
+
+@pytest.mark.parametrize(
+    ("algo", "ppo"),
+    [("ppo", TINY_PPO), ("sac", TINY_PPO), ("ppo", RETURN_SCALED_PPO)],
+    ids=["ppo", "sac", "ppo-scaled"],
+)
+def test_resume_equals_uninterrupted(tmp_path, algo, ppo):
+    # 2 envs x 200 steps: the checkpoint at 400 env steps falls on Pendulum's episode boundary (an environment's
+    # own state mid-episode is not part of a checkpoint).
+    common = {"algo": algo, "num_envs": 2, "ppo": ppo}
+    whole_summary, whole = _train(_config(tmp_path, "whole", timesteps=800, **common))
+    _train(_config(tmp_path, "part", timesteps=400, **common))
+    if ppo.reward_normalization:
+        assert whole["reward_scaler"]["count"].item() == 800  # one return per environment step
+    resumed_config = _config(tmp_path, "part", timesteps=800, resume=str(tmp_path / "part"), **common)
     resumed_summary, resumed = _train(resumed_config)
     _assert_same_state(whole, resumed)
     assert resumed_summary["eval_return_mean"] == whole_summary["eval_return_mean"]

@@ -16,6 +16,7 @@ from typing import Literal
 from gaussrl.core.errors import ConfigError, ConfigTypeError
 
 Scheduler = Literal["constant", "kl_adaptive", "linear"]
+Activation = Literal["tanh", "relu"]
 
 
 def _default(config: object, name: str) -> str:
@@ -116,8 +117,14 @@ class PPOConfig:
     """On truncation, add gamma * V(final observation) to the reward (bootstrap); never on termination."""
     reward_scale: float = 1.0
     """Rewards are multiplied by this before learning (skrl: rewards_shaper)."""
+    reward_normalization: bool = False
+    """Divide rewards (after reward_scale) by the running std of each environment's discounted return,
+    clipped to +-10 (as SB3's VecNormalize): brings rewards of any scale (MuJoCo's are tens per step)
+    to values the value network fits well."""
     hidden_sizes: tuple[int, ...] = (64, 64)
     """Hidden layer widths of the policy and value networks."""
+    activation: Activation = "tanh"
+    """Hidden activation of the policy and value networks: "tanh" or "relu"."""
     initial_log_std: float = 0.0
     """Initial log-std of the policy, in units of the action range normalised to [-1, 1]."""
     rnn_hidden_size: int = 64
@@ -142,6 +149,8 @@ class PPOConfig:
         _check_range(self, "reward_scale", 0.0, math.inf, closed="()")
         _check_range(self, "initial_log_std", -20.0, 2.0)
         _check_sizes("hidden_sizes", self.hidden_sizes)
+        if self.activation not in ("tanh", "relu"):
+            raise ConfigError(f"activation={self.activation!r} must be 'tanh' or 'relu' (the default is 'tanh').")
         if self.learning_rate_scheduler not in ("constant", "kl_adaptive", "linear"):
             raise ConfigError(
                 f"learning_rate_scheduler={self.learning_rate_scheduler!r} must be 'constant', 'kl_adaptive' or "

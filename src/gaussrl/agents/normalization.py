@@ -78,3 +78,63 @@ class RunningMoments:
         self.mean = np.array(state["mean"], dtype=np.float64)
         self.var = np.array(state["var"], dtype=np.float64)
         self.count = float(np.asarray(state["count"]))
+
+
+RETURN_CLIP = 10.0
+"""Normalised rewards are clipped to +-this (SB3's VecNormalize ``clip_reward``)."""
+
+
+class ReturnNormalizer:
+    """Rewards divided by the running std of each environment's discounted return, clipped to +-10.
+
+    Each environment keeps its discounted return ``G <- discount * G + r`` (reset to 0 where an
+    episode ended); the running variance of those returns over every environment and step sets
+    the scale, ``r / max(std(G), STD_FLOOR)``. Dividing by the std of the return rather than of
+    the reward keeps the value targets near unit scale whatever the horizon (Engstrom et al.,
+    2020, "Implementation matters in deep policy gradients"). Rewards are not centred: that
+    would change which behaviour is optimal when episodes can end early.
+
+    Args:
+        num_envs: Parallel environments.
+        discount_factor: The agent's discount.
+    """
+
+    def __init__(self, num_envs: int, discount_factor: float) -> None:
+        self.discount_factor = discount_factor
+        self.returns = np.zeros(num_envs)
+        self.moments = RunningMoments(1)
+
+    def __call__(self, rewards: np.ndarray, dones: np.ndarray) -> np.ndarray:
+        """Fold this step's rewards into the returns and their statistics; return the scaled rewards.
+
+        Args:
+            rewards: Shape (N, 1) or (N,).
+            dones: Same shape, bool: the episode ended at this step (its return restarts at 0).
+
+        Returns:
+            The scaled rewards, same shape and dtype as ``rewards``.
+        """
+        flat = np.asarray(rewards, dtype=np.float64).reshape(-1)
+        self.returns = self.returns * self.discount_factor + flat
+        self.moments.update(self.returns[:, None])
+        std = max(float(np.sqrt(self.moments.var[0])), STD_FLOOR)
+        scaled = np.clip(np.asarray(rewards) / std, -RETURN_CLIP, RETURN_CLIP).astype(np.asarray(rewards).dtype)
+        self.returns[np.asarray(dones).reshape(-1)] = 0.0
+        return scaled
+
+    def state(self) -> dict[str, np.ndarray]:
+        """The returns in progress and their statistics, for a checkpoint.
+
+        Returns:
+            ``{"returns", "mean", "var", "count"}``, float64 arrays (copies).
+        """
+        return {"returns": self.returns.copy(), **self.moments.state()}
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        """Restore what :meth:`state` returned.
+
+        Args:
+            state: ``{"returns", "mean", "var", "count"}``, arrays or CPU tensors.
+        """
+        self.returns = np.array(state["returns"], dtype=np.float64)
+        self.moments.load_state(state)

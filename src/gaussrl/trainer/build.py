@@ -77,10 +77,13 @@ def build_ppo(
             observation_space,
             action_space,
             hidden_sizes=config.hidden_sizes,
+            activation=config.activation,
             initial_log_std=config.initial_log_std,
             device=device,
         )
-        critic = ValueMLP(observation_space, hidden_sizes=config.hidden_sizes, device=device)
+        critic = ValueMLP(
+            observation_space, hidden_sizes=config.hidden_sizes, activation=config.activation, device=device
+        )
     else:
         actor, critic = _recurrent_pair(
             config, observation_space, action_space, num_envs=num_envs, cell=policy, device=device
@@ -108,12 +111,19 @@ def _recurrent_pair(
         num_envs=num_envs,
         cell=cell,
         hidden_sizes=config.hidden_sizes,
+        activation=config.activation,
         initial_log_std=config.initial_log_std,
         device=device,
         **common,
     )
     critic = RecurrentValue(
-        observation_space, num_envs=num_envs, cell=cell, hidden_sizes=config.hidden_sizes, device=device, **common
+        observation_space,
+        num_envs=num_envs,
+        cell=cell,
+        hidden_sizes=config.hidden_sizes,
+        activation=config.activation,
+        device=device,
+        **common,
     )
     return actor, critic
 

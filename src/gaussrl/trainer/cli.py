@@ -53,10 +53,14 @@ class EvalArgs:
 
 @dataclass(frozen=True, kw_only=True)
 class PlotArgs:
-    """Write learning_curve.png (episode return vs steps, with evaluation points) into a run directory."""
+    """Plot learning curves: one run's episodes and evaluations, or several runs' evaluations in one figure."""
 
-    run_dir: Annotated[str, tyro.conf.Positional]
-    """Run directory written by gaussrl train."""
+    run_dirs: Annotated[tuple[str, ...], tyro.conf.Positional]
+    """Run directories written by gaussrl train (one: DIR/learning_curve.png; several: one line per run)."""
+    out: str | None = None
+    """The PNG file; None: DIR/learning_curve.png for one run, learning_curves.png here for several."""
+    reference: tuple[str, ...] = ()
+    """Horizontal reference lines, NAME=VALUE each (e.g. zoo=9535)."""
 
 
 def _tuples(data: dict[str, Any]) -> dict[str, Any]:
@@ -142,7 +146,7 @@ def _run(command: Any) -> int:
         world, device = start_world(command.device, command.dist_timeout)
         try:
             trainer = _trainer(dataclasses.replace(command, device=device), world)
-            note = describe(command.env)
+            note = describe(command.env, command.algo)
             resumed_step = getattr(trainer, "resumed_step", None)
             if resumed_step is not None:
                 note = f"resuming {trainer.dir} from its checkpoint of step {resumed_step}"
@@ -169,9 +173,18 @@ def _run(command: Any) -> int:
         path = export_run(command.run_dir, format=command.format, out=command.out, checkpoint=command.checkpoint)
         print(f"wrote {path}")
         return 0
-    from gaussrl.trainer.plot import plot_run  # noqa: PLC0415
+    return _plot(command)
 
-    print(f"wrote {plot_run(command.run_dir)}")
+
+def _plot(command: PlotArgs) -> int:
+    from gaussrl.trainer.plot import parse_reference, plot_run, plot_runs  # noqa: PLC0415 (imports matplotlib)
+
+    references = [parse_reference(text) for text in command.reference]
+    if len(command.run_dirs) == 1:  # one run keeps its own figure: training episodes as well as evaluations
+        path = plot_run(command.run_dirs[0], out=command.out, references=references)
+    else:
+        path = plot_runs(command.run_dirs, command.out, references=references)
+    print(f"wrote {path}")
     return 0
 
 

@@ -56,6 +56,11 @@ def check_config(config: TrainConfig) -> None:
             f"gymnax environments train PPO with an MLP policy (got --algo {config.algo} --policy {config.policy}); "
             f"use --algo ppo --policy mlp."
         )
+    if config.ppo.reward_normalization:
+        raise ConfigError(
+            f"--ppo.reward-normalization is not part of the compiled gymnax trainer ({config.env!r}); drop it "
+            f"(gymnax's Pendulum rewards need no scaling), or train a Gymnasium id with --backend torch or jax."
+        )
 
 
 def chunk_updates(total_updates: int, per_update: int, config: TrainConfig) -> int:
@@ -118,9 +123,13 @@ def build_run(config: TrainConfig) -> tuple[ppo_core.PPOModels, gymnax_envs.VecE
     env = gymnax_envs.make(config.env, config.envs)
     box = spaces.Box(-1.0, 1.0, (env.num_actions,), np.float32)
     policy = GaussianMLPPolicy(
-        env.num_observations, box, hidden_sizes=cfg.hidden_sizes, initial_log_std=cfg.initial_log_std
+        env.num_observations,
+        box,
+        hidden_sizes=cfg.hidden_sizes,
+        activation=cfg.activation,
+        initial_log_std=cfg.initial_log_std,
     )
-    value = ValueMLP(env.num_observations, hidden_sizes=cfg.hidden_sizes)
+    value = ValueMLP(env.num_observations, hidden_sizes=cfg.hidden_sizes, activation=cfg.activation)
     policy.init_state_dict(role="policy", key=config.seed)
     value.init_state_dict(role="value", key=config.seed + 1)
     models = ppo_core.PPOModels(policy, value)

@@ -120,6 +120,13 @@ class TrainConfig:
         envs = self.num_envs
         if envs is not None and (isinstance(envs, bool) or not isinstance(envs, int) or envs < 1):
             raise ConfigError(f"num_envs={envs!r} must be a positive integer, or None for the algorithm's default.")
+        self._check_backend()
+        if self.algo == "sac" and self.policy != "mlp":
+            raise ConfigError(f"policy={self.policy!r} is for PPO; SAC trains an MLP policy (--policy mlp).")
+        check_resume_options(resume=self.resume, out=self.out, checkpoint=self.checkpoint, force=self.force)
+
+    def _check_backend(self) -> None:
+        """Raise a ``ConfigError`` for options the chosen backend does not train with."""
         if self.backend not in BACKENDS:
             raise ConfigError(f"backend={self.backend!r} must be one of {BACKENDS} (the default is 'torch').")
         if self.backend != "torch" and self.policy != "mlp":
@@ -131,9 +138,11 @@ class TrainConfig:
                 f"nproc={self.nproc}: data-parallel processes train on the torch backend only; use --nproc 1 "
                 f"with --backend {self.backend}."
             )
-        if self.algo == "sac" and self.policy != "mlp":
-            raise ConfigError(f"policy={self.policy!r} is for PPO; SAC trains an MLP policy (--policy mlp).")
-        check_resume_options(resume=self.resume, out=self.out, checkpoint=self.checkpoint, force=self.force)
+        if self.backend == "warp" and self.algo == "ppo" and self.ppo.reward_normalization:
+            raise ConfigError(
+                "--ppo.reward-normalization is implemented by the torch and jax agents, not the Warp agent; use "
+                "--backend torch or jax, or drop it (--ppo.no-reward-normalization)."
+            )
 
     @property
     def envs(self) -> int:

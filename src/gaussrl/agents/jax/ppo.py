@@ -22,6 +22,7 @@ from gaussrl.agents.jax.networks import GaussianMLPPolicy, ValueMLP
 from gaussrl.agents.jax.normalization import RunningStats, denormalize, normalize, stats_init, stats_update
 from gaussrl.agents.jax.ppo_core import PPOModels, PPOState, Rollout, init_state, make_update
 from gaussrl.agents.jax.storage import EVAL_SEED, jax_key, key_array, restore_leaves
+from gaussrl.agents.normalization import ReturnNormalizer
 from gaussrl.envs.step import ArrayStep
 
 ROLLOUT_FIELDS = Rollout._fields
@@ -94,15 +95,20 @@ class PPO:
         config.check_batch(num_envs, recurrent=False)
         hidden = config.hidden_sizes
         policy = GaussianMLPPolicy(
-            observation_space, action_space, hidden_sizes=hidden, initial_log_std=config.initial_log_std
+            observation_space,
+            action_space,
+            hidden_sizes=hidden,
+            activation=config.activation,
+            initial_log_std=config.initial_log_std,
         )
-        value = ValueMLP(observation_space, hidden_sizes=hidden)
+        value = ValueMLP(observation_space, hidden_sizes=hidden, activation=config.activation)
         keys = jax.random.split(jax_key(seed), 3)
         policy.init_state_dict(role="policy", key=keys[0])
         value.init_state_dict(role="value", key=keys[1])
         self.models, self.config, self.num_envs = PPOModels(policy, value), config, num_envs
         self.learning: PPOState = init_state(self.models, config)
         self.obs_stats = stats_init(policy.num_observations) if config.observation_normalization else None
+        self.reward_scaler = ReturnNormalizer(num_envs, config.discount_factor) if config.reward_normalization else None
         self.key, self.eval_key = keys[2], jax_key(EVAL_SEED)
         num_obs, num_actions, steps = policy.num_observations, policy.num_actions, config.rollouts
         widths = {"observations": num_obs, "actions": num_actions, "mean_actions": num_actions}
@@ -146,12 +152,15 @@ class PPO:
         """
         cfg = self.config
         rewards = step.rewards * cfg.reward_scale if cfg.reward_scale != 1.0 else step.rewards
+        dones = step.terminated | step.truncated
+        if self.reward_scaler is not None:
+            rewards = self.reward_scaler(rewards, dones)
         if cfg.time_limit_bootstrap and step.truncated.any():
             bootstrap = step.truncated & ~step.terminated
             params = self.learning.params["value"]
             final = self._values(params, self._value_stats(), self.obs_stats, step.final_observations)
             rewards = rewards + cfg.discount_factor * np.asarray(final) * bootstrap
-        row = {**self._pending, "rewards": rewards, "dones": step.terminated | step.truncated}
+        row = {**self._pending, "rewards": rewards, "dones": dones}
         for name, value in row.items():
             self.rollout[name][self.position] = value
         self._pending = {}
@@ -217,6 +226,7 @@ class PPO:
         return {
             "learning": [np.asarray(leaf) for leaf in jax.tree_util.tree_leaves(self.learning)],
             "obs_stats": None if self.obs_stats is None else [np.asarray(x) for x in self.obs_stats],
+            "reward_scaler": None if self.reward_scaler is None else self.reward_scaler.state(),
             "key": key_array(self.key),
             "rollout": {name: array.copy() for name, array in self.rollout.items()},
             "position": self.position,
@@ -232,6 +242,8 @@ class PPO:
         self.learning = restore_leaves(self.learning, state["learning"])
         if self.obs_stats is not None:
             self.obs_stats = restore_leaves(self.obs_stats, state["obs_stats"])
+        if self.reward_scaler is not None:
+            self.reward_scaler.load_state({k: np.asarray(v) for k, v in state["reward_scaler"].items()})
         self.key = jax_key(np.asarray(state["key"]))
         for name, array in self.rollout.items():
             array[...] = np.asarray(state["rollout"][name])

@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from gaussrl.agents.config import PPOConfig
+from gaussrl.agents.normalization import ReturnNormalizer
 from gaussrl.agents.schedules import adapt_learning_rate, linear_fraction
 from gaussrl.agents.torch.distributed import World
 from gaussrl.agents.torch.memory import TensorStore, compute_gae
@@ -62,6 +63,7 @@ class PPO:
         num_obs, num_actions = policy.num_observations, policy.num_actions
         self.obs_scaler = self.world.scaler(num_obs, self.device) if config.observation_normalization else None
         self.value_scaler = self.world.scaler(1, self.device) if config.value_normalization else None
+        self.reward_scaler = ReturnNormalizer(num_envs, config.discount_factor) if config.reward_normalization else None
         f32 = torch.float32
         specs: dict[str, tuple[tuple[int, ...], torch.dtype]] = {
             "observations": ((num_obs,), f32),
@@ -143,11 +145,14 @@ class PPO:
         pending = self._pending
         next_policy_states, next_value_states = pending.pop("next_states")
         rewards = step.rewards if self.config.reward_scale == 1.0 else step.rewards * self.config.reward_scale
+        dones = step.terminated | step.truncated
+        if self.reward_scaler is not None:
+            scaled = self.reward_scaler(rewards.cpu().numpy(), dones.cpu().numpy())
+            rewards = torch.from_numpy(scaled).to(self.device)
         if self.config.time_limit_bootstrap and bool(step.truncated.any()):
             bootstrap = step.truncated & ~step.terminated
             final_values, _ = self._values(self._normalize(step.final_observations), next_value_states)
             rewards = rewards + self.config.discount_factor * final_values * bootstrap
-        dones = step.terminated | step.truncated
         hidden = {f"policy_rnn{i}": s.movedim(1, 0) for i, s in enumerate(self.policy_states)}
         hidden.update({f"value_rnn{i}": s.movedim(1, 0) for i, s in enumerate(self.value_states)})
         self.rollout.add(**pending, rewards=rewards, dones=dones, **hidden)
@@ -361,6 +366,9 @@ class PPO:
             "optimizer": self.optimizer.state_dict(),
             "obs_scaler": self.obs_scaler.state() if self.obs_scaler else None,
             "value_scaler": self.value_scaler.state() if self.value_scaler else None,
+            "reward_scaler": (
+                {k: torch.from_numpy(v) for k, v in self.reward_scaler.state().items()} if self.reward_scaler else None
+            ),
             "rollout": self.rollout.state(),
             "policy_states": list(self.policy_states),
             "value_states": list(self.value_states),
@@ -379,6 +387,8 @@ class PPO:
         for scaler, key in ((self.obs_scaler, "obs_scaler"), (self.value_scaler, "value_scaler")):
             if scaler is not None:
                 scaler.load_state(state[key])
+        if self.reward_scaler is not None:
+            self.reward_scaler.load_state({k: v.numpy() for k, v in state["reward_scaler"].items()})
         self.rollout.load_state(state["rollout"])
         self.policy_states = [s.to(self.device) for s in state["policy_states"]]
         self.value_states = [s.to(self.device) for s in state["value_states"]]

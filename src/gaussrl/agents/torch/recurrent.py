@@ -19,7 +19,7 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
-from gaussrl.agents.torch.networks import mlp
+from gaussrl.agents.torch.networks import Activation, mlp
 from gaussrl.core.errors import ConfigError
 from gaussrl.core.spaces import SpaceLike
 from gaussrl.models.torch import DeterministicMixin, GaussianMixin, Model
@@ -151,6 +151,7 @@ class RecurrentGaussianPolicy(GaussianMixin, Model):
         num_layers: int = 1,
         sequence_length: int = 16,
         hidden_sizes: Sequence[int] = (64,),
+        activation: Activation = "tanh",
         initial_log_std: float = 0.0,
         device: str | torch.device | None = None,
     ) -> None:
@@ -159,7 +160,7 @@ class RecurrentGaussianPolicy(GaussianMixin, Model):
         self.num_envs = num_envs
         self.sequence_length = sequence_length
         self.core = RecurrentCore(self.num_observations, cell, hidden_size, num_layers)
-        self.net = mlp(hidden_size, hidden_sizes, self.num_actions, activation="tanh", output_gain=0.01)
+        self.net = mlp(hidden_size, hidden_sizes, self.num_actions, activation=activation, output_gain=0.01)
         self.log_std_parameter = nn.Parameter(torch.full((self.num_actions,), float(initial_log_std)))
         self.to(self.device)
 
@@ -196,6 +197,7 @@ class RecurrentValue(DeterministicMixin, Model):
         num_layers: Recurrent layers.
         sequence_length: Training sequence length L.
         hidden_sizes: MLP widths after the core.
+        activation: Activation between the MLP's layers.
         device: Device.
     """
 
@@ -209,6 +211,7 @@ class RecurrentValue(DeterministicMixin, Model):
         num_layers: int = 1,
         sequence_length: int = 16,
         hidden_sizes: Sequence[int] = (64,),
+        activation: Activation = "tanh",
         device: str | torch.device | None = None,
     ) -> None:
         Model.__init__(self, observation_space=observation_space, action_space=1, device=device)
@@ -216,7 +219,7 @@ class RecurrentValue(DeterministicMixin, Model):
         self.num_envs = num_envs
         self.sequence_length = sequence_length
         self.core = RecurrentCore(self.num_observations, cell, hidden_size, num_layers)
-        self.net = mlp(hidden_size, hidden_sizes, 1, activation="tanh", output_gain=1.0)
+        self.net = mlp(hidden_size, hidden_sizes, 1, activation=activation, output_gain=1.0)
         self.to(self.device)
 
     def get_specification(self) -> dict[str, Any]:
