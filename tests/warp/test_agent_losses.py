@@ -11,6 +11,7 @@ import warp as wp
 from gaussrl.agents.schedules import adapt_learning_rate
 from gaussrl.agents.torch.memory import compute_gae
 from gaussrl.agents.warp import losses
+from gaussrl.agents.warp.memory import Scaler
 from gaussrl.agents.warp.optim import Adam
 
 TOL = {"rtol": 1e-5, "atol": 1e-5}
@@ -189,3 +190,24 @@ def test_adam_with_clipping_matches_torch(max_norm):
     restored.load_state(adam.state())
     np.testing.assert_array_equal(restored.v[0].numpy(), adam.v[0].numpy())
     assert restored.lr.numpy()[0] == np.float32(1e-2) and restored.step_count.numpy()[0] == 3
+
+
+def test_scaler_statistics_on_the_device_match_numpy_over_all_batches():
+    rng = np.random.default_rng(3)
+    moments = [(5.0, 3.0, 7), (-2.0, 0.5, 1), (0.0, 2.0, 300)]
+    batches = [rng.normal(loc, scale, size=(rows, 2)).astype(np.float32) for loc, scale, rows in moments]
+    scaler = Scaler(2, "cpu")
+    for batch in batches[:2]:
+        scaler.update(batch)  # host values
+    scaler.update(_wp(batches[2]))  # a device array
+    seen = np.concatenate(batches).astype(np.float64)
+    state = scaler.state()
+    np.testing.assert_allclose(state["mean"], seen.mean(0), rtol=1e-12)
+    np.testing.assert_allclose(state["var"], seen.var(0), rtol=1e-12)
+    assert float(state["count"]) == len(seen)
+    x = rng.normal(0, 20, size=(50, 2)).astype(np.float32)
+    want = np.clip((x - seen.mean(0)) / seen.std(0), -5.0, 5.0)
+    np.testing.assert_allclose(scaler.normalize(_wp(x)).numpy(), want, **TOL)
+    restored = Scaler(2, "cpu")
+    restored.load_state(state)
+    np.testing.assert_array_equal(restored.normalize(_wp(x)).numpy(), scaler.normalize(_wp(x)).numpy())

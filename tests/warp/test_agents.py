@@ -14,6 +14,7 @@ from gymnasium import spaces
 
 from gaussrl.agents.config import PPOConfig, SACConfig
 from gaussrl.agents.warp.memory import load_arrays
+from gaussrl.agents.warp.networks import CPU_TILE_2D, CPU_TILE_MIN_BATCH, matmul_tile
 from gaussrl.trainer.build import build_ppo, build_sac
 from gaussrl.trainer.cli import main
 from gaussrl.trainer.loop import TrainConfig, Trainer
@@ -36,17 +37,45 @@ def _assert_same_parameters(torch_model, warp_model):
         np.testing.assert_allclose(got, value.detach().numpy(), **TOL, err_msg=name)
 
 
-def test_one_ppo_update_matches_torch():
-    config = PPOConfig(
-        rollouts=8, learning_epochs=3, mini_batches=1, hidden_sizes=(16, 16), observation_normalization=False,
-        clip_predicted_values=True, entropy_loss_scale=0.01, learning_rate=3e-3,
-    )  # fmt: skip
+class _SameOrders:
+    """The epochs' shuffles, given to both agents: torch.randperm's stand-in and the Warp agent's generator."""
+
+    def __init__(self, count, epochs):
+        rng = np.random.default_rng(5)
+        self.orders = [rng.permutation(count) for _ in range(epochs)]
+        self.torch_calls, self.warp_calls = 0, 0
+
+    def randperm(self, count, device=None):
+        self.torch_calls += 1
+        return torch.tensor(self.orders[self.torch_calls - 1])
+
+    def permutation(self, count):
+        self.warp_calls += 1
+        return self.orders[self.warp_calls - 1]
+
+
+PPO_CASES = {
+    "one minibatch, value clipping, entropy bonus": {
+        "mini_batches": 1, "observation_normalization": False, "clip_predicted_values": True,
+        "entropy_loss_scale": 0.01,
+    },
+    "four shuffled minibatches, observation normaliser": {"mini_batches": 4, "observation_normalization": True},
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("case", PPO_CASES)
+def test_one_ppo_update_matches_torch(monkeypatch, case):
+    config = PPOConfig(rollouts=8, learning_epochs=3, hidden_sizes=(16, 16), learning_rate=3e-3, **PPO_CASES[case])
     num_envs = 2
     torch_agent = build_ppo(config, OBS, ACT, num_envs=num_envs, policy="mlp", device="cpu")
     warp_agent = build_warp_ppo(config, OBS, ACT, num_envs=num_envs, device="cpu")
     _copy(torch_agent.policy, warp_agent.policy)
     _copy(torch_agent.value, warp_agent.value)
     rng = np.random.default_rng(0)
+    if config.observation_normalization:  # the same statistics on both sides, far from (0, 1)
+        seen = rng.normal(2.0, 3.0, size=(50, 3)).astype(np.float32)
+        torch_agent.obs_scaler.update(torch.tensor(seen))
+        warp_agent.obs_scaler.update(seen)
     for step in range(config.rollouts):
         observations = rng.normal(size=(num_envs, 3)).astype(np.float32)
         actions = rng.normal(size=(num_envs, 2)).astype(np.float32)
@@ -68,8 +97,12 @@ def test_one_ppo_update_matches_torch():
         warp_agent.rollout.advance()
         warp_agent.rollout_log_std.assign(log_std[0].numpy())
     next_observations = rng.normal(size=(num_envs, 3)).astype(np.float32)
+    orders = _SameOrders(config.rollouts * num_envs, config.learning_epochs)
+    monkeypatch.setattr(torch, "randperm", orders.randperm)
+    monkeypatch.setattr(warp_agent, "rng", orders)
     want = torch_agent.update(torch.tensor(next_observations))
     got = warp_agent.update(wp.array(next_observations, dtype=wp.float32, device="cpu"))
+    assert orders.torch_calls == orders.warp_calls == config.learning_epochs
     _assert_same_parameters(torch_agent.policy, warp_agent.policy)
     _assert_same_parameters(torch_agent.value, warp_agent.value)
     for key in ("policy_loss", "value_loss", "entropy", "kl", "learning_rate", "policy_std"):
@@ -89,13 +122,15 @@ class _FixedDraws:
         return self.index if size is not None else 0
 
 
-def test_one_sac_update_matches_torch(monkeypatch):
+@pytest.mark.parametrize("batch_size", [16, 100])  # 100: CPU_TILE_2D, with a partial tile of rows
+def test_one_sac_update_matches_torch(monkeypatch, batch_size):
     config = SACConfig(
-        batch_size=16, memory_size=64, hidden_sizes=(16, 16), learning_starts=0, grad_norm_clip=1.0,
+        batch_size=batch_size, memory_size=128, hidden_sizes=(16, 16), learning_starts=0, grad_norm_clip=1.0,
         initial_entropy_value=1e-6,
     )  # fmt: skip
     torch_agent = build_sac(config, OBS, ACT, num_envs=1, device="cpu")
     warp_agent = build_warp_sac(config, OBS, ACT, num_envs=1, device="cpu")
+    assert matmul_tile("cpu", batch_size) == (CPU_TILE_2D if batch_size >= CPU_TILE_MIN_BATCH else None)
     # A log-std near -19 makes both policies' samples their (squashed) means to float32 precision, and a
     # temperature of 1e-6 scales the log-density terms (whose -z^2/2 part depends on the noise drawn)
     # down to 1e-6, so the two backends' different random streams cannot make the updates differ.

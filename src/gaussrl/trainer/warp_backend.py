@@ -18,7 +18,7 @@ from gymnasium import spaces
 
 from gaussrl.agents.config import PPOConfig, SACConfig
 from gaussrl.agents.warp import PPO, SAC, WarpStep
-from gaussrl.agents.warp.networks import QMLP, GaussianMLPPolicy, ValueMLP
+from gaussrl.agents.warp.networks import QMLP, GaussianMLPPolicy, ValueMLP, matmul_tile
 from gaussrl.envs.gymnasium import Step, TorchVecEnv
 
 if TYPE_CHECKING:
@@ -268,6 +268,7 @@ def build_warp_sac(
     Returns:
         The agent.
     """
+    tile_2d = matmul_tile(device, config.batch_size)
     policy = GaussianMLPPolicy(
         observation_space,
         action_space,
@@ -277,11 +278,15 @@ def build_warp_sac(
         squash_actions=True,
         device=device,
         seed=seed,
+        tile_2d=tile_2d,
     )
     critics = [
-        QMLP(observation_space, action_space, hidden_sizes=config.hidden_sizes, device=device, seed=seed + 1 + i)
+        QMLP(
+            observation_space, action_space, hidden_sizes=config.hidden_sizes, device=device, seed=seed + 1 + i,
+            tile_2d=tile_2d,
+        )
         for i in range(4)
-    ]
+    ]  # fmt: skip
     return SAC(
         policy=policy,
         critics=(critics[0], critics[1]),

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import warp as wp
 
-from gaussrl.agents.normalizer import NORMALIZED_CLIP
+from gaussrl.agents.normalizer import NORMALIZED_CLIP, STD_FLOOR
 
 MODULE = "gaussrl_agents"
 f32 = wp.float32
@@ -48,6 +48,42 @@ def normalize_kernel(
     i, j = wp.tid()
     y = (x[i, j] - mean[j]) / std[j]
     out[i, j] = wp.clamp(y, -wp.static(NORMALIZED_CLIP), wp.static(NORMALIZED_CLIP))
+
+
+@wp.kernel(module=MODULE, enable_backward=False)
+def fold_kernel(  # noqa: PLR0917 (Warp kernels take positional arguments)
+    x: wp.array2d(dtype=f32),
+    mean: wp.array1d(dtype=wp.float64),
+    var: wp.array1d(dtype=wp.float64),
+    count: wp.array1d(dtype=wp.float64),
+    mean32: wp.array1d(dtype=f32),
+    std32: wp.array1d(dtype=f32),
+):
+    """Fold the batch ``x`` (B, F) into running float64 statistics; launched over one thread.
+
+    The batch's two-pass mean and population variance, merged as
+    :func:`gaussrl.core.running.merge_moments` does (Chan et al., 1979); then the float32 mean and
+    ``max(sqrt(var), STD_FLOOR)`` that normalising reads. One thread: the count is shared by the
+    features, and a batch is a rollout's returns (a few thousand values) or one step's observations.
+    """
+    m = wp.float64(x.shape[0])
+    n = count[0]
+    total = n + m
+    for j in range(x.shape[1]):
+        s = wp.float64(0.0)
+        for i in range(x.shape[0]):
+            s += wp.float64(x[i, j])
+        batch_mean = s / m
+        squares = wp.float64(0.0)
+        for i in range(x.shape[0]):
+            centered = wp.float64(x[i, j]) - batch_mean
+            squares += centered * centered
+        delta = batch_mean - mean[j]
+        var[j] = (var[j] * n + squares + delta * delta * (n * m / total)) / total
+        mean[j] = mean[j] + delta * (m / total)
+        mean32[j] = f32(mean[j])
+        std32[j] = f32(wp.max(wp.sqrt(var[j]), wp.float64(wp.static(STD_FLOOR))))
+    count[0] = total
 
 
 @wp.kernel(module=MODULE, enable_backward=False)

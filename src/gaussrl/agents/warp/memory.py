@@ -1,9 +1,9 @@
 """Storage of the Warp agents: running normalisation, the PPO rollout and the SAC replay buffer.
 
 Arrays are float32 ``warp.array`` objects on the agent's device, one row per (step, env)
-sample, flattened row-major (row ``t * N + j``). The normalisation statistics are kept in
-float64 NumPy by :mod:`gaussrl.agents.normalizer` (shared with the torch agents) and mirrored
-to the device as float32 mean and std after each update.
+sample, flattened row-major (row ``t * N + j``). The normalisation statistics are float64
+arrays on the device, updated there by :func:`gaussrl.agents.warp.kernels.fold_kernel` (the
+update of :func:`gaussrl.core.running.merge_moments`), so that an update never reads back.
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ from typing import Any
 import numpy as np
 import warp as wp
 
-from gaussrl.agents.normalizer import floored_std, fold_batch
-from gaussrl.agents.warp.kernels import denormalize_kernel, gather_kernel, normalize_kernel
+from gaussrl.agents.normalizer import STD_FLOOR
+from gaussrl.agents.warp.kernels import denormalize_kernel, fold_kernel, gather_kernel, normalize_kernel
 
 f32 = wp.float32
 SEED_BOUND = 2**31 - 1
@@ -69,7 +69,7 @@ def column(values: np.ndarray, device: Any) -> wp.array:
 
 
 class Scaler:
-    """Running mean and std of a stream of batches, normalising on the device.
+    """Running mean and std of a stream of batches, kept and applied on the device.
 
     Args:
         size: Number of features.
@@ -78,22 +78,24 @@ class Scaler:
 
     def __init__(self, size: int, device: Any) -> None:
         self.device = device
-        self.mean, self.var, self.count = np.zeros(size), np.ones(size), np.zeros(())
+        self.mean = wp.zeros(size, dtype=wp.float64, device=device)
+        self.var = wp.ones(size, dtype=wp.float64, device=device)
+        self.count = wp.zeros(1, dtype=wp.float64, device=device)
         self.mean32 = wp.zeros(size, dtype=f32, device=device)
         self.std32 = wp.ones(size, dtype=f32, device=device)
 
-    def _upload(self) -> None:
-        self.mean32.assign(self.mean.astype(np.float32))
-        self.std32.assign(floored_std(self.var).astype(np.float32))
-
-    def update(self, batch: np.ndarray) -> None:
-        """Fold a host batch (B, size) into the statistics.
+    def update(self, batch: wp.array | np.ndarray) -> None:
+        """Fold a batch (B, size) into the statistics, on the device.
 
         Args:
-            batch: Shape (B, size).
+            batch: Shape (B, size): a device array, or host values (copied to the device).
         """
-        fold_batch(self.mean, self.var, self.count, batch)
-        self._upload()
+        if not isinstance(batch, wp.array):
+            batch = wp.array(
+                np.asarray(batch, np.float32).reshape(-1, self.mean.shape[0]), dtype=f32, device=self.device
+            )
+        outputs = [self.mean, self.var, self.count, self.mean32, self.std32]
+        wp.launch(fold_kernel, 1, inputs=[batch], outputs=outputs, device=self.device)
 
     def normalize(self, x: wp.array) -> wp.array:
         """``clip((x - mean) / std, -5, 5)`` into a fresh array.
@@ -125,9 +127,13 @@ class Scaler:
         """The statistics, for a checkpoint.
 
         Returns:
-            ``{"mean", "var", "count"}``, float64 copies.
+            ``{"mean", "var", "count"}``, float64 host copies (count 0-d).
         """
-        return {"mean": self.mean.copy(), "var": self.var.copy(), "count": self.count.copy()}
+        return {
+            "mean": self.mean.numpy().copy(),
+            "var": self.var.numpy().copy(),
+            "count": self.count.numpy().reshape(()).copy(),
+        }
 
     def load_state(self, state: dict[str, Any]) -> None:
         """Restore what :meth:`state` returned.
@@ -135,9 +141,12 @@ class Scaler:
         Args:
             state: ``{"mean", "var", "count"}``.
         """
-        for key, array in (("mean", self.mean), ("var", self.var), ("count", self.count)):
-            array[...] = np.asarray(state[key], np.float64)
-        self._upload()
+        mean, var = (np.asarray(state[key], np.float64) for key in ("mean", "var"))
+        self.mean.assign(mean)
+        self.var.assign(var)
+        self.count.assign(np.asarray(state["count"], np.float64).reshape(1))
+        self.mean32.assign(mean.astype(np.float32))
+        self.std32.assign(np.maximum(np.sqrt(var), STD_FLOOR).astype(np.float32))
 
 
 class ArrayStore:
@@ -190,17 +199,20 @@ class ArrayStore:
     def __len__(self) -> int:
         return self.capacity if self.filled else self.position
 
-    def gather(self, names: list[str] | tuple[str, ...], index: wp.array) -> dict[str, wp.array]:
-        """Rows ``index`` of the named arrays, into fresh arrays.
+    def gather(
+        self, names: list[str] | tuple[str, ...], index: wp.array, out: dict[str, wp.array] | None = None
+    ) -> dict[str, wp.array]:
+        """Rows ``index`` of the named arrays, into fresh arrays or ``out``'s.
 
         Args:
             names: Array names.
             index: Row indices, int32, on the device.
+            out: Name to (len(index), width) array to write into; None: new arrays.
 
         Returns:
             Name to array of shape (len(index), width).
         """
-        return gather({name: self.arrays[name] for name in names}, index)
+        return gather({name: self.arrays[name] for name in names}, index, out)
 
     def state(self) -> dict[str, Any]:
         """The written rows, position and fill flag, for a checkpoint.
@@ -236,22 +248,24 @@ class ArrayStore:
         self.position, self.filled = int(state["position"]), bool(state["filled"])
 
 
-def gather(arrays: dict[str, wp.array], index: wp.array) -> dict[str, wp.array]:
-    """Rows ``index`` of each array, into fresh arrays (one launch per array).
+def gather(arrays: dict[str, wp.array], index: wp.array, out: dict[str, wp.array] | None = None) -> dict[str, wp.array]:
+    """Rows ``index`` of each array, into fresh arrays or ``out``'s (one launch per array).
 
     Args:
         arrays: Name to (R, width) float32 array.
         index: Row indices, int32, on the arrays' device.
+        out: Name to (len(index), width) array to write into; None: new arrays.
 
     Returns:
         Name to array of shape (len(index), width).
     """
-    out = {}
+    result = {}
     for name, source in arrays.items():
-        target = wp.empty((index.shape[0], source.shape[1]), dtype=f32, device=source.device)
-        wp.launch(gather_kernel, target.shape, inputs=[source, index], outputs=[target], device=source.device)
-        out[name] = target
-    return out
+        shape = (index.shape[0], source.shape[1])
+        target = wp.empty(shape, dtype=f32, device=source.device) if out is None else out[name]
+        wp.launch(gather_kernel, shape, inputs=[source, index], outputs=[target], device=source.device)
+        result[name] = target
+    return result
 
 
 def model_arrays(model: Any) -> dict[str, np.ndarray]:

@@ -8,13 +8,15 @@ actions live in the normalised Box ``[-1, 1]^A``.
 
 from __future__ import annotations
 
+import contextlib
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, Literal
 
 import numpy as np
 import warp as wp
 from warp_nn import nn
+from warp_nn.utils import kernel_config
 
 from gaussrl.agents.warp.kernels import concat_kernel, split_kernel
 from gaussrl.core.spaces import SpaceLike
@@ -22,6 +24,39 @@ from gaussrl.models.warp import DeterministicMixin, GaussianMixin, Model
 
 Activation = Literal["tanh", "relu"]
 ACTIVATIONS: dict[str, type[nn.Module]] = {"tanh": nn.Tanh, "relu": nn.ReLU}
+CPU_TILE_2D = (64, 64)
+"""Tile of the warp-nn matrix products on Warp's CPU device for batches of at least ``CPU_TILE_MIN_BATCH``.
+
+warp-nn's default (16, 64) tile is chosen for CUDA; on the CPU device, a 256-row forward and
+backward pass of a 4-128-128-1 MLP takes about 1.4x less time with (64, 64) (one thread,
+benchmarks/results/tried.md). Smaller batches (a rollout step's act) run faster on the default tile.
+"""
+CPU_TILE_MIN_BATCH = 64
+Tile = tuple[int, int]
+
+
+def matmul_tile(device: str | wp.Device | None, batch_size: int) -> Tile | None:
+    """The warp-nn tile for networks trained on batches of ``batch_size`` rows on ``device``.
+
+    Args:
+        device: Warp device of the networks.
+        batch_size: Rows of the batches their gradient steps run on.
+
+    Returns:
+        ``CPU_TILE_2D`` on the CPU device for large batches; None (warp-nn's default) otherwise.
+    """
+    large = batch_size >= CPU_TILE_MIN_BATCH
+    return CPU_TILE_2D if large and wp.get_device(device).is_cpu else None
+
+
+@contextlib.contextmanager
+def _tile(tile_2d: Tile | None) -> Iterator[None]:
+    """warp-nn's kernel configuration for the layers built inside (its default when None)."""
+    if tile_2d is None:
+        yield
+    else:
+        with kernel_config(tile_2d=tile_2d):
+            yield
 
 
 def orthogonal(rng: np.random.Generator, rows: int, cols: int, gain: float) -> np.ndarray:
@@ -49,6 +84,7 @@ def mlp(
     activation: Activation,
     output_gain: float,
     rng: np.random.Generator,
+    tile_2d: Tile | None = None,
 ) -> nn.Sequential:
     """An MLP of ``warp_nn`` layers, initialised as :func:`gaussrl.agents.torch.networks.mlp`.
 
@@ -59,6 +95,7 @@ def mlp(
         activation: ``"tanh"`` or ``"relu"`` between layers.
         output_gain: Orthogonal gain of the last layer.
         rng: Source of the initial weights.
+        tile_2d: warp-nn's matrix-product tile for these layers (see :func:`matmul_tile`); None: its default.
 
     Returns:
         The network.
@@ -66,7 +103,8 @@ def mlp(
     sizes = [num_inputs, *hidden_sizes, num_outputs]
     layers: list[nn.Module] = []
     for index in range(len(sizes) - 1):
-        layer = nn.Linear(sizes[index], sizes[index + 1])
+        with _tile(tile_2d):
+            layer = nn.Linear(sizes[index], sizes[index + 1])
         gain = output_gain if index == len(sizes) - 2 else math.sqrt(2.0)
         layer.weight.data.assign(orthogonal(rng, sizes[index + 1], sizes[index], gain))
         layer.bias.data.zero_()
@@ -93,6 +131,7 @@ class GaussianMLPPolicy(GaussianMixin, Model):
         squash_actions: Passed to ``GaussianMixin`` (``True`` for SAC's tanh-squashed policy).
         device: Warp device.
         seed: Seed of the initial weights and of the sampling.
+        tile_2d: warp-nn's matrix-product tile (see :func:`matmul_tile`); None: its default.
     """
 
     def __init__(
@@ -107,6 +146,7 @@ class GaussianMLPPolicy(GaussianMixin, Model):
         squash_actions: bool = False,
         device: str | wp.Device | None = None,
         seed: int = 0,
+        tile_2d: Tile | None = None,
     ) -> None:
         Model.__init__(self, observation_space=observation_space, action_space=action_space, device=device)
         GaussianMixin.__init__(self, squash_actions=squash_actions, min_log_std=-20.0, max_log_std=2.0)
@@ -114,7 +154,7 @@ class GaussianMLPPolicy(GaussianMixin, Model):
         outputs = 2 * self.num_actions if state_dependent_std else self.num_actions
         with wp.ScopedDevice(self.device):
             size = (self.num_observations, hidden_sizes, outputs)
-            self.net = mlp(*size, activation=activation, output_gain=0.01, rng=rng)
+            self.net = mlp(*size, activation=activation, output_gain=0.01, rng=rng, tile_2d=tile_2d)
             log_std = np.full(self.num_actions, initial_log_std, np.float32)
             self.log_std_parameter = nn.Parameter(wp.array(log_std, dtype=wp.float32, device=self.device))
         self.state_dependent_std = state_dependent_std
@@ -189,6 +229,7 @@ class QMLP(DeterministicMixin, Model):
         hidden_sizes: Hidden layer widths.
         device: Warp device.
         seed: Seed of the initial weights.
+        tile_2d: warp-nn's matrix-product tile (see :func:`matmul_tile`); None: its default.
     """
 
     def __init__(
@@ -199,13 +240,14 @@ class QMLP(DeterministicMixin, Model):
         hidden_sizes: Sequence[int] = (256, 256),
         device: str | wp.Device | None = None,
         seed: int = 0,
+        tile_2d: Tile | None = None,
     ) -> None:
         Model.__init__(self, observation_space=observation_space, action_space=action_space, device=device)
         DeterministicMixin.__init__(self)
         with wp.ScopedDevice(self.device):
             rng = np.random.default_rng(seed)
             inputs = self.num_observations + self.num_actions
-            self.net = mlp(inputs, hidden_sizes, 1, activation="relu", output_gain=1.0, rng=rng)
+            self.net = mlp(inputs, hidden_sizes, 1, activation="relu", output_gain=1.0, rng=rng, tile_2d=tile_2d)
         self.__post_init__()
 
     def compute(self, inputs: Mapping[str, Any], role: str = "") -> tuple[wp.array, dict[str, Any]]:

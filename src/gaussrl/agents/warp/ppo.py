@@ -4,8 +4,8 @@ The behaviour of :class:`gaussrl.agents.torch.ppo.PPO` (MLP policies) with the s
 ``PPOConfig``: the rollout, GAE, the advantage and value normalisation, the minibatch
 shuffling, the clipped surrogate, the optional value clipping, the entropy bonus, the
 KL-adaptive or linear learning rate and the KL early stop. Everything an update computes stays
-on the device; it reads back only the returns (for the float64 value normaliser) and, at the
-end, the metrics (and each minibatch's KL when ``kl_threshold`` is set).
+on the device (the normalisers' statistics included); it reads back only its metrics, at the
+end (and each minibatch's KL when ``kl_threshold`` is set: the early stop is a host decision).
 """
 
 from __future__ import annotations
@@ -79,7 +79,7 @@ class PPO:
         if self.obs_scaler is None:
             return observations
         if update:
-            self.obs_scaler.update(observations.numpy())
+            self.obs_scaler.update(observations)
         return self.obs_scaler.normalize(observations)
 
     def _values(self, x: wp.array) -> wp.array:
@@ -140,7 +140,7 @@ class PPO:
         inputs = [arrays["rewards"], values, arrays["dones"], last_values, cfg.discount_factor, cfg.gae_lambda]
         wp.launch(gae_kernel, self.num_envs, inputs=inputs, outputs=[advantages, returns], device=device)
         if self.value_scaler is not None:
-            self.value_scaler.update(returns.numpy())
+            self.value_scaler.update(returns)
             returns, values = self.value_scaler.normalize(returns), self.value_scaler.normalize(values)
         sums = wp.zeros(2, dtype=wp.float64, device=device)
         for power in (1, 2):

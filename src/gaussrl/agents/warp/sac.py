@@ -3,7 +3,8 @@
 The behaviour of :class:`gaussrl.agents.torch.sac.SAC` with the same ``SACConfig``: a
 tanh-squashed Gaussian policy, twin Q critics with Polyak-averaged targets and automatic
 tuning of the temperature alpha. A gradient step stays on the device; only the sampled replay
-indices go up and the step's four metrics come back.
+indices go up and the step's four metrics come back. The replay batch, the critic target, the
+losses and the metrics are preallocated and rewritten by every gradient step.
 """
 
 from __future__ import annotations
@@ -72,6 +73,13 @@ class SAC:
         self.obs_scaler = Scaler(num_obs, self.device) if config.observation_normalization else None
         widths = dict(zip(BATCH_NAMES, (num_obs, num_actions, 1, num_obs, 1), strict=True))
         self.memory = ArrayStore(config.memory_size, num_envs, widths, self.device)
+        rows, device = config.batch_size, self.device
+        self.index = wp.zeros(rows, dtype=wp.int32, device=device)
+        self.batch = {name: wp.zeros((rows, width), dtype=f32, device=device) for name, width in widths.items()}
+        self.target = wp.zeros((rows, 1), dtype=f32, device=device)
+        self.critic_loss = wp.zeros(1, dtype=f32, device=device, requires_grad=True)
+        self.policy_loss = wp.zeros(1, dtype=f32, device=device, requires_grad=True)
+        self.metrics = wp.zeros(len(SAC_METRICS), dtype=f32, device=device)
         self.timesteps = 0
 
     def _normalize(self, observations: wp.array) -> wp.array:
@@ -106,7 +114,7 @@ class SAC:
         """
         memory = self.memory
         if self.obs_scaler is not None:
-            self.obs_scaler.update(memory.row("observations").numpy())
+            self.obs_scaler.update(memory.row("observations"))
         rewards = memory.row("rewards")
         inputs = [step.rewards, self.config.reward_scale]
         wp.launch(scale_kernel, rewards.shape, inputs=inputs, outputs=[rewards], device=self.device)
@@ -129,10 +137,10 @@ class SAC:
         next_x = self._normalize(batch["next_observations"])
         next_actions, outputs = self.policy.act({"observations": next_x}, role="policy")
         next_q1, next_q2 = self._q(self.target_critics, next_x, next_actions)
-        target = wp.empty((n, 1), dtype=f32, device=device)
+        target, loss = self.target, self.critic_loss
         inputs = [batch["rewards"], batch["terminated"], next_q1, next_q2, outputs["log_prob"], self.alpha]
         wp.launch(soft_target_kernel, n, inputs=[*inputs, cfg.discount_factor], outputs=[target], device=device)
-        loss = wp.zeros(1, dtype=f32, device=device, requires_grad=True)
+        loss.zero_()
         tape = wp.Tape()
         with tape:
             q1, q2 = self._q(self.critics, x, batch["actions"])
@@ -142,8 +150,8 @@ class SAC:
         tape.zero()
 
     def _policy_step(self, x: wp.array, metrics: wp.array) -> wp.array:
-        n, device = x.shape[0], self.device
-        loss = wp.zeros(1, dtype=f32, device=device, requires_grad=True)
+        n, device, loss = x.shape[0], self.device, self.policy_loss
+        loss.zero_()
         tape = wp.Tape()
         with tape:
             actions, outputs = self.policy.act({"observations": x}, role="policy")
@@ -165,12 +173,11 @@ class SAC:
         cfg, device = self.config, self.device
         reseed(self.policy, self.rng)
         rows = len(self.memory) * self.num_envs
-        index: wp.array = wp.array(
-            self.rng.integers(0, rows, cfg.batch_size).astype(np.int32), dtype=wp.int32, device=device
-        )
-        batch = self.memory.gather(BATCH_NAMES, index)
+        self.index.assign(self.rng.integers(0, rows, cfg.batch_size).astype(np.int32))
+        batch = self.memory.gather(BATCH_NAMES, self.index, self.batch)
         x = self._normalize(batch["observations"])
-        metrics = wp.zeros(len(SAC_METRICS), dtype=f32, device=device)
+        metrics = self.metrics
+        metrics.zero_()
         wp.launch(alpha_kernel, 1, inputs=[self.log_alpha, self.alpha, metrics], device=device)
         self._critic_step(batch, x, metrics)
         log_prob = self._policy_step(x, metrics)
@@ -181,7 +188,7 @@ class SAC:
             self.entropy_optimizer.step()
         for target, critic in zip(self.target_critics, self.critics, strict=True):
             target.update_parameters(critic, polyak=cfg.polyak)
-        values: np.ndarray = metrics.numpy()
+        values: np.ndarray = metrics.numpy().copy()  # a copy: the next step rewrites the array
         return values
 
     def act_eval(
