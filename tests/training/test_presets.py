@@ -38,6 +38,7 @@ def test_every_mujoco_locomotion_task_gets_the_family_preset(env):
     command = parse(["train", "--algo", "sac", "--env", env])
     assert command.num_envs == 1 and command.eval_episodes == 10
     assert command.ppo.reward_normalization and command.ppo.activation == "relu"
+    assert command.ppo.initialization == "uniform"
     assert command.ppo.hidden_sizes == (256, 256) and command.sac.hidden_sizes == (256, 256)
     assert command.sac.learning_starts == 10_000 and command.sac.critic_learning_rate == 3e-4
 

@@ -17,6 +17,7 @@ from gaussrl.core.errors import ConfigError, ConfigTypeError
 
 Scheduler = Literal["constant", "kl_adaptive", "linear"]
 Activation = Literal["tanh", "relu"]
+Initialization = Literal["orthogonal", "uniform"]
 
 
 def _default(config: object, name: str) -> str:
@@ -125,6 +126,10 @@ class PPOConfig:
     """Hidden layer widths of the policy and value networks."""
     activation: Activation = "tanh"
     """Hidden activation of the policy and value networks: "tanh" or "relu"."""
+    initialization: Initialization = "orthogonal"
+    """Weights of the policy and value networks: "orthogonal" (gain sqrt(2) hidden, 0.01 policy output,
+    1 value output; zero biases) or "uniform" (weights and biases uniform in +-1/sqrt(fan_in), the
+    distribution of torch.nn.Linear's default; SB3's ``ortho_init=False``)."""
     initial_log_std: float = 0.0
     """Initial log-std of the policy, in units of the action range normalised to [-1, 1]."""
     rnn_hidden_size: int = 64
@@ -151,6 +156,11 @@ class PPOConfig:
         _check_sizes("hidden_sizes", self.hidden_sizes)
         if self.activation not in ("tanh", "relu"):
             raise ConfigError(f"activation={self.activation!r} must be 'tanh' or 'relu' (the default is 'tanh').")
+        if self.initialization not in ("orthogonal", "uniform"):
+            raise ConfigError(
+                f"initialization={self.initialization!r} must be 'orthogonal' or 'uniform' (the default is "
+                f"'orthogonal')."
+            )
         if self.learning_rate_scheduler not in ("constant", "kl_adaptive", "linear"):
             raise ConfigError(
                 f"learning_rate_scheduler={self.learning_rate_scheduler!r} must be 'constant', 'kl_adaptive' or "

@@ -78,11 +78,16 @@ def build_ppo(
             action_space,
             hidden_sizes=config.hidden_sizes,
             activation=config.activation,
+            initialization=config.initialization,
             initial_log_std=config.initial_log_std,
             device=device,
         )
         critic = ValueMLP(
-            observation_space, hidden_sizes=config.hidden_sizes, activation=config.activation, device=device
+            observation_space,
+            hidden_sizes=config.hidden_sizes,
+            activation=config.activation,
+            initialization=config.initialization,
+            device=device,
         )
     else:
         actor, critic = _recurrent_pair(
@@ -112,6 +117,7 @@ def _recurrent_pair(
         cell=cell,
         hidden_sizes=config.hidden_sizes,
         activation=config.activation,
+        initialization=config.initialization,
         initial_log_std=config.initial_log_std,
         device=device,
         **common,
@@ -122,6 +128,7 @@ def _recurrent_pair(
         cell=cell,
         hidden_sizes=config.hidden_sizes,
         activation=config.activation,
+        initialization=config.initialization,
         device=device,
         **common,
     )

@@ -116,9 +116,15 @@ def build_run(config: TrainConfig) -> tuple[ppo_core.PPOModels, gymnax_envs.VecE
         box,
         hidden_sizes=cfg.hidden_sizes,
         activation=cfg.activation,
+        initialization=cfg.initialization,
         initial_log_std=cfg.initial_log_std,
     )
-    value = ValueMLP(env.num_observations, hidden_sizes=cfg.hidden_sizes, activation=cfg.activation)
+    value = ValueMLP(
+        env.num_observations,
+        hidden_sizes=cfg.hidden_sizes,
+        activation=cfg.activation,
+        initialization=cfg.initialization,
+    )
     policy.init_state_dict(role="policy", key=config.seed)
     value.init_state_dict(role="value", key=config.seed + 1)
     models = ppo_core.PPOModels(policy, value)

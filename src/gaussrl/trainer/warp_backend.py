@@ -238,9 +238,12 @@ def build_warp_ppo(
     sizes = config.hidden_sizes
     policy = GaussianMLPPolicy(
         observation_space, action_space, hidden_sizes=sizes, activation=config.activation,
-        initial_log_std=config.initial_log_std, device=device, seed=seed,
+        initialization=config.initialization, initial_log_std=config.initial_log_std, device=device, seed=seed,
     )  # fmt: skip
-    value = ValueMLP(observation_space, hidden_sizes=sizes, activation=config.activation, device=device, seed=seed + 1)
+    value = ValueMLP(
+        observation_space, hidden_sizes=sizes, activation=config.activation, initialization=config.initialization,
+        device=device, seed=seed + 1,
+    )  # fmt: skip
     per_update = config.rollouts * num_envs
     total_updates = -(-total_timesteps // per_update) if total_timesteps else None
     return PPO(policy=policy, value=value, config=config, num_envs=num_envs, total_updates=total_updates, seed=seed)

@@ -17,6 +17,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from gaussrl.agents.config import Initialization
 from gaussrl.core.spaces import SpaceLike
 from gaussrl.models.jax import DeterministicMixin, GaussianMixin, Model
 
@@ -24,10 +25,20 @@ Activation = Literal["tanh", "relu"]
 ACTIVATIONS = {"tanh": nn.tanh, "relu": nn.relu}
 
 
-def mlp(x: jax.Array, hidden_sizes: Sequence[int], num_outputs: int, activation: Activation, gain: float) -> jax.Array:
+def mlp(
+    x: jax.Array,
+    hidden_sizes: Sequence[int],
+    num_outputs: int,
+    activation: Activation,
+    gain: float,
+    *,
+    initialization: Initialization = "orthogonal",
+) -> jax.Array:
     """Apply an MLP (inside a compact ``__call__``): orthogonal init, gain sqrt(2) hidden and ``gain`` last.
 
     Orthogonal initialisation with a small policy-output gain follows Andrychowicz et al. (2021).
+    ``initialization="uniform"`` draws every weight and bias from U(-1/sqrt(fan_in), 1/sqrt(fan_in))
+    instead (the gains are not used), as :func:`gaussrl.agents.torch.networks.mlp`.
 
     Args:
         x: Inputs, shape (N, F).
@@ -35,13 +46,31 @@ def mlp(x: jax.Array, hidden_sizes: Sequence[int], num_outputs: int, activation:
         num_outputs: Output features.
         activation: ``"tanh"`` or ``"relu"`` between layers.
         gain: Orthogonal gain of the last layer.
+        initialization: ``"orthogonal"`` or ``"uniform"``.
 
     Returns:
         Shape (N, num_outputs).
     """
     for size in hidden_sizes:
-        x = ACTIVATIONS[activation](nn.Dense(size, kernel_init=nn.initializers.orthogonal(math.sqrt(2.0)))(x))
-    return nn.Dense(num_outputs, kernel_init=nn.initializers.orthogonal(gain))(x)
+        x = ACTIVATIONS[activation](_dense(size, x.shape[-1], math.sqrt(2.0), initialization)(x))
+    return _dense(num_outputs, x.shape[-1], gain, initialization)(x)
+
+
+def _dense(features: int, fan_in: int, gain: float, initialization: Initialization) -> nn.Dense:
+    if initialization == "uniform":
+        bound = 1.0 / math.sqrt(fan_in)
+        uniform = _symmetric_uniform(bound)
+        return nn.Dense(features, kernel_init=uniform, bias_init=uniform)
+    return nn.Dense(features, kernel_init=nn.initializers.orthogonal(gain))
+
+
+def _symmetric_uniform(bound: float) -> Any:
+    """A Flax initializer drawing from U(-bound, bound)."""
+
+    def init(key: jax.Array, shape: Sequence[int], dtype: Any = jnp.float32) -> jax.Array:
+        return jax.random.uniform(key, shape, dtype, -bound, bound)
+
+    return init
 
 
 class GaussianMLPPolicy(GaussianMixin, Model):
@@ -52,6 +81,7 @@ class GaussianMLPPolicy(GaussianMixin, Model):
         action_space: Action space (the normalised Box).
         hidden_sizes: Hidden layer widths.
         activation: Hidden activation.
+        initialization: ``"orthogonal"`` or ``"uniform"`` (see :func:`mlp`).
         state_dependent_std: Predict the log-std from the observation (SAC) instead of a free
             parameter (PPO).
         initial_log_std: Initial value of the free log-std parameter.
@@ -66,6 +96,7 @@ class GaussianMLPPolicy(GaussianMixin, Model):
         *,
         hidden_sizes: Sequence[int] = (64, 64),
         activation: Activation = "tanh",
+        initialization: Initialization = "orthogonal",
         state_dependent_std: bool = False,
         initial_log_std: float = 0.0,
         squash_actions: bool = False,
@@ -74,7 +105,7 @@ class GaussianMLPPolicy(GaussianMixin, Model):
         Model.__init__(self, observation_space=observation_space, action_space=action_space, device=device)
         # SAC's state-dependent log-std is bounded as in SB3/CleanRL: [-20, 2] keeps exp() finite.
         GaussianMixin.__init__(self, squash_actions=squash_actions, min_log_std=-20.0, max_log_std=2.0)
-        self.hidden_sizes, self.activation = tuple(hidden_sizes), activation
+        self.hidden_sizes, self.activation, self.initialization = tuple(hidden_sizes), activation, initialization
         self.state_dependent_std, self.initial_log_std = state_dependent_std, float(initial_log_std)
 
     @nn.compact
@@ -89,7 +120,14 @@ class GaussianMLPPolicy(GaussianMixin, Model):
             Mean actions and the log-std (the parameter, or predicted with ``state_dependent_std``).
         """
         outputs = 2 * self.num_actions if self.state_dependent_std else self.num_actions
-        output = mlp(inputs["observations"], self.hidden_sizes, outputs, self.activation, 0.01)
+        output = mlp(
+            inputs["observations"],
+            self.hidden_sizes,
+            outputs,
+            self.activation,
+            0.01,
+            initialization=self.initialization,
+        )
         # Created in both cases, as the torch twin's log_std_parameter is (unused with state_dependent_std).
         log_std = self.param("log_std", nn.initializers.constant(self.initial_log_std), (self.num_actions,))
         if self.state_dependent_std:
@@ -105,6 +143,7 @@ class ValueMLP(DeterministicMixin, Model):
         observation_space: Observation space.
         hidden_sizes: Hidden layer widths.
         activation: Hidden activation.
+        initialization: ``"orthogonal"`` or ``"uniform"`` (see :func:`mlp`).
         device: Device.
     """
 
@@ -114,11 +153,12 @@ class ValueMLP(DeterministicMixin, Model):
         *,
         hidden_sizes: Sequence[int] = (64, 64),
         activation: Activation = "tanh",
+        initialization: Initialization = "orthogonal",
         device: str | jax.Device | None = None,
     ) -> None:
         Model.__init__(self, observation_space=observation_space, action_space=1, device=device)
         DeterministicMixin.__init__(self)
-        self.hidden_sizes, self.activation = tuple(hidden_sizes), activation
+        self.hidden_sizes, self.activation, self.initialization = tuple(hidden_sizes), activation, initialization
 
     @nn.compact
     def __call__(self, inputs: Mapping[str, Any], role: str = "") -> tuple[jax.Array, dict[str, Any]]:
@@ -131,7 +171,9 @@ class ValueMLP(DeterministicMixin, Model):
         Returns:
             Values and an empty dict.
         """
-        return mlp(inputs["observations"], self.hidden_sizes, 1, self.activation, 1.0), {}
+        return mlp(
+            inputs["observations"], self.hidden_sizes, 1, self.activation, 1.0, initialization=self.initialization
+        ), {}
 
 
 class QMLP(DeterministicMixin, Model):

@@ -99,9 +99,12 @@ class PPO:
             action_space,
             hidden_sizes=hidden,
             activation=config.activation,
+            initialization=config.initialization,
             initial_log_std=config.initial_log_std,
         )
-        value = ValueMLP(observation_space, hidden_sizes=hidden, activation=config.activation)
+        value = ValueMLP(
+            observation_space, hidden_sizes=hidden, activation=config.activation, initialization=config.initialization
+        )
         keys = jax.random.split(jax_key(seed), 3)
         policy.init_state_dict(role="policy", key=keys[0])
         value.init_state_dict(role="value", key=keys[1])

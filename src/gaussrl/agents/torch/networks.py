@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from gaussrl.agents.config import Initialization
 from gaussrl.core.spaces import SpaceLike
 from gaussrl.models.torch import DeterministicMixin, GaussianMixin, Model
 
@@ -25,12 +26,20 @@ ACTIVATIONS: dict[str, type[nn.Module]] = {"tanh": nn.Tanh, "relu": nn.ReLU}
 
 
 def mlp(
-    num_inputs: int, hidden_sizes: Sequence[int], num_outputs: int, *, activation: Activation, output_gain: float
+    num_inputs: int,
+    hidden_sizes: Sequence[int],
+    num_outputs: int,
+    *,
+    activation: Activation,
+    output_gain: float,
+    initialization: Initialization = "orthogonal",
 ) -> nn.Sequential:
     """An MLP with orthogonal initialisation (gain sqrt(2) hidden, ``output_gain`` last; zero biases).
 
     Orthogonal initialisation with a small policy-output gain follows Andrychowicz et al. (2021),
     "What matters in on-policy RL", which found it among the choices that matter most for PPO.
+    ``initialization="uniform"`` draws every weight and bias from U(-1/sqrt(fan_in), 1/sqrt(fan_in))
+    instead (``nn.Linear``'s default distribution; the gains are not used).
 
     Args:
         num_inputs: Input features.
@@ -38,6 +47,7 @@ def mlp(
         num_outputs: Output features.
         activation: ``"tanh"`` or ``"relu"`` between layers.
         output_gain: Orthogonal gain of the last layer.
+        initialization: ``"orthogonal"`` or ``"uniform"``.
 
     Returns:
         The network.
@@ -45,8 +55,8 @@ def mlp(
     layers: list[nn.Module] = []
     sizes = [num_inputs, *hidden_sizes]
     for fan_in, fan_out in itertools.pairwise(sizes):
-        layers += [_linear(fan_in, fan_out, math.sqrt(2.0)), ACTIVATIONS[activation]()]
-    layers.append(_linear(sizes[-1], num_outputs, output_gain))
+        layers += [_linear(fan_in, fan_out, math.sqrt(2.0), initialization), ACTIVATIONS[activation]()]
+    layers.append(_linear(sizes[-1], num_outputs, output_gain, initialization))
     return MLP(*layers)
 
 
@@ -85,8 +95,13 @@ class MLP(nn.Sequential):
         return x
 
 
-def _linear(fan_in: int, fan_out: int, gain: float) -> nn.Linear:
+def _linear(fan_in: int, fan_out: int, gain: float, initialization: Initialization) -> nn.Linear:
     layer = nn.Linear(fan_in, fan_out)
+    if initialization == "uniform":
+        bound = 1.0 / math.sqrt(fan_in)
+        nn.init.uniform_(layer.weight, -bound, bound)
+        nn.init.uniform_(layer.bias, -bound, bound)
+        return layer
     nn.init.orthogonal_(layer.weight, gain)
     nn.init.zeros_(layer.bias)
     return layer
@@ -100,6 +115,7 @@ class GaussianMLPPolicy(GaussianMixin, Model):
         action_space: Action space (the normalised Box).
         hidden_sizes: Hidden layer widths.
         activation: Hidden activation.
+        initialization: ``"orthogonal"`` or ``"uniform"`` (see :func:`mlp`).
         state_dependent_std: Predict the log-std from the observation (SAC) instead of a free
             parameter (PPO).
         initial_log_std: Initial value of the free log-std parameter.
@@ -114,6 +130,7 @@ class GaussianMLPPolicy(GaussianMixin, Model):
         *,
         hidden_sizes: Sequence[int] = (64, 64),
         activation: Activation = "tanh",
+        initialization: Initialization = "orthogonal",
         state_dependent_std: bool = False,
         initial_log_std: float = 0.0,
         squash_actions: bool = False,
@@ -123,7 +140,14 @@ class GaussianMLPPolicy(GaussianMixin, Model):
         # SAC's state-dependent log-std is bounded as in SB3/CleanRL: [-20, 2] keeps exp() finite.
         GaussianMixin.__init__(self, squash_actions=squash_actions, min_log_std=-20.0, max_log_std=2.0)
         outputs = 2 * self.num_actions if state_dependent_std else self.num_actions
-        self.net = mlp(self.num_observations, hidden_sizes, outputs, activation=activation, output_gain=0.01)
+        self.net = mlp(
+            self.num_observations,
+            hidden_sizes,
+            outputs,
+            activation=activation,
+            output_gain=0.01,
+            initialization=initialization,
+        )
         self.state_dependent_std, self.squash_actions = state_dependent_std, squash_actions
         self.log_std_parameter = nn.Parameter(torch.full((self.num_actions,), float(initial_log_std)))
         self.to(self.device)
@@ -152,6 +176,7 @@ class ValueMLP(DeterministicMixin, Model):
         observation_space: Observation space.
         hidden_sizes: Hidden layer widths.
         activation: Hidden activation.
+        initialization: ``"orthogonal"`` or ``"uniform"`` (see :func:`mlp`).
         device: Device.
     """
 
@@ -161,11 +186,19 @@ class ValueMLP(DeterministicMixin, Model):
         *,
         hidden_sizes: Sequence[int] = (64, 64),
         activation: Activation = "tanh",
+        initialization: Initialization = "orthogonal",
         device: str | torch.device | None = None,
     ) -> None:
         Model.__init__(self, observation_space=observation_space, action_space=1, device=device)
         DeterministicMixin.__init__(self)
-        self.net = mlp(self.num_observations, hidden_sizes, 1, activation=activation, output_gain=1.0)
+        self.net = mlp(
+            self.num_observations,
+            hidden_sizes,
+            1,
+            activation=activation,
+            output_gain=1.0,
+            initialization=initialization,
+        )
         self.to(self.device)
 
     def compute(self, inputs: Mapping[str, Any], role: str = "") -> tuple[torch.Tensor, dict[str, Any]]:

@@ -19,6 +19,7 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
+from gaussrl.agents.config import Initialization
 from gaussrl.agents.torch.networks import Activation, mlp
 from gaussrl.core.errors import ConfigError
 from gaussrl.core.spaces import SpaceLike
@@ -136,6 +137,8 @@ class RecurrentGaussianPolicy(GaussianMixin, Model):
         num_layers: Recurrent layers.
         sequence_length: Training sequence length L.
         hidden_sizes: MLP widths after the core.
+        activation: Activation between the MLP's layers.
+        initialization: ``"orthogonal"`` or ``"uniform"`` (see :func:`~gaussrl.agents.torch.networks.mlp`).
         initial_log_std: Initial log-std.
         device: Device.
     """
@@ -152,6 +155,7 @@ class RecurrentGaussianPolicy(GaussianMixin, Model):
         sequence_length: int = 16,
         hidden_sizes: Sequence[int] = (64,),
         activation: Activation = "tanh",
+        initialization: Initialization = "orthogonal",
         initial_log_std: float = 0.0,
         device: str | torch.device | None = None,
     ) -> None:
@@ -160,7 +164,14 @@ class RecurrentGaussianPolicy(GaussianMixin, Model):
         self.num_envs = num_envs
         self.sequence_length = sequence_length
         self.core = RecurrentCore(self.num_observations, cell, hidden_size, num_layers)
-        self.net = mlp(hidden_size, hidden_sizes, self.num_actions, activation=activation, output_gain=0.01)
+        self.net = mlp(
+            hidden_size,
+            hidden_sizes,
+            self.num_actions,
+            activation=activation,
+            output_gain=0.01,
+            initialization=initialization,
+        )
         self.log_std_parameter = nn.Parameter(torch.full((self.num_actions,), float(initial_log_std)))
         self.to(self.device)
 
@@ -198,6 +209,7 @@ class RecurrentValue(DeterministicMixin, Model):
         sequence_length: Training sequence length L.
         hidden_sizes: MLP widths after the core.
         activation: Activation between the MLP's layers.
+        initialization: ``"orthogonal"`` or ``"uniform"`` (see :func:`~gaussrl.agents.torch.networks.mlp`).
         device: Device.
     """
 
@@ -212,6 +224,7 @@ class RecurrentValue(DeterministicMixin, Model):
         sequence_length: int = 16,
         hidden_sizes: Sequence[int] = (64,),
         activation: Activation = "tanh",
+        initialization: Initialization = "orthogonal",
         device: str | torch.device | None = None,
     ) -> None:
         Model.__init__(self, observation_space=observation_space, action_space=1, device=device)
@@ -219,7 +232,9 @@ class RecurrentValue(DeterministicMixin, Model):
         self.num_envs = num_envs
         self.sequence_length = sequence_length
         self.core = RecurrentCore(self.num_observations, cell, hidden_size, num_layers)
-        self.net = mlp(hidden_size, hidden_sizes, 1, activation=activation, output_gain=1.0)
+        self.net = mlp(
+            hidden_size, hidden_sizes, 1, activation=activation, output_gain=1.0, initialization=initialization
+        )
         self.to(self.device)
 
     def get_specification(self) -> dict[str, Any]:

@@ -18,6 +18,7 @@ import warp as wp
 from warp_nn import nn
 from warp_nn.utils import kernel_config
 
+from gaussrl.agents.config import Initialization
 from gaussrl.agents.warp.kernels import concat_kernel, split_kernel
 from gaussrl.core.spaces import SpaceLike
 from gaussrl.models.warp import DeterministicMixin, GaussianMixin, Model
@@ -85,6 +86,7 @@ def mlp(
     output_gain: float,
     rng: np.random.Generator,
     tile_2d: Tile | None = None,
+    initialization: Initialization = "orthogonal",
 ) -> nn.Sequential:
     """An MLP of ``warp_nn`` layers, initialised as :func:`gaussrl.agents.torch.networks.mlp`.
 
@@ -96,6 +98,7 @@ def mlp(
         output_gain: Orthogonal gain of the last layer.
         rng: Source of the initial weights.
         tile_2d: warp-nn's matrix-product tile for these layers (see :func:`matmul_tile`); None: its default.
+        initialization: ``"orthogonal"`` or ``"uniform"`` (weights and biases in +-1/sqrt(fan_in); gains unused).
 
     Returns:
         The network.
@@ -105,9 +108,15 @@ def mlp(
     for index in range(len(sizes) - 1):
         with _tile(tile_2d):
             layer = nn.Linear(sizes[index], sizes[index + 1])
-        gain = output_gain if index == len(sizes) - 2 else math.sqrt(2.0)
-        layer.weight.data.assign(orthogonal(rng, sizes[index + 1], sizes[index], gain))
-        layer.bias.data.zero_()
+        fan_in, fan_out = sizes[index], sizes[index + 1]
+        if initialization == "uniform":
+            bound = 1.0 / math.sqrt(fan_in)
+            layer.weight.data.assign(rng.uniform(-bound, bound, (fan_out, fan_in)).astype(np.float32))
+            layer.bias.data.assign(rng.uniform(-bound, bound, fan_out).astype(np.float32))
+        else:
+            gain = output_gain if index == len(sizes) - 2 else math.sqrt(2.0)
+            layer.weight.data.assign(orthogonal(rng, fan_out, fan_in, gain))
+            layer.bias.data.zero_()
         layers.append(layer)
         if index < len(sizes) - 2:
             layers.append(ACTIVATIONS[activation]())
@@ -126,6 +135,7 @@ class GaussianMLPPolicy(GaussianMixin, Model):
         action_space: Action space (the normalised Box).
         hidden_sizes: Hidden layer widths.
         activation: Hidden activation.
+        initialization: ``"orthogonal"`` or ``"uniform"`` (see :func:`mlp`).
         state_dependent_std: Predict the log-std from the observation (SAC) instead of a free parameter (PPO).
         initial_log_std: Initial value of the free log-std parameter.
         squash_actions: Passed to ``GaussianMixin`` (``True`` for SAC's tanh-squashed policy).
@@ -141,6 +151,7 @@ class GaussianMLPPolicy(GaussianMixin, Model):
         *,
         hidden_sizes: Sequence[int] = (64, 64),
         activation: Activation = "tanh",
+        initialization: Initialization = "orthogonal",
         state_dependent_std: bool = False,
         initial_log_std: float = 0.0,
         squash_actions: bool = False,
@@ -154,7 +165,9 @@ class GaussianMLPPolicy(GaussianMixin, Model):
         outputs = 2 * self.num_actions if state_dependent_std else self.num_actions
         with wp.ScopedDevice(self.device):
             size = (self.num_observations, hidden_sizes, outputs)
-            self.net = mlp(*size, activation=activation, output_gain=0.01, rng=rng, tile_2d=tile_2d)
+            self.net = mlp(
+                *size, activation=activation, output_gain=0.01, rng=rng, tile_2d=tile_2d, initialization=initialization
+            )
             log_std = np.full(self.num_actions, initial_log_std, np.float32)
             self.log_std_parameter = nn.Parameter(wp.array(log_std, dtype=wp.float32, device=self.device))
         self.state_dependent_std = state_dependent_std
@@ -187,6 +200,7 @@ class ValueMLP(DeterministicMixin, Model):
         observation_space: Observation space.
         hidden_sizes: Hidden layer widths.
         activation: Hidden activation.
+        initialization: ``"orthogonal"`` or ``"uniform"`` (see :func:`mlp`).
         device: Warp device.
         seed: Seed of the initial weights.
     """
@@ -197,6 +211,7 @@ class ValueMLP(DeterministicMixin, Model):
         *,
         hidden_sizes: Sequence[int] = (64, 64),
         activation: Activation = "tanh",
+        initialization: Initialization = "orthogonal",
         device: str | wp.Device | None = None,
         seed: int = 0,
     ) -> None:
@@ -204,7 +219,8 @@ class ValueMLP(DeterministicMixin, Model):
         DeterministicMixin.__init__(self)
         with wp.ScopedDevice(self.device):
             rng = np.random.default_rng(seed)
-            self.net = mlp(self.num_observations, hidden_sizes, 1, activation=activation, output_gain=1.0, rng=rng)
+            size = (self.num_observations, hidden_sizes, 1)
+            self.net = mlp(*size, activation=activation, output_gain=1.0, rng=rng, initialization=initialization)
         self.__post_init__()
 
     def compute(self, inputs: Mapping[str, Any], role: str = "") -> tuple[wp.array, dict[str, Any]]:
