@@ -55,8 +55,8 @@ MUJOCO_LOCOMOTION: dict[str, dict[str, Any]] = {
         "hidden_sizes": (256, 256),
         "activation": "relu",
         "initial_log_std": -2.0,
-        # Weights and biases uniform in +-1/sqrt(fan_in) (the zoo's ortho_init=False): the policy's first mean
-        # actions spread over the action range instead of starting at zero, which starts the gait search sooner.
+        # Weights and biases uniform in +-1/sqrt(fan_in), as the zoo's tuned HalfCheetah run (ortho_init=False):
+        # the first mean actions differ between states instead of all starting near zero.
         "initialization": "uniform",
         # Short rollouts of one environment, many small epochs at a low, constant rate and a tight clip:
         # frequent, conservative updates that do not collapse the policy of a fast-moving gait.
