@@ -7,9 +7,9 @@ import pytest
 from gaussrl.agents.config import PPOConfig, SACConfig
 from gaussrl.core.errors import ConfigError, ConfigTypeError, GaussrlError
 from gaussrl.trainer import cli
-from gaussrl.trainer.build import check_device
 from gaussrl.trainer.cli import main
-from gaussrl.trainer.loop import MAX_SEED, MAX_THREADS, TrainConfig
+from gaussrl.trainer.config import MAX_SEED, MAX_THREADS, check_device
+from gaussrl.trainer.loop import TrainConfig
 
 
 @pytest.mark.parametrize(

@@ -24,7 +24,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 import gymnasium
 import numpy as np
@@ -33,15 +33,9 @@ from gymnasium import spaces
 from gymnasium.vector import AsyncVectorEnv, AutoresetMode, SyncVectorEnv, VectorEnv
 
 from gaussrl.core.checks import check_env_observations
-from gaussrl.core.errors import EnvError, GaussrlError
+from gaussrl.core.errors import EnvError
+from gaussrl.envs.step import NonFinite, NonFiniteDataError, Vectorization, episode_seed
 from gaussrl.envs.wrappers import register_envs
-
-Vectorization = Literal["sync", "async"]
-NonFinite = Literal["stop", "skip"]
-
-
-class NonFiniteDataError(GaussrlError, FloatingPointError):
-    """NaN or infinity from an environment (observations, rewards) or in a training loss."""
 
 
 def finite_rows(values: np.ndarray, num_rows: int) -> np.ndarray:
@@ -74,20 +68,6 @@ def describe_value(values: np.ndarray) -> str:
     if np.isfinite(first):
         return f"a value beyond float32's range ({first:g})"
     return "NaN" if np.isnan(first) else ("inf" if first > 0 else "-inf")
-
-
-def episode_seed(seed: int, env_index: int, episode: int) -> int:
-    """The reset seed of one episode of one sub-environment.
-
-    Args:
-        seed: The run's seed.
-        env_index: Index of the sub-environment.
-        episode: Index of the episode within that sub-environment.
-
-    Returns:
-        A 31-bit seed, independent across the three arguments (``numpy.random.SeedSequence``).
-    """
-    return int(np.random.SeedSequence([seed, env_index, episode]).generate_state(1)[0] >> 1)
 
 
 def check_env_id(env_id: str) -> gymnasium.Env[Any, Any]:

@@ -1,10 +1,37 @@
-"""The backend-free vector step that non-torch agents observe (see :mod:`gaussrl.trainer.backends`)."""
+"""The backend-free vector step that non-torch agents observe (see :mod:`gaussrl.trainer.backends`).
+
+Also the environment options and error that a trainer names without importing torch.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
+
+from gaussrl.core.errors import GaussrlError
+
+Vectorization = Literal["sync", "async"]
+NonFinite = Literal["stop", "skip"]
+
+
+class NonFiniteDataError(GaussrlError, FloatingPointError):
+    """NaN or infinity from an environment (observations, rewards) or in a training loss."""
+
+
+def episode_seed(seed: int, env_index: int, episode: int) -> int:
+    """The reset seed of one episode of one sub-environment.
+
+    Args:
+        seed: The run's seed.
+        env_index: Index of the sub-environment.
+        episode: Index of the episode within that sub-environment.
+
+    Returns:
+        A 31-bit seed, independent across the three arguments (``numpy.random.SeedSequence``).
+    """
+    return int(np.random.SeedSequence([seed, env_index, episode]).generate_state(1)[0] >> 1)
 
 
 @dataclass

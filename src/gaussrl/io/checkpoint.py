@@ -12,6 +12,9 @@ it was written: checkpoints are ordered by the order they were written in (the r
 not by their step, so that a run resumed from an older checkpoint treats what it writes as the
 newest. The JSON is strict (no ``NaN`` literals): a non-finite float of the state is stored as
 ``{"__float__": "nan"|"inf"|"-inf"}`` and comes back as that float.
+
+torch is imported only where a checkpoint holds torch tensors or is loaded: a state of NumPy
+arrays (the compiled JAX trainer's) is written without it, in the same format.
 """
 
 from __future__ import annotations
@@ -21,14 +24,16 @@ import json
 import math
 import os
 import re
+import sys
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+
+if TYPE_CHECKING:
+    import torch
 
 from gaussrl.core.errors import GaussrlError
 from gaussrl.io.atomic import write_atomic, write_text_atomic
@@ -44,7 +49,13 @@ class CheckpointError(GaussrlError, ValueError):
     """A checkpoint that is missing, incomplete or corrupt."""
 
 
-def flatten_state(tree: Any, prefix: str = "") -> tuple[Any, dict[str, torch.Tensor]]:
+def _is_tensor(value: Any) -> bool:
+    """Whether ``value`` is a torch tensor (none can exist before torch is imported, so this never imports it)."""
+    torch_module = sys.modules.get("torch")
+    return torch_module is not None and isinstance(value, torch_module.Tensor)
+
+
+def flatten_state(tree: Any, prefix: str = "") -> tuple[Any, dict[str, Any]]:
     """Split a nested structure into a JSON-serialisable skeleton and a flat dict of tensors.
 
     Dicts with non-string keys (a torch optimizer's ``state``) are kept as ``{"__items__": [[k, v], ...]}``
@@ -55,16 +66,16 @@ def flatten_state(tree: Any, prefix: str = "") -> tuple[Any, dict[str, torch.Ten
         prefix: Name prefix of the tensors (used by the recursion).
 
     Returns:
-        The skeleton and ``{dotted name: tensor}``.
+        The skeleton and ``{dotted name: tensor or array}`` (copies).
 
     Raises:
         TypeError: For a value of another type.
     """
     if isinstance(tree, np.ndarray):  # non-torch agents' arrays; they load back as CPU tensors
-        tree = torch.from_numpy(np.array(tree, copy=True))
-    if isinstance(tree, torch.Tensor):
+        return {TENSOR: prefix}, {prefix: np.array(tree, copy=True, order="C")}
+    if _is_tensor(tree):
         return {TENSOR: prefix}, {prefix: tree.detach().to("cpu").contiguous().clone()}
-    tensors: dict[str, torch.Tensor] = {}
+    tensors: dict[str, Any] = {}
     if isinstance(tree, Mapping):
         items = [(key, *flatten_state(value, f"{prefix}.{key}" if prefix else str(key))) for key, value in tree.items()]
         for _, _, found in items:
@@ -96,8 +107,8 @@ def first_nonfinite(tree: Any, prefix: str = "") -> str | None:
     Returns:
         The name, or None when every tensor is finite.
     """
-    if isinstance(tree, torch.Tensor):
-        return prefix if tree.is_floating_point() and not bool(torch.isfinite(tree).all()) else None
+    if _is_tensor(tree):
+        return prefix if tree.is_floating_point() and not bool(tree.isfinite().all()) else None
     if isinstance(tree, np.ndarray):  # the state of a non-torch agent
         return prefix if np.issubdtype(tree.dtype, np.floating) and not np.isfinite(tree).all() else None
     items = tree.items() if isinstance(tree, dict) else enumerate(tree) if isinstance(tree, list | tuple) else ()
@@ -137,6 +148,19 @@ def unflatten_state(skeleton: Any, tensors: Mapping[str, torch.Tensor]) -> Any:
     return skeleton
 
 
+def _save_tensors(tensors: dict[str, Any], path: Path) -> None:
+    """Write a safetensors file: through NumPy when every value is an array (no torch), else through torch."""
+    if all(isinstance(value, np.ndarray) for value in tensors.values()):
+        from safetensors.numpy import save_file  # noqa: PLC0415
+
+        save_file(tensors, str(path))
+        return
+    import torch  # noqa: PLC0415 (the state holds torch tensors: torch is imported already)
+    from safetensors.torch import save_file as save_torch  # noqa: PLC0415
+
+    save_torch({k: torch.from_numpy(v) if isinstance(v, np.ndarray) else v for k, v in tensors.items()}, str(path))
+
+
 def _sha256(path: Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
@@ -170,7 +194,7 @@ def save_checkpoint(
     # A checkpoint of the same step (a resumed run passing it again) is removed first, so that a crash
     # below leaves it absent rather than a JSON file whose tensor file no longer matches.
     json_path.unlink(missing_ok=True)
-    write_atomic(tensor_path, lambda tmp: save_file(tensors, str(tmp)))
+    write_atomic(tensor_path, lambda tmp: _save_tensors(tensors, tmp))
     history = list_checkpoints(folder)
     record = {
         "format": FORMAT_VERSION,
@@ -324,6 +348,8 @@ def load_checkpoint(path: str | os.PathLike[str], device: str | torch.device = "
     json_path = Path(path) if Path(path).suffix == ".json" else latest_checkpoint(path)
     record = _read_record(json_path)
     tensor_path = _tensor_file(json_path, record)
+    from safetensors.torch import load_file  # noqa: PLC0415 (imports torch: checkpoints load as torch tensors)
+
     try:
         tensors = load_file(str(tensor_path), device=str(device))
     except (SafetensorError, OSError) as error:

@@ -21,7 +21,7 @@ CPU). To add a backend: write its agents with the ``ArrayAgent`` methods, then a
 from __future__ import annotations
 
 import os
-from typing import Any, Literal, Protocol
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -30,11 +30,7 @@ from gaussrl.agents.config import PPOConfig, SACConfig
 from gaussrl.core.errors import ConfigError
 from gaussrl.envs.gymnasium import Step, TorchVecEnv
 from gaussrl.envs.step import ArrayStep
-
-Backend = Literal["torch", "jax", "warp"]
-BACKENDS = ("torch", "jax", "warp")
-ONE_THREAD_XLA_FLAGS = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
-"""XLA:CPU on one thread, as ``--threads 1`` asks (read when JAX starts its CPU backend)."""
+from gaussrl.trainer.config import BACKENDS, ONE_THREAD_XLA_FLAGS, Backend
 
 
 class ArrayAgent(Protocol):

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Literal
-
 import torch
 from gymnasium import spaces
 
@@ -13,35 +11,8 @@ from gaussrl.agents.torch.networks import QMLP, GaussianMLPPolicy, ValueMLP
 from gaussrl.agents.torch.ppo import PPO
 from gaussrl.agents.torch.recurrent import Cell, RecurrentGaussianPolicy, RecurrentValue
 from gaussrl.agents.torch.sac import SAC
-from gaussrl.core.errors import ConfigError
 from gaussrl.models.torch import Model
-
-Algo = Literal["ppo", "sac"]
-PolicyKind = Literal["mlp", "rnn", "gru", "lstm"]
-
-
-def check_device(device: str) -> None:
-    """Accept a torch device string that names a device this machine has.
-
-    Args:
-        device: E.g. ``"cpu"``, ``"cuda"``, ``"cuda:1"``.
-
-    Raises:
-        ConfigError: If the string is not a torch device, or names CUDA or MPS where there is none.
-    """
-    try:
-        parsed = torch.device(device)
-    except (RuntimeError, TypeError):
-        raise ConfigError(f"device={device!r} (--device) is not a torch device; use cpu, cuda or cuda:N.") from None
-    if parsed.type == "cuda":
-        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
-        if count == 0 or (parsed.index or 0) >= count:
-            raise ConfigError(
-                f"device={device!r} (--device) is not available: this machine has {count} usable CUDA device(s) "
-                f"(torch {torch.__version__}); use --device cpu, or a torch build with CUDA on a machine with a GPU."
-            )
-    if parsed.type == "mps" and not torch.backends.mps.is_available():
-        raise ConfigError(f"device={device!r} (--device) is not available on this machine; use --device cpu.")
+from gaussrl.trainer.config import PolicyKind
 
 
 def build_ppo(

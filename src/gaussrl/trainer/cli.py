@@ -14,7 +14,7 @@ import json
 import os
 import shlex
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Union
@@ -25,9 +25,8 @@ from gaussrl.agents.config import PPOConfig, SACConfig
 from gaussrl.core.errors import ConfigError, GaussrlError
 from gaussrl.envs import is_gymnax_id
 from gaussrl.io.checkpoint import CheckpointError
-from gaussrl.trainer.distributed import launch, launched, start_world, stop_world
+from gaussrl.trainer.config import TrainConfig
 from gaussrl.trainer.export import ExportArgs, export_run, load_agent_state
-from gaussrl.trainer.loop import TrainConfig, Trainer, build_agent
 from gaussrl.trainer.presets import describe, env_from_args, train_defaults
 from gaussrl.trainer.resume import flatten, resumed_config, typed_options
 from gaussrl.trainer.rundir import load_run_checkpoint
@@ -119,6 +118,7 @@ def evaluate_run(
         return evaluate_compiled_run(config, state, episodes=episodes), step
     from gaussrl.envs.gymnasium import TorchVecEnv, make_vector_env  # noqa: PLC0415
     from gaussrl.trainer.evaluate import Evaluator  # noqa: PLC0415
+    from gaussrl.trainer.loop import build_agent  # noqa: PLC0415
 
     env = TorchVecEnv(make_vector_env(config.env, config.envs), seed=config.seed, device=config.device)
     agent = build_agent(config, env)
@@ -132,36 +132,43 @@ def evaluate_run(
     return float(returns.mean()), step
 
 
-def _trainer(config: TrainConfig, world: Any) -> Any:
-    """The Gymnasium training loop, or the compiled one for ``gymnax/<id>`` environments (one process)."""
+def _train(config: TrainConfig) -> int:
+    """Train: the compiled loop for ``gymnax/<id>`` environments (one process, no torch), else the Gymnasium one."""
     if is_gymnax_id(config.env):
         from gaussrl.trainer.compiled import CompiledTrainer  # noqa: PLC0415 (imports jax)
 
-        return CompiledTrainer(config)
-    return Trainer(config, world)
+        return _train_with(lambda: CompiledTrainer(config), config, is_main=True)
+    from gaussrl.trainer.distributed import start_world, stop_world  # noqa: PLC0415 (imports torch)
+    from gaussrl.trainer.loop import Trainer  # noqa: PLC0415
+
+    world, device = start_world(config.device, config.dist_timeout)
+    try:
+        return _train_with(lambda: Trainer(dataclasses.replace(config, device=device), world), config, world.is_main)
+    finally:
+        stop_world(world)
+
+
+def _train_with(make_trainer: Callable[[], Any], config: TrainConfig, is_main: bool) -> int:
+    trainer = make_trainer()
+    note = describe(config.env, config.algo)
+    resumed_step = getattr(trainer, "resumed_step", None)
+    if resumed_step is not None:
+        note = f"resuming {trainer.dir} from its checkpoint of step {resumed_step}"
+    if note and is_main:
+        print(f"gaussrl: {note}", file=sys.stderr)
+    try:
+        summary = trainer.run()
+    finally:
+        trainer.close()
+    if is_main:
+        print(json.dumps(summary, indent=2))
+        print(f"run directory: {trainer.dir}")
+    return 0
 
 
 def _run(command: Any) -> int:
     if isinstance(command, TrainConfig):
-        world, device = start_world(command.device, command.dist_timeout)
-        try:
-            trainer = _trainer(dataclasses.replace(command, device=device), world)
-            note = describe(command.env, command.algo)
-            resumed_step = getattr(trainer, "resumed_step", None)
-            if resumed_step is not None:
-                note = f"resuming {trainer.dir} from its checkpoint of step {resumed_step}"
-            if note and world.is_main:
-                print(f"gaussrl: {note}", file=sys.stderr)
-            try:
-                summary = trainer.run()
-            finally:
-                trainer.close()
-        finally:
-            stop_world(world)
-        if world.is_main:
-            print(json.dumps(summary, indent=2))
-            print(f"run directory: {trainer.dir}")
-        return 0
+        return _train(command)
     if isinstance(command, EvalArgs):
         mean, step = evaluate_run(
             command.run_dir, episodes=command.episodes, stochastic=command.stochastic, checkpoint=command.checkpoint
@@ -230,8 +237,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = list(sys.argv[1:] if argv is None else argv)
         command = parse(args)
-        if isinstance(command, TrainConfig) and command.nproc > 1 and not launched():
-            return launch(command.nproc, args)
+        if isinstance(command, TrainConfig) and command.nproc > 1:
+            from gaussrl.trainer.distributed import launch, launched  # noqa: PLC0415 (imports torch)
+
+            if not launched():
+                return launch(command.nproc, args)
         return _run(command)
     except USER_ERRORS as error:
         if os.environ.get("GAUSSRL_TRACEBACK"):

@@ -1,6 +1,7 @@
 """Training compiled end to end: ``gaussrl train --backend jax --env gymnax/<id>``.
 
-Needs JAX, and also imports torch (torch only at the host side: checkpoints, evaluation on Gymnasium).
+Needs JAX; imports no torch (checkpoints are written from NumPy, the Gymnasium evaluation steps
+Gymnasium's environment directly), unless TensorBoard is asked for (torch's writer) or a run resumes.
 
 The run is a sequence of chunks, each one compiled call of several PPO iterations (rollout over
 all vmapped environments, GAE and update; :mod:`gaussrl.agents.jax.ppo_compiled`). Between
@@ -35,19 +36,18 @@ from gaussrl.agents.jax.networks import GaussianMLPPolicy, ValueMLP
 from gaussrl.core.errors import ConfigError
 from gaussrl.envs import GYMNAX_PREFIX
 from gaussrl.envs import gymnax as gymnax_envs
-from gaussrl.envs.gymnasium import NonFiniteDataError
+from gaussrl.envs.step import NonFiniteDataError
 from gaussrl.io.atomic import write_text_atomic
 from gaussrl.io.checkpoint import save_checkpoint
-from gaussrl.trainer.backends import ONE_THREAD_XLA_FLAGS
 from gaussrl.trainer.compiled_state import (
-    GymnasiumPolicy,
     carry_from_tensors,
     carry_to_tensors,
     first_nonfinite_leaf,
+    gymnasium_returns,
+    policy_mean_actions,
     use_compilation_cache,
 )
-from gaussrl.trainer.evaluate import Evaluator
-from gaussrl.trainer.loop import TrainConfig
+from gaussrl.trainer.config import ONE_THREAD_XLA_FLAGS, TrainConfig
 from gaussrl.trainer.metrics import MetricsLog, require_wandb
 from gaussrl.trainer.progress import Progress
 from gaussrl.trainer.resume import load_resume, run_meta
@@ -258,14 +258,10 @@ class CompiledTrainer:
         if name not in gymnasium.envs.registry:
             return None
         cfg, carry = self.config, self.carry
-        agent = GymnasiumPolicy(
+        act = policy_mean_actions(
             self.models, carry.ppo.params["policy"], carry.obs_stats, cfg.ppo.observation_normalization
         )
-        evaluator = Evaluator(name, cfg.eval_episodes, cfg.seed)
-        try:
-            return evaluator.run(agent, deterministic=True)  # type: ignore[arg-type]
-        finally:
-            evaluator.close()
+        return gymnasium_returns(name, act, cfg.eval_episodes, cfg.seed + EVAL_SEED_OFFSET)
 
     def checkpoint(self) -> None:
         """Write a checkpoint of the carry, the step count and the recent returns.

@@ -1,8 +1,10 @@
 """The compiled trainer outside its compiled program: checkpoints, finiteness, Gymnasium evaluation, the cache.
 
 A checkpoint holds every leaf of the carry (:class:`gaussrl.agents.jax.ppo_compiled.Carry`) as a
-named tensor, in tree order (``"0000"``, ``"0001"``, ...); unsigned words (PRNG keys) are stored
+named array, in tree order (``"0000"``, ``"0001"``, ...); unsigned words (PRNG keys) are stored
 reinterpreted as signed integers of the same width, which safetensors' torch side can hold.
+Nothing here imports torch: checkpoints are written from NumPy, and the evaluation on
+Gymnasium's environment steps it directly, as the Gymnasium trainer's evaluation does.
 
 Compiled programs are kept on disk by JAX's persistent compilation cache (:func:`use_compilation_cache`).
 """
@@ -10,22 +12,23 @@ Compiled programs are kept on disk by JAX's persistent compilation cache (:func:
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import jax
 import numpy as np
-import torch
 
 from gaussrl.agents.jax import normalization, ppo_compiled, ppo_core
+from gaussrl.envs.step import episode_seed
 from gaussrl.trainer.resume import ResumeError
 
 CACHE_ENV = "GAUSSRL_JAX_CACHE_DIR"
 """Directory of JAX's persistent compilation cache of compiled runs; set empty: no cache."""
 
 
-def carry_to_tensors(carry: ppo_compiled.Carry) -> dict[str, torch.Tensor]:
-    """The carry's leaves as named CPU tensors (copies).
+def carry_to_tensors(carry: ppo_compiled.Carry) -> dict[str, np.ndarray]:
+    """The carry's leaves as named NumPy arrays (copies).
 
     Args:
         carry: The carry.
@@ -38,16 +41,16 @@ def carry_to_tensors(carry: ppo_compiled.Carry) -> dict[str, torch.Tensor]:
         array = np.asarray(leaf)
         if array.dtype.kind == "u":
             array = array.view(array.dtype.str.replace("u", "i"))
-        tensors[f"{index:04d}"] = torch.from_numpy(np.array(array))
+        tensors[f"{index:04d}"] = np.array(array)
     return tensors
 
 
-def carry_from_tensors(template: ppo_compiled.Carry, tensors: dict[str, torch.Tensor]) -> ppo_compiled.Carry:
+def carry_from_tensors(template: ppo_compiled.Carry, tensors: dict[str, Any]) -> ppo_compiled.Carry:
     """The carry :func:`carry_to_tensors` saved, shaped and typed as ``template``.
 
     Args:
         template: A carry of the run being resumed (its structure, shapes and dtypes).
-        tensors: The checkpoint's tensors.
+        tensors: The checkpoint's tensors (CPU torch tensors or NumPy arrays).
 
     Returns:
         The carry, as NumPy arrays.
@@ -63,7 +66,7 @@ def carry_from_tensors(template: ppo_compiled.Carry, tensors: dict[str, torch.Te
         )
     restored = []
     for index, leaf in enumerate(leaves):
-        array = tensors[f"{index:04d}"].numpy()
+        array = np.asarray(tensors[f"{index:04d}"])
         want = np.asarray(leaf)
         if array.shape != want.shape:
             raise ResumeError(f"checkpoint array {index} has shape {array.shape}; this run's is {want.shape}.")
@@ -88,40 +91,66 @@ def first_nonfinite_leaf(tree: Any) -> str | None:
     return None
 
 
-class GymnasiumPolicy:
-    """The trained policy acting on Gymnasium observations (torch tensors), for the trainer's ``Evaluator``.
+def policy_mean_actions(models: ppo_core.PPOModels, params: Any, obs_stats: Any, normalize: bool) -> Callable[..., Any]:
+    """The trained policy's mean actions, compiled: ``act(observations (N, O)) -> (N, A)`` in ``[-1, 1]`` units.
 
     Args:
         models: The policy and value models.
         params: The policy's parameters.
         obs_stats: The observation statistics.
         normalize: Whether the policy sees normalised observations.
+
+    Returns:
+        The compiled function.
     """
+    key = jax.random.key(0, impl=ppo_compiled.key_impl(jax.local_device_count()))  # samples nothing
 
-    def __init__(self, models: ppo_core.PPOModels, params: Any, obs_stats: Any, normalize: bool) -> None:
-        key = jax.random.key(0, impl=ppo_compiled.key_impl(jax.local_device_count()))  # samples nothing
+    def act(observations: jax.Array) -> jax.Array:
+        x = normalization.normalize(obs_stats, observations) if normalize else observations
+        _, outputs = models.policy.act({"observations": x}, role="policy", params=params, key=key)
+        mean_actions: jax.Array = outputs["mean_actions"]
+        return mean_actions
 
-        def act(observations: jax.Array) -> jax.Array:
-            x = normalization.normalize(obs_stats, observations) if normalize else observations
-            _, outputs = models.policy.act({"observations": x}, role="policy", params=params, key=key)
-            mean_actions: jax.Array = outputs["mean_actions"]
-            return mean_actions
+    return jax.jit(act)
 
-        self._act = jax.jit(act)
 
-    def act_eval(
-        self, observations: torch.Tensor, states: list[torch.Tensor], *, deterministic: bool = True
-    ) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        """The mean actions (the compiled trainer evaluates deterministically only)."""
-        if not deterministic:
-            raise NotImplementedError("the compiled trainer evaluates on Gymnasium with mean actions only.")
-        actions = np.asarray(self._act(observations.cpu().numpy()))
-        return torch.from_numpy(actions.copy()), states
+def gymnasium_returns(env_id: str, act: Callable[..., Any], episodes: int, seed: int) -> np.ndarray:
+    """Deterministic episodes on Gymnasium's own environment, one per copy, each to its end.
 
-    def eval_states(self, batch: int) -> list[torch.Tensor]:
-        """No hidden states (a feed-forward policy)."""
-        del batch
-        return []
+    The episodes start where the Gymnasium trainer's evaluation starts them
+    (:class:`gaussrl.trainer.evaluate.Evaluator`: copy ``i`` reset with ``episode_seed(seed, i, 0)``),
+    and the actions are clipped to ``[-1, 1]`` and rescaled onto the Box as there.
+
+    Args:
+        env_id: A Gymnasium id with a bounded Box action space.
+        act: Mean actions of a batch of observations, ``(episodes, O) float32 -> (episodes, A)``.
+        episodes: Number of episodes.
+        seed: Seed of the initial states (the run's seed plus the evaluation offset).
+
+    Returns:
+        The episode returns, shape (episodes,), summed in float64 from float32 rewards.
+    """
+    import gymnasium  # noqa: PLC0415 (only this evaluation steps Gymnasium)
+
+    envs = [gymnasium.make(env_id) for _ in range(episodes)]
+    try:
+        space = envs[0].action_space
+        low, high = (np.asarray(bound, np.float64).reshape(-1) for bound in (space.low, space.high))
+        center, scale = (high + low) / 2.0, (high - low) / 2.0
+        observations = np.stack([env.reset(seed=episode_seed(seed, i, 0))[0] for i, env in enumerate(envs)])
+        returns, active = np.zeros(episodes), np.ones(episodes, bool)
+        while active.any():
+            actions = np.clip(np.asarray(act(observations.astype(np.float32))), -1.0, 1.0) * scale + center
+            for i in np.flatnonzero(active):
+                shaped = actions[i].reshape(space.shape).astype(space.dtype)
+                observation, reward, terminated, truncated, _ = envs[i].step(shaped)
+                observations[i] = observation
+                returns[i] += np.float32(reward)
+                active[i] = not (terminated or truncated)
+    finally:
+        for env in envs:
+            env.close()
+    return returns
 
 
 def compilation_cache_dir() -> Path | None:

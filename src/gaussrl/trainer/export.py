@@ -16,10 +16,8 @@ import tyro
 
 from gaussrl.core.errors import ConfigError
 from gaussrl.core.running import NORMALIZED_CLIP
-from gaussrl.envs.gymnasium import TorchVecEnv, make_vector_env
 from gaussrl.io.checkpoint import CheckpointError
-from gaussrl.io.export import DeterministicPolicy, ObservationNormalization, export_jit, export_onnx, require_onnx
-from gaussrl.trainer.loop import TrainConfig, build_agent
+from gaussrl.trainer.config import TrainConfig
 from gaussrl.trainer.rundir import load_run_checkpoint
 
 ExportFormat = Literal["onnx", "torchscript"]
@@ -81,7 +79,17 @@ def export_run(
         MissingDependencyError: For ONNX without the onnx extra.
         ConfigError: If ``out`` is a directory.
     """
-    from gaussrl.trainer.cli import read_run_config  # noqa: PLC0415 (the CLI imports this module)
+    # The CLI imports this module, which imports torch only here, when a run is exported.
+    from gaussrl.envs.gymnasium import TorchVecEnv, make_vector_env  # noqa: PLC0415
+    from gaussrl.io.export import (  # noqa: PLC0415
+        DeterministicPolicy,
+        ObservationNormalization,
+        export_jit,
+        export_onnx,
+        require_onnx,
+    )
+    from gaussrl.trainer.cli import read_run_config  # noqa: PLC0415
+    from gaussrl.trainer.loop import build_agent  # noqa: PLC0415
 
     if format == "onnx":
         require_onnx()

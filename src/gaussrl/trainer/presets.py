@@ -20,7 +20,7 @@ import dataclasses
 from collections.abc import Sequence
 from typing import Any
 
-from gaussrl.trainer.loop import TrainConfig
+from gaussrl.trainer.config import TrainConfig
 
 PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     "Pendulum-v1": {"ppo": {"discount_factor": 0.95, "gae_lambda": 0.9}},
@@ -29,7 +29,15 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     # cheap, and 4 epochs (not 8) halve the update, which is most of a chunk's time, while seeds 0-2
     # still end above -200; see benchmarks/results/compiled_pendulum.md for the runs behind these values.
     "gymnax/Pendulum-v1": {
-        "train": {"num_envs": 32, "timesteps": 200_000, "eval_interval": 50_000, "checkpoint_interval": 100_000},
+        "train": {
+            "num_envs": 32,
+            "timesteps": 200_000,
+            "eval_interval": 50_000,
+            "checkpoint_interval": 100_000,
+            # The run takes seconds; metrics.jsonl has every record, and TensorBoard's writer (torch's) would
+            # double its imports. --tensorboard turns it on.
+            "tensorboard": False,
+        },
         "ppo": {
             "discount_factor": 0.95,
             "gae_lambda": 0.9,

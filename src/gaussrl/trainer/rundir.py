@@ -11,9 +11,7 @@ from __future__ import annotations
 import shlex
 import shutil
 from pathlib import Path
-from typing import Any
-
-import torch
+from typing import TYPE_CHECKING, Any
 
 from gaussrl.core.errors import GaussrlError
 from gaussrl.io.atomic import check_writable
@@ -25,6 +23,9 @@ from gaussrl.io.checkpoint import (
     load_checkpoint,
     verify_checkpoint,
 )
+
+if TYPE_CHECKING:
+    import torch
 
 CHECKPOINTS = "checkpoints"
 RUN_FILES = ("config.json", "metrics.jsonl", "summary.json", "learning_curve.png", CHECKPOINTS, "tensorboard", "wandb")

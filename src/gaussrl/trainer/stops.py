@@ -19,7 +19,7 @@ from pathlib import Path
 from types import FrameType, TracebackType
 from typing import Any
 
-from gaussrl.envs.gymnasium import NonFiniteDataError
+from gaussrl.envs.step import NonFiniteDataError
 from gaussrl.io.checkpoint import checkpoint_step, list_checkpoints
 from gaussrl.trainer.resume import resume_command
 from gaussrl.trainer.rundir import CHECKPOINTS
