@@ -125,10 +125,8 @@ def build_run(config: TrainConfig) -> tuple[ppo_core.PPOModels, gymnax_envs.VecE
         activation=cfg.activation,
         initialization=cfg.initialization,
     )
-    policy.init_state_dict(role="policy", key=config.seed)
-    value.init_state_dict(role="value", key=config.seed + 1)
     models = ppo_core.PPOModels(policy, value)
-    return models, env, ppo_compiled.init_carry(models, cfg, env, config.seed, devices=jax.local_device_count())
+    return models, env, ppo_compiled.init_run(models, cfg, env, config.seed, devices=jax.local_device_count())
 
 
 def evaluate_compiled_run(config: TrainConfig, state: dict[str, Any], *, episodes: int) -> float:
