@@ -97,11 +97,11 @@ def _poison(monkeypatch, on_call, where):
     def patched(*args, **kwargs):
         chunk, calls = make_chunk(*args, **kwargs), []
 
-        def poisoned(carry):
+        def poisoned(carry, evaluate):
             calls.append(1)
             if len(calls) == on_call:
                 carry = where(carry)
-            return chunk(carry)
+            return chunk(carry, evaluate)
 
         return poisoned
 

@@ -193,6 +193,7 @@ class CompiledTrainer:
         self.total_updates = -(-config.timesteps // self.per_update)
         self.steps, self.recent = 0, []
         self.last_eval: np.ndarray | None = None
+        self.last_eval_step: int | None = None
         self.resumed_step = self.last_checkpoint = resumed[2] if resumed is not None else None
         if resumed is not None:
             self.carry = carry_from_tensors(self.carry, resumed[0]["carry"])
@@ -207,11 +208,10 @@ class CompiledTrainer:
             updates=self.updates_per_chunk,
             total_updates=self.total_updates,
             example=self.carry,
+            eval_episodes=config.eval_episodes,
+            eval_seed=config.seed + EVAL_SEED_OFFSET,
         )
-        seed = config.seed + EVAL_SEED_OFFSET
-        self.evaluate_gymnax = ppo_compiled.make_evaluate(
-            self.models, cfg, env, episodes=config.eval_episodes, seed=seed, devices=len(devices)
-        )
+        self.env = env
         self.chunk_times: list[tuple[float, float]] = []
         write_text_atomic(self.dir / "config.json", json.dumps(config.to_json(), indent=2, allow_nan=False))
         wandb = config.to_json() if config.wandb else None
@@ -239,13 +239,26 @@ class CompiledTrainer:
             raise DivergenceError(f"the agent's {bad} holds NaN or infinity after {self.steps} steps")
 
     def evaluate(self) -> np.ndarray:
-        """Run the deterministic gymnax evaluation and log it.
+        """Run the deterministic gymnax evaluation alone (compiled apart from the chunk) and log it.
 
         Returns:
             The episode returns.
         """
-        returns = np.asarray(self.evaluate_gymnax(self.carry.ppo.params, self.carry.obs_stats), np.float64)
-        self.last_eval = returns
+        cfg = self.config
+        evaluate = ppo_compiled.make_evaluate(
+            self.models,
+            cfg.ppo,
+            self.env,
+            episodes=cfg.eval_episodes,
+            seed=cfg.seed + EVAL_SEED_OFFSET,
+            devices=jax.local_device_count(),
+        )
+        return self._record_eval(evaluate(self.carry.ppo.params, self.carry.obs_stats))
+
+    def _record_eval(self, returns: Any) -> np.ndarray:
+        """Log an evaluation's returns (of the current step)."""
+        returns = np.asarray(returns, np.float64)
+        self.last_eval, self.last_eval_step = returns, self.steps
         self.metrics.add("eval", self.steps, {"return_mean": float(returns.mean()), "return_std": float(returns.std())})
         self.metrics.flush()
         return returns
@@ -274,18 +287,25 @@ class CompiledTrainer:
         save_checkpoint(self.dir / CHECKPOINTS, self.steps, state, meta, keep=config.keep_checkpoints)
         self.last_checkpoint = self.steps
 
-    def _due(self, interval: int, before: int) -> bool:
-        return interval > 0 and self.steps // interval > before // interval
+    def _due(self, interval: int, before: int, after: int | None = None) -> bool:
+        """Whether a multiple of ``interval`` lies in ``(before, after]`` (``after``: the current step)."""
+        after = self.steps if after is None else after
+        return interval > 0 and after // interval > before // interval
 
     def _train_chunk(self) -> int:
-        """Run one compiled chunk, log it and check it; the step count before it."""
+        """Run one compiled chunk, log it and check it, and log its evaluation if due; the step count before it."""
         before, start, cpu = self.steps, time.perf_counter(), time.process_time()
-        self.carry, logs = self.chunk(self.carry)
+        after = before + self.updates_per_chunk * self.per_update
+        # Every evaluation step, and the run's last step, ends a chunk that evaluates its final parameters.
+        evaluate = after >= self.total_updates * self.per_update or self._due(self.config.eval_interval, before, after)
+        self.carry, logs, returns = self.chunk(self.carry, evaluate)
         logs = jax.device_get(logs)  # waits for the chunk
         self.chunk_times.append((time.perf_counter() - start, time.process_time() - cpu))
-        self.steps += self.updates_per_chunk * self.per_update
+        self.steps = after
         self._log(logs, before)
         self._check_finite()
+        if evaluate:
+            self._record_eval(returns)
         return before
 
     def _postfix(self, progress: Progress) -> None:
@@ -301,8 +321,6 @@ class CompiledTrainer:
                 raise self._interrupted(signals)
             before = self._train_chunk()
             progress.update(self.steps)
-            if self._due(config.eval_interval, before):
-                self.evaluate()
             if self._due(config.checkpoint_interval, before):
                 self.metrics.flush()
                 self.checkpoint()
@@ -335,7 +353,7 @@ class CompiledTrainer:
             with SignalFlag() as signals:
                 self._loop(progress, signals)
                 progress.close()
-                if self.last_eval is None or not self._due(config.eval_interval, self.steps - self.per_update):
+                if self.last_eval_step != self.steps:  # a resumed run that had no steps left to train
                     self.evaluate()
                 end = time.perf_counter()
                 gymnasium_returns = self.evaluate_gymnasium()

@@ -1,11 +1,12 @@
 """PPO compiled end to end on a JAX-native environment: rollout, GAE and update as one XLA program.
 
-:func:`make_chunk` returns ``chunk(carry) -> (carry, logs)``, which runs ``updates`` PPO
+:func:`make_chunk` returns ``chunk(carry, evaluate) -> (carry, logs, returns)``, which runs ``updates`` PPO
 iterations (``lax.scan``): each collects ``rollouts`` steps of every environment (the policy
 samples, the environment steps and resets, observations are normalised and rewards bootstrapped
 on truncation, as :class:`gaussrl.agents.torch.ppo.PPO` does) and then calls the update of
-:mod:`gaussrl.agents.jax.ppo_core`. The trainer calls ``chunk`` repeatedly and logs, evaluates
-and checkpoints in between.
+:mod:`gaussrl.agents.jax.ppo_core`; asked to, it ends with the deterministic evaluation (the
+same program: train and evaluation share one compilation). The trainer calls ``chunk`` repeatedly
+and logs, evaluates and checkpoints in between.
 
 The environments are sharded over the devices of ``mesh`` (``shard_map``, data parallel): each
 device steps ``num_envs / devices`` of them and computes its gradients, which are averaged
@@ -234,8 +235,15 @@ def make_chunk(
     updates: int,
     total_updates: int | None = None,
     example: Carry,
-) -> Callable[[Carry], tuple[Carry, dict[str, jax.Array]]]:
-    """``chunk(carry) -> (carry, logs)``: ``updates`` PPO iterations as one compiled call.
+    eval_episodes: int,
+    eval_seed: int,
+) -> Callable[[Carry, bool], tuple[Carry, dict[str, jax.Array], jax.Array]]:
+    """``chunk(carry, evaluate) -> (carry, logs, returns)``: ``updates`` PPO iterations as one compiled call.
+
+    With ``evaluate`` true the chunk ends with the deterministic evaluation of :func:`make_evaluate`
+    (``eval_episodes`` episodes from ``eval_seed``'s states) of its final parameters; else ``returns``
+    are zeros and the evaluation does not run (``lax.cond``). Training and evaluation are one program,
+    compiled once, for every seed (the evaluation's key is an argument).
 
     Args:
         models: The policy and value models.
@@ -245,43 +253,62 @@ def make_chunk(
         updates: PPO iterations per call.
         total_updates: Updates of the run (the "linear" learning-rate schedule).
         example: A carry of the run (for its partition specs).
+        eval_episodes: Episodes of the evaluation.
+        eval_seed: Seed of the evaluation's initial states.
 
     Returns:
         The jitted chunk; ``logs`` holds one value per iteration (shape (updates,)) of the update's
-        metrics and ``episodes``, ``episode_return_sum`` and ``episode_length_sum`` (episodes finished).
+        metrics and ``episodes``, ``episode_return_sum`` and ``episode_length_sum`` (episodes finished);
+        ``returns`` has shape (eval_episodes,).
     """
     devices = mesh.devices.size
     axis_name = AXIS if devices > 1 else None
     iteration = _iteration(_Context(models, config, env, axis_name, key_impl(devices)), total_updates)
+    evaluate = evaluation(models, config, env, episodes=eval_episodes, devices=devices)
 
-    def chunk(carry: Carry) -> tuple[Carry, dict[str, jax.Array]]:
-        return jax.lax.scan(iteration, carry, None, length=updates)
+    def chunk(carry: Carry, key_data: jax.Array, run_eval: jax.Array) -> tuple[Carry, Any, jax.Array]:
+        carry, logs = jax.lax.scan(iteration, carry, None, length=updates)
+        returns = jax.lax.cond(
+            run_eval,
+            lambda: evaluate(carry.ppo.params, carry.obs_stats, key_data),
+            lambda: jnp.zeros(eval_episodes, jnp.float32),
+        )
+        return carry, logs, returns
 
     if axis_name is None:
-        return jax.jit(chunk, donate_argnums=0)
-    specs = carry_specs(example)
-    sharded = jax.shard_map(chunk, mesh=mesh, in_specs=(specs,), out_specs=(specs, REPLICATED), check_vma=False)
-    return jax.jit(sharded, donate_argnums=0)
+        compiled = jax.jit(chunk, donate_argnums=0)
+    else:
+        specs = carry_specs(example)
+        sharded = jax.shard_map(
+            chunk,
+            mesh=mesh,
+            in_specs=(specs, REPLICATED, REPLICATED),
+            out_specs=(specs, REPLICATED, REPLICATED),
+            check_vma=False,
+        )
+        compiled = jax.jit(sharded, donate_argnums=0)
+    key_data = jax.random.key_data(jax.random.key(eval_seed, impl=key_impl(devices)))
+    return lambda carry, run_eval: compiled(carry, key_data, np.bool_(run_eval))
 
 
-def make_evaluate(
-    models: PPOModels, config: PPOConfig, env: VecEnv, *, episodes: int, seed: int, devices: int = 1
-) -> Callable[[ppo_core.Params, RunningStats], jax.Array]:
-    """``evaluate(params, obs_stats) -> returns (episodes,)``: deterministic (mean-action) episodes, compiled.
+def evaluation(
+    models: PPOModels, config: PPOConfig, env: VecEnv, *, episodes: int, devices: int = 1
+) -> Callable[[ppo_core.Params, RunningStats, jax.Array], jax.Array]:
+    """``evaluate(params, obs_stats, key_data) -> returns (episodes,)``: deterministic (mean-action) episodes.
 
-    Every call replays the same initial states (a fixed key from ``seed``). Episodes run until
-    every one has ended (at most ``max_steps_in_episode`` steps).
+    A pure function, to jit alone (:func:`make_evaluate`) or inside a chunk (:func:`make_chunk`).
+    The initial states come from the key (words of :func:`key_impl`); episodes run until every
+    one has ended (at most ``max_steps_in_episode`` steps).
 
     Args:
         models: The policy and value models.
         config: Hyperparameters (for observation normalisation).
         env: A template environment (its copy count is replaced by ``episodes``).
         episodes: Number of episodes, one per environment copy.
-        seed: Seed of the initial states.
         devices: Devices the parameters live on (they choose the PRNG).
 
     Returns:
-        The evaluation (compiled once for every seed: the key is an argument of the program).
+        The function.
     """
     eval_env = VecEnv(**{**vars(env), "num_envs": episodes})
     steps = int(getattr(env.params, "max_steps_in_episode", 1000))
@@ -304,7 +331,27 @@ def make_evaluate(
         (_, _, returns, _), _ = jax.lax.scan(step, initial, jax.random.split(key, steps))
         return returns
 
-    # The seed is an argument, not a constant of the program: every seed's run shares one compiled evaluation.
-    compiled = jax.jit(evaluate)
-    key_data = jax.random.key_data(jax.random.key(seed, impl=impl))
+    return evaluate
+
+
+def make_evaluate(
+    models: PPOModels, config: PPOConfig, env: VecEnv, *, episodes: int, seed: int, devices: int = 1
+) -> Callable[[ppo_core.Params, RunningStats], jax.Array]:
+    """``evaluate(params, obs_stats) -> returns (episodes,)``: :func:`evaluation` compiled alone.
+
+    Every call replays the same initial states (a fixed key from ``seed``).
+
+    Args:
+        models: The policy and value models.
+        config: Hyperparameters (for observation normalisation).
+        env: A template environment (its copy count is replaced by ``episodes``).
+        episodes: Number of episodes, one per environment copy.
+        seed: Seed of the initial states.
+        devices: Devices the parameters live on (they choose the PRNG).
+
+    Returns:
+        The evaluation (compiled once for every seed: the key is an argument of the program).
+    """
+    compiled = jax.jit(evaluation(models, config, env, episodes=episodes, devices=devices))
+    key_data = jax.random.key_data(jax.random.key(seed, impl=key_impl(devices)))
     return lambda params, obs_stats: compiled(params, obs_stats, key_data)
