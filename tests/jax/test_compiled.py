@@ -173,6 +173,6 @@ def test_gymnax_preset_applies_under_the_command_line():
 
     config = parse(["train", "--backend", "jax", "--env", "gymnax/Pendulum-v1"])
     assert config.envs == 32 and config.timesteps == 200_000 and config.ppo.hidden_sizes == (32, 32)
-    assert config.ppo.discount_factor == 0.95 and config.backend == "jax"
+    assert config.ppo.discount_factor == 0.95 and config.backend == "jax" and config.tensorboard is False
     config = parse(["train", "--backend", "jax", "--env", "gymnax/Pendulum-v1", "--num-envs", "8", "--timesteps", "9"])
     assert config.envs == 8 and config.timesteps == 9 and config.ppo.rollouts == 64
