@@ -47,7 +47,7 @@ from gaussrl.trainer.compiled_state import (
     policy_mean_actions,
     use_compilation_cache,
 )
-from gaussrl.trainer.config import ONE_THREAD_XLA_FLAGS, TrainConfig
+from gaussrl.trainer.config import TrainConfig, compiled_run_xla_flags
 from gaussrl.trainer.metrics import MetricsLog, require_wandb
 from gaussrl.trainer.progress import Progress
 from gaussrl.trainer.resume import load_resume, run_meta
@@ -174,8 +174,8 @@ class CompiledTrainer:
         self.start = time.perf_counter()  # model building and compilation count towards the wall time
         check_config(config)
         self.config, self.dir, cfg = config, config.run_dir, config.ppo
-        if config.threads == 1:  # read when JAX starts its CPU backend, on the first device query below
-            os.environ.setdefault("XLA_FLAGS", ONE_THREAD_XLA_FLAGS)
+        # Read when JAX starts its CPU backend (the CLI sets them before importing JAX; idempotent here).
+        os.environ["XLA_FLAGS"] = compiled_run_xla_flags(config.threads, os.environ.get("XLA_FLAGS"))
         use_compilation_cache()
         devices = jax.local_devices()
         if config.envs % len(devices):
