@@ -123,18 +123,3 @@ def test_the_compiled_path_imports_no_torch(tmp_path):
         check=False,
     )
     assert result.returncode == 0 and "OK" in result.stdout, result.stderr[-3000:]
-
-
-def test_compiled_run_xla_flags_add_what_the_user_has_not_set():
-    from gaussrl.trainer.config import COMPILED_XLA_FLAGS, ONE_THREAD_XLA_FLAGS, compiled_run_xla_flags
-
-    extra = " ".join(COMPILED_XLA_FLAGS)
-    assert compiled_run_xla_flags(1, None) == f"{ONE_THREAD_XLA_FLAGS} {extra}"
-    assert compiled_run_xla_flags(2, None) == extra
-    assert compiled_run_xla_flags(1, "--xla_force_host_platform_device_count=2") == (
-        f"--xla_force_host_platform_device_count=2 {extra}"
-    )
-    mine = " ".join(f"{flag.split('=')[0]}=7" for flag in COMPILED_XLA_FLAGS)
-    assert compiled_run_xla_flags(1, mine) == mine  # the user's values win
-    twice = compiled_run_xla_flags(1, compiled_run_xla_flags(1, None))
-    assert twice == compiled_run_xla_flags(1, None)  # idempotent: the CLI and the trainer both apply it

@@ -25,7 +25,7 @@ from gaussrl.agents.config import PPOConfig, SACConfig
 from gaussrl.core.errors import ConfigError, GaussrlError
 from gaussrl.envs import is_gymnax_id
 from gaussrl.io.checkpoint import CheckpointError
-from gaussrl.trainer.config import TrainConfig, compiled_run_xla_flags
+from gaussrl.trainer.config import TrainConfig, use_one_xla_thread
 from gaussrl.trainer.export import ExportArgs, export_run, load_agent_state
 from gaussrl.trainer.presets import describe, env_from_args, train_defaults
 from gaussrl.trainer.resume import flatten, resumed_config, typed_options
@@ -135,8 +135,7 @@ def evaluate_run(
 def _train(config: TrainConfig) -> int:
     """Train: the compiled loop for ``gymnax/<id>`` environments (one process, no torch), else the Gymnasium one."""
     if is_gymnax_id(config.env):
-        # Before JAX starts its backend, which importing the compiled trainer does.
-        os.environ["XLA_FLAGS"] = compiled_run_xla_flags(config.threads, os.environ.get("XLA_FLAGS"))
+        use_one_xla_thread(config.threads)  # before JAX starts its backend, which importing the trainer does
         from gaussrl.trainer.compiled import CompiledTrainer  # noqa: PLC0415 (imports jax)
 
         return _train_with(lambda: CompiledTrainer(config), config, is_main=True)

@@ -22,7 +22,6 @@ normalisers, environment states, keys) in safetensors, the rest in JSON.
 from __future__ import annotations
 
 import json
-import os
 import time
 from typing import Any
 
@@ -47,7 +46,7 @@ from gaussrl.trainer.compiled_state import (
     policy_mean_actions,
     use_compilation_cache,
 )
-from gaussrl.trainer.config import TrainConfig, compiled_run_xla_flags
+from gaussrl.trainer.config import TrainConfig, use_one_xla_thread
 from gaussrl.trainer.metrics import MetricsLog, require_wandb
 from gaussrl.trainer.progress import Progress
 from gaussrl.trainer.resume import load_resume, run_meta
@@ -174,8 +173,7 @@ class CompiledTrainer:
         self.start = time.perf_counter()  # model building and compilation count towards the wall time
         check_config(config)
         self.config, self.dir, cfg = config, config.run_dir, config.ppo
-        # Read when JAX starts its CPU backend (the CLI sets them before importing JAX; idempotent here).
-        os.environ["XLA_FLAGS"] = compiled_run_xla_flags(config.threads, os.environ.get("XLA_FLAGS"))
+        use_one_xla_thread(config.threads)  # the CLI calls it before importing JAX; here for the Python API
         use_compilation_cache()
         devices = jax.local_devices()
         if config.envs % len(devices):

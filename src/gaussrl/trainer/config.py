@@ -25,24 +25,16 @@ Backend = Literal["torch", "jax", "warp"]
 BACKENDS = ("torch", "jax", "warp")
 ONE_THREAD_XLA_FLAGS = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
 """XLA:CPU on one thread, as ``--threads 1`` asks (read when JAX starts its CPU backend)."""
-COMPILED_XLA_FLAGS = ("--xla_backend_optimization_level=0",)
-"""XLA options of compiled gymnax runs, trading the compiled program's optimisation for compile time
-(what each buys: ``benchmarks/results/tried.md``); an option named in ``XLA_FLAGS`` already is left as set."""
 
 
-def compiled_run_xla_flags(threads: int, flags: str | None) -> str:
-    """The ``XLA_FLAGS`` of a compiled gymnax run (set before JAX starts its backend).
+def use_one_xla_thread(threads: int) -> None:
+    """For ``--threads 1``, put XLA:CPU on one thread unless ``XLA_FLAGS`` is set; call before JAX starts its backend.
 
     Args:
-        threads: ``--threads``; 1 means the one-thread flags, unless ``flags`` is given.
-        flags: ``XLA_FLAGS`` as set by the user, or None.
-
-    Returns:
-        ``flags`` (or the one-thread flags), followed by each of :data:`COMPILED_XLA_FLAGS` not named there.
+        threads: The run's ``--threads``.
     """
-    base = flags if flags is not None else (ONE_THREAD_XLA_FLAGS if threads == 1 else "")
-    named = {flag.split("=")[0] for flag in base.split()}
-    return " ".join([base, *(flag for flag in COMPILED_XLA_FLAGS if flag.split("=")[0] not in named)]).strip()
+    if threads == 1:
+        os.environ.setdefault("XLA_FLAGS", ONE_THREAD_XLA_FLAGS)
 
 
 MAX_THREADS = 4 * (os.cpu_count() or 1)
