@@ -13,7 +13,8 @@ from typing import TYPE_CHECKING, Any
 from gaussrl.core.errors import EnvError
 
 if TYPE_CHECKING:
-    from gaussrl.envs.gymnasium import Step, TorchVecEnv, check_env_id, episode_seed, make_vector_env
+    from gaussrl.envs.gymnasium import Step, TorchVecEnv, check_env_id, make_vector_env
+    from gaussrl.envs.step import episode_seed
     from gaussrl.envs.wrappers import NO_VELOCITY_ID, KeepObservationIndices, register_envs
 
 GYMNAX_PREFIX = "gymnax/"
@@ -22,7 +23,7 @@ _LAZY = {
     "Step": "gymnasium",
     "TorchVecEnv": "gymnasium",
     "check_env_id": "gymnasium",
-    "episode_seed": "gymnasium",
+    "episode_seed": "step",
     "make_vector_env": "gymnasium",
     "NO_VELOCITY_ID": "wrappers",
     "KeepObservationIndices": "wrappers",

@@ -255,11 +255,11 @@ class CompiledTrainer:
 
     def _record_eval(self, returns: Any) -> np.ndarray:
         """Log an evaluation's returns (of the current step)."""
-        returns = np.asarray(returns, np.float64)
-        self.last_eval, self.last_eval_step = returns, self.steps
-        self.metrics.add("eval", self.steps, {"return_mean": float(returns.mean()), "return_std": float(returns.std())})
+        values: np.ndarray = np.asarray(returns, np.float64)
+        self.last_eval, self.last_eval_step = values, self.steps
+        self.metrics.add("eval", self.steps, {"return_mean": float(values.mean()), "return_std": float(values.std())})
         self.metrics.flush()
-        return returns
+        return values
 
     def evaluate_gymnasium(self) -> np.ndarray | None:
         """Deterministic episodes of the policy on Gymnasium's environment of the same id (None if it has none)."""

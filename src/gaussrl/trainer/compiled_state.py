@@ -20,6 +20,7 @@ import jax
 import numpy as np
 
 from gaussrl.agents.jax import normalization, ppo_compiled, ppo_core
+from gaussrl.core.errors import EnvError
 from gaussrl.envs.step import episode_seed
 from gaussrl.trainer.resume import ResumeError
 
@@ -135,6 +136,8 @@ def gymnasium_returns(env_id: str, act: Callable[..., Any], episodes: int, seed:
     envs = [gymnasium.make(env_id) for _ in range(episodes)]
     try:
         space = envs[0].action_space
+        if not isinstance(space, gymnasium.spaces.Box):
+            raise EnvError(f"Gymnasium's {env_id!r} has action space {type(space).__name__}; expected a Box.")
         low, high = (np.asarray(bound, np.float64).reshape(-1) for bound in (space.low, space.high))
         center, scale = (high + low) / 2.0, (high - low) / 2.0
         observations = np.stack([env.reset(seed=episode_seed(seed, i, 0))[0] for i, env in enumerate(envs)])

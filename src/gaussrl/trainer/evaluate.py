@@ -8,7 +8,8 @@ import numpy as np
 import torch
 
 from gaussrl.agents.torch.recurrent import reset_states
-from gaussrl.envs.gymnasium import NonFinite, Step, TorchVecEnv, make_vector_env
+from gaussrl.envs.gymnasium import Step, TorchVecEnv, make_vector_env
+from gaussrl.envs.step import NonFinite
 
 EVAL_SEED_OFFSET = 1_000_003
 """Evaluation episodes use seeds of their own stream (``seed + EVAL_SEED_OFFSET``)."""

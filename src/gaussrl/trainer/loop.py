@@ -22,7 +22,8 @@ import numpy as np
 import torch
 
 from gaussrl.core.errors import ConfigError
-from gaussrl.envs.gymnasium import NonFiniteDataError, TorchVecEnv, make_vector_env
+from gaussrl.envs.gymnasium import TorchVecEnv, make_vector_env
+from gaussrl.envs.step import NonFiniteDataError
 from gaussrl.io.atomic import write_text_atomic
 from gaussrl.io.checkpoint import CheckpointError, first_nonfinite, save_checkpoint
 from gaussrl.trainer.backends import build_array_agent
