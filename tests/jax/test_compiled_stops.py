@@ -186,5 +186,8 @@ def test_progress_prints_plain_lines_when_stderr_is_not_a_terminal(tmp_path, cap
     assert "\r" not in err  # no bar redrawn in a log file
     lines = [line for line in err.splitlines() if line.startswith("gaussrl: step")]
     # One line every 10 s (the first chunk compiles for a while on a loaded machine) and a last one at the end.
-    assert lines and all(re.fullmatch(r"gaussrl: step \d+/512 \(\d+%\), \d+ steps/s(, return=-)?", x) for x in lines)
-    assert re.fullmatch(rf"gaussrl: step {CHUNK}/{CHUNK} \(100%\), \d+ steps/s, return=-", lines[-1]), lines
+    pattern = r"gaussrl: step \d+/512 \(\d+%\), \d+ steps/s(, return=-(, eval=-?\d+\.\d)?)?"
+    assert lines and all(re.fullmatch(pattern, x) for x in lines)
+    # The run's one chunk ends with the evaluation, which the last line shows.
+    last = rf"gaussrl: step {CHUNK}/{CHUNK} \(100%\), \d+ steps/s, return=-, eval=-\d+\.\d"
+    assert re.fullmatch(last, lines[-1]), lines
