@@ -100,7 +100,7 @@ def test_checkpoint_round_trip_keeps_integer_keys_and_dtypes(tmp_path):
 
 def test_atomic_checkpoint_survives_a_crash_mid_write(tmp_path, monkeypatch):
     save_checkpoint(tmp_path, 1, {"w": torch.ones(3)}, {})
-    real_save = checkpoint_module.save_file
+    real_save = checkpoint_module._save_tensors
 
     def crash(tensors, filename):
         real_save(tensors, filename)
@@ -108,7 +108,7 @@ def test_atomic_checkpoint_survives_a_crash_mid_write(tmp_path, monkeypatch):
             handle.truncate(10)  # half-written file...
         raise KeyboardInterrupt("simulated crash")  # ...and the process dies
 
-    monkeypatch.setattr(checkpoint_module, "save_file", crash)
+    monkeypatch.setattr(checkpoint_module, "_save_tensors", crash)
     with pytest.raises(KeyboardInterrupt):
         save_checkpoint(tmp_path, 2, {"w": torch.zeros(3)}, {})
     assert sorted(p.name for p in tmp_path.iterdir()) == ["step_000000000001.json", "step_000000000001.safetensors"]
