@@ -106,7 +106,9 @@ def sb3_ppo(train: TrainConfig) -> Mapping:
             "net_arch": {"pi": list(cfg.hidden_sizes), "vf": list(cfg.hidden_sizes)},
             "activation_fn": _activation(activation),
             "log_std_init": cfg.initial_log_std,
-            "ortho_init": True,  # gains sqrt(2) hidden, 0.01 policy, 1 value: gaussrl's
+            # orthogonal: gains sqrt(2) hidden, 0.01 policy, 1 value, as gaussrl's; otherwise torch's Linear default,
+            # U(+-1/sqrt(fan_in)) for weights and biases, which is gaussrl's "uniform"
+            "ortho_init": getattr(cfg, "initialization", "orthogonal") == "orthogonal",
         },
     }
     if cfg.kl_threshold > 0:

@@ -56,7 +56,8 @@ MUJOCO_LOCOMOTION: dict[str, dict[str, Any]] = {
         "activation": "relu",
         "initial_log_std": -2.0,
         # Weights and biases uniform in +-1/sqrt(fan_in), as the zoo's tuned HalfCheetah run (ortho_init=False):
-        # the first mean actions differ between states instead of all starting near zero.
+        # the first mean actions differ between states instead of all starting near zero. HalfCheetah-v5 1M,
+        # seeds 0/1/2: 6115 / 6108 / 4337 with it, 5620 / 5787 / 4791 with the orthogonal default.
         "initialization": "uniform",
         # Short rollouts of one environment, many small epochs at a low, constant rate and a tight clip:
         # frequent, conservative updates that do not collapse the policy of a fast-moving gait.
