@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -18,7 +19,7 @@ from gaussrl.agents.warp.networks import CPU_TILE_2D, CPU_TILE_MIN_BATCH, matmul
 from gaussrl.trainer.build import build_ppo, build_sac
 from gaussrl.trainer.cli import main
 from gaussrl.trainer.loop import TrainConfig, Trainer
-from gaussrl.trainer.warp_backend import build_warp_ppo, build_warp_sac
+from gaussrl.trainer.warp_backend import WarpArrayAgent, build_warp_ppo, build_warp_sac
 
 OBS, ACT = spaces.Box(-np.inf, np.inf, (3,), np.float32), spaces.Box(-1.0, 1.0, (2,), np.float32)
 TOL = {"rtol": 2e-4, "atol": 2e-5}
@@ -60,15 +61,20 @@ PPO_CASES = {
         "entropy_loss_scale": 0.01,
     },
     "four shuffled minibatches, observation normaliser": {"mini_batches": 4, "observation_normalization": True},
+    # 100 rows: the networks take CPU_TILE_2D, with a partial tile of rows
+    "one 100-row minibatch": {"rollouts": 50, "mini_batches": 1, "observation_normalization": True},
 }  # fmt: skip
 
 
 @pytest.mark.parametrize("case", PPO_CASES)
 def test_one_ppo_update_matches_torch(monkeypatch, case):
-    config = PPOConfig(rollouts=8, learning_epochs=3, hidden_sizes=(16, 16), learning_rate=3e-3, **PPO_CASES[case])
+    options = {"rollouts": 8, "learning_epochs": 3, "hidden_sizes": (16, 16), "learning_rate": 3e-3}
+    config = PPOConfig(**{**options, **PPO_CASES[case]})
     num_envs = 2
     torch_agent = build_ppo(config, OBS, ACT, num_envs=num_envs, policy="mlp", device="cpu")
     warp_agent = build_warp_ppo(config, OBS, ACT, num_envs=num_envs, device="cpu")
+    rows = config.rollouts * num_envs // config.mini_batches
+    assert matmul_tile("cpu", rows) == (CPU_TILE_2D if rows >= CPU_TILE_MIN_BATCH else None)
     _copy(torch_agent.policy, warp_agent.policy)
     _copy(torch_agent.value, warp_agent.value)
     rng = np.random.default_rng(0)
@@ -241,3 +247,27 @@ def test_train_and_eval_from_the_command_line(tmp_path, capsys):
 def test_warp_backend_rejects_recurrent_policies():
     with pytest.raises(ValueError, match=r"policy=.gru. trains on the torch backend only"):
         dataclasses.replace(TrainConfig(), backend="warp", policy="gru")
+
+
+class _Recorder:
+    """A Warp agent stand-in that keeps the step it is given."""
+
+    device = "cpu"
+
+    def observe(self, step):
+        self.step = step
+        return {}
+
+
+@pytest.mark.parametrize("ended", ["none", "truncated", "terminated"])
+def test_the_agent_gets_the_final_observations(ended):
+    recorder = _Recorder()
+    observations = np.arange(6, dtype=np.float32).reshape(2, 3)
+    final = observations.copy()
+    if ended != "none":
+        final[0] += 100.0  # environment 0's episode ended there; environment 1 goes on
+    flags = {name: np.array([ended == name, False]) for name in ("terminated", "truncated")}
+    step = SimpleNamespace(observations=observations, rewards=np.ones(2), final_observations=final, **flags)
+    WarpArrayAgent(recorder).observe(step)
+    np.testing.assert_array_equal(recorder.step.observations.numpy(), observations)
+    np.testing.assert_array_equal(recorder.step.final_observations.numpy(), final)

@@ -76,12 +76,17 @@ class WarpArrayAgent:
         Returns:
             The agent's update metrics, or an empty dict.
         """
+        observations = _warp(step.observations, self.device)
+        terminated = np.asarray(step.terminated, bool).reshape(-1)
+        truncated = np.asarray(step.truncated, bool).reshape(-1)
+        # Where no episode ended, the final observations are the observations: one copy to the device, not two.
+        ended = terminated.any() or truncated.any()
         warp_step = WarpStep(
-            observations=_warp(step.observations, self.device),
+            observations=observations,
             rewards=_warp(np.asarray(step.rewards).reshape(-1, 1), self.device),
-            terminated=np.asarray(step.terminated, bool).reshape(-1),
-            truncated=np.asarray(step.truncated, bool).reshape(-1),
-            final_observations=_warp(step.final_observations, self.device),
+            terminated=terminated,
+            truncated=truncated,
+            final_observations=_warp(step.final_observations, self.device) if ended else observations,
         )
         return self.agent.observe(warp_step)
 
@@ -235,16 +240,18 @@ def build_warp_ppo(
     Returns:
         The agent.
     """
-    sizes = config.hidden_sizes
+    sizes, per_update = config.hidden_sizes, config.rollouts * num_envs
+    # The minibatches' gradient steps are most of the networks' time, so their rows pick the tile.
+    tile_2d = matmul_tile(device, -(-per_update // config.mini_batches))
     policy = GaussianMLPPolicy(
         observation_space, action_space, hidden_sizes=sizes, activation=config.activation,
         initialization=config.initialization, initial_log_std=config.initial_log_std, device=device, seed=seed,
+        tile_2d=tile_2d,
     )  # fmt: skip
     value = ValueMLP(
         observation_space, hidden_sizes=sizes, activation=config.activation, initialization=config.initialization,
-        device=device, seed=seed + 1,
+        device=device, seed=seed + 1, tile_2d=tile_2d,
     )  # fmt: skip
-    per_update = config.rollouts * num_envs
     total_updates = -(-total_timesteps // per_update) if total_timesteps else None
     return PPO(policy=policy, value=value, config=config, num_envs=num_envs, total_updates=total_updates, seed=seed)
 

@@ -97,16 +97,17 @@ class Scaler:
         outputs = [self.mean, self.var, self.count, self.mean32, self.std32]
         wp.launch(fold_kernel, 1, inputs=[batch], outputs=outputs, device=self.device)
 
-    def normalize(self, x: wp.array) -> wp.array:
-        """``clip((x - mean) / std, -5, 5)`` into a fresh array.
+    def normalize(self, x: wp.array, out: wp.array | None = None) -> wp.array:
+        """``clip((x - mean) / std, -5, 5)`` into a fresh array or ``out``.
 
         Args:
             x: Shape (B, size).
+            out: Array of x's shape to write into; None: a new one.
 
         Returns:
-            Same shape.
+            The result (``out`` when given).
         """
-        out = wp.empty(x.shape, dtype=f32, device=self.device)
+        out = wp.empty(x.shape, dtype=f32, device=self.device) if out is None else out
         wp.launch(normalize_kernel, x.shape, inputs=[x, self.mean32, self.std32], outputs=[out], device=self.device)
         return out
 

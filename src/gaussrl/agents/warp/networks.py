@@ -29,8 +29,9 @@ CPU_TILE_2D = (64, 64)
 """Tile of the warp-nn matrix products on Warp's CPU device for batches of at least ``CPU_TILE_MIN_BATCH``.
 
 warp-nn's default (16, 64) tile is chosen for CUDA; on the CPU device, a 256-row forward and
-backward pass of a 4-128-128-1 MLP takes about 1.4x less time with (64, 64) (one thread,
-benchmarks/results/tried.md). Smaller batches (a rollout step's act) run faster on the default tile.
+backward pass of a 4-128-128-1 MLP takes about 1.4x less time with (64, 64), and PPO's 128-row
+minibatches through 64-wide layers about 1.3x less (one thread, benchmarks/results/tried.md).
+Smaller batches (a rollout step's act) run a little faster on the default tile.
 """
 CPU_TILE_MIN_BATCH = 64
 Tile = tuple[int, int]
@@ -203,6 +204,7 @@ class ValueMLP(DeterministicMixin, Model):
         initialization: ``"orthogonal"`` or ``"uniform"`` (see :func:`mlp`).
         device: Warp device.
         seed: Seed of the initial weights.
+        tile_2d: warp-nn's matrix-product tile (see :func:`matmul_tile`); None: its default.
     """
 
     def __init__(
@@ -214,13 +216,16 @@ class ValueMLP(DeterministicMixin, Model):
         initialization: Initialization = "orthogonal",
         device: str | wp.Device | None = None,
         seed: int = 0,
+        tile_2d: Tile | None = None,
     ) -> None:
         Model.__init__(self, observation_space=observation_space, action_space=1, device=device)
         DeterministicMixin.__init__(self)
         with wp.ScopedDevice(self.device):
             rng = np.random.default_rng(seed)
             size = (self.num_observations, hidden_sizes, 1)
-            self.net = mlp(*size, activation=activation, output_gain=1.0, rng=rng, initialization=initialization)
+            self.net = mlp(
+                *size, activation=activation, output_gain=1.0, rng=rng, tile_2d=tile_2d, initialization=initialization
+            )
         self.__post_init__()
 
     def compute(self, inputs: Mapping[str, Any], role: str = "") -> tuple[wp.array, dict[str, Any]]:

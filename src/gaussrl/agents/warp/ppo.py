@@ -75,12 +75,8 @@ class PPO:
         self.rollout_log_std = wp.zeros(num_actions, dtype=f32, device=self.device)
         self.updates = 0
 
-    def _normalize(self, observations: wp.array, *, update: bool = False) -> wp.array:
-        if self.obs_scaler is None:
-            return observations
-        if update:
-            self.obs_scaler.update(observations)
-        return self.obs_scaler.normalize(observations)
+    def _normalize(self, observations: wp.array) -> wp.array:
+        return observations if self.obs_scaler is None else self.obs_scaler.normalize(observations)
 
     def _values(self, x: wp.array) -> wp.array:
         values, _ = self.value.act({"observations": x}, role="value")
@@ -96,10 +92,14 @@ class PPO:
             Actions (N, A), unclipped: exactly the samples whose log-prob is stored.
         """
         reseed(self.policy, self.rng)
-        x = self._normalize(observations, update=True)
+        x = self.rollout.row("observations")  # normalised straight into the rollout, which the policy then reads
+        if self.obs_scaler is None:
+            wp.copy(x, observations)
+        else:
+            self.obs_scaler.update(observations)
+            self.obs_scaler.normalize(observations, out=x)
         actions, outputs = self.policy.act({"observations": x}, role="policy")
-        for name, array in (("observations", x), ("actions", actions)):
-            self.rollout.write(name, array)
+        self.rollout.write("actions", actions)
         self.rollout.write("log_prob", outputs["log_prob"])
         self.rollout.write("mean_actions", outputs["mean_actions"])
         wp.copy(self.rollout_log_std, outputs["log_std"].flatten())
