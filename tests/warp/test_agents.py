@@ -236,6 +236,8 @@ def test_train_and_eval_from_the_command_line(tmp_path, capsys):
     summary = json.loads((run / "summary.json").read_text())
     assert summary["backend"] == "warp" and summary["timesteps"] == 800 and np.isfinite(summary["eval_return_mean"])
     assert any((run / "checkpoints").glob("*.safetensors")) and (run / "metrics.jsonl").read_text().count("update")
+    # Warp's banner and per-module load lines stay out of the run's output (its warnings still print).
+    assert wp.config.log_level == wp.LOG_WARNING
     capsys.readouterr()
     assert main(["eval", str(run), "--episodes", "2"]) == 0
     assert f"{summary['eval_return_mean']:.2f}" in capsys.readouterr().out

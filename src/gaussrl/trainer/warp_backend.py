@@ -26,6 +26,10 @@ if TYPE_CHECKING:
 
 f32 = wp.float32
 
+# A training run's output is the trainer's (progress bar, evaluations, summary): Warp's start-up banner
+# and its line per loaded kernel module would bury it. Warnings and errors still print.
+wp.config.log_level = wp.LOG_WARNING
+
 
 def _warp(values: Any, device: Any) -> wp.array:
     return wp.array(np.asarray(values, np.float32), dtype=f32, device=device)
