@@ -12,7 +12,11 @@ the table gives medians and the ratios gaussrl / other, and is written as Markdo
 
     python benchmarks/train_throughput.py [--ppo-steps 8192] [--sac-steps 1500] [--repeats 3]
         [--algos ppo sac] [--frameworks gaussrl gaussrl-jax sb3 skrl]
-        [--markdown benchmarks/results/train_throughput.md] [--json out.json]
+        [--markdown benchmarks/results/train_throughput.md] [--json out.json] [--clock wall|cpu]
+
+``--clock cpu`` reports environment steps per second of the process's CPU time
+(``time.process_time``) instead of wall time: on a machine shared with other jobs it is the
+steadier figure (the rates are then "steps per CPU-s").
 
 ``gaussrl-jax`` is ``gaussrl train --backend jax``'s agent in the same loop; it first runs
 ``--jax-warmup`` steps untimed (its compilation: one update and the act calls), then the timed
@@ -53,6 +57,10 @@ SAC = train_defaults("Pendulum-v1").sac
 LEARNING_STARTS = 256
 """SAC: random steps before learning in this benchmark (all frameworks), so most steps learn."""
 NUM_ENVS = {"ppo": PENDULUM.envs, "sac": 1}
+CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
+"""``--clock``: wall time, or this process's CPU time (steadier on a shared machine; one thread, so the same work)."""
+CLOCK = [time.perf_counter]
+"""The clock every measurement reads (``--clock`` sets it)."""
 JAX_WARMUP = {"ppo": 4096, "sac": LEARNING_STARTS + 64}
 """Untimed steps of the JAX agent before the timed ones: its compilation (one PPO update; SAC's first updates)."""
 
@@ -74,9 +82,9 @@ def gaussrl_jax_steps_per_s(algo: str, steps: int) -> float:
         "jax", algo, env, agents=(PENDULUM.ppo, sac), seed=0, threads=1, total_timesteps=steps + JAX_WARMUP[algo]
     )
     observations = _steps(env, agent, JAX_WARMUP[algo], env.reset())
-    start = time.perf_counter()
+    start = CLOCK[0]()
     _steps(env, agent, steps, observations)
-    elapsed = time.perf_counter() - start
+    elapsed = CLOCK[0]() - start
     env.close()
     return steps / elapsed
 
@@ -101,12 +109,12 @@ def gaussrl_steps_per_s(algo: str, steps: int, backend: str = "torch") -> float:
     else:
         agent = build_sac(sac_config, *spaces, num_envs=num_envs, device="cpu")
     observations = env.reset()
-    start = time.perf_counter()
+    start = CLOCK[0]()
     for _ in range(steps // num_envs):
         step = env.step(agent.act(observations))
         agent.observe(step)
         observations = step.observations
-    elapsed = time.perf_counter() - start
+    elapsed = CLOCK[0]() - start
     env.close()
     return steps / elapsed
 
@@ -147,9 +155,9 @@ def sb3_steps_per_s(algo: str, steps: int) -> float:
             policy_kwargs={"net_arch": list(SAC.hidden_sizes)},
             **common,
         )
-    start = time.perf_counter()
+    start = CLOCK[0]()
     model.learn(total_timesteps=steps)
-    return steps / (time.perf_counter() - start)
+    return steps / (CLOCK[0]() - start)
 
 
 def _skrl_models(algo: str, env: Any) -> dict[str, Any]:
@@ -269,9 +277,9 @@ def skrl_steps_per_s(algo: str, steps: int, framework: str = "torch") -> float:
     agent = _skrl_agent(algo, env, models, framework)
     cfg = {"timesteps": steps // num_envs, "headless": True, "disable_progressbar": True}
     trainer = SequentialTrainer(env=env, agents=agent, cfg=cfg)
-    start = time.perf_counter()
+    start = CLOCK[0]()
     trainer.train()
-    return steps / (time.perf_counter() - start)
+    return steps / (CLOCK[0]() - start)
 
 
 def gaussrl_warp_steps_per_s(algo: str, steps: int) -> float:
@@ -314,7 +322,8 @@ def measure(algo: str, steps: int, repeats: int, names: list[str]) -> dict[str, 
 def table(results: dict[str, dict[str, list[float]]], command: str) -> str:
     """The Markdown report: medians, every repeat, and gaussrl's ratio to each framework."""
     lines = [
-        "# Training throughput: env steps/s, one CPU thread, Pendulum-v1 (median of repeats)",
+        f"# Training throughput: env steps per {'CPU-s' if CLOCK[0] is time.process_time else 's'}, one CPU thread, "
+        "Pendulum-v1 (median of repeats)",
         "",
         f"`{command}`",
         "",
@@ -347,14 +356,16 @@ def main() -> None:
     parser.add_argument("--json", default=None, help="also write the raw results to this file")
     parser.add_argument("--algos", nargs="+", default=["ppo", "sac"], choices=["ppo", "sac"])
     parser.add_argument("--frameworks", nargs="+", default=list(FRAMEWORKS), choices=list(FRAMEWORKS))
+    parser.add_argument("--clock", default="wall", choices=list(CLOCKS), help="wall time or the process's CPU time")
     args = parser.parse_args()
+    CLOCK[0] = CLOCKS[args.clock]
     torch.set_num_threads(1)
     steps = {"ppo": args.ppo_steps, "sac": args.sac_steps}
     results = {algo: measure(algo, steps[algo], args.repeats, args.frameworks) for algo in args.algos}
     command = (
         f"python benchmarks/train_throughput.py --algos {' '.join(args.algos)} "
         f"--frameworks {' '.join(args.frameworks)} --ppo-steps {args.ppo_steps} --sac-steps {args.sac_steps} "
-        f"--repeats {args.repeats}"
+        f"--repeats {args.repeats}" + (f" --clock {args.clock}" if args.clock != "wall" else "")
     )
     report = table(results, command)
     print(report)
