@@ -18,7 +18,8 @@ from gymnasium import spaces
 
 from gaussrl.agents.config import PPOConfig, SACConfig
 from gaussrl.agents.warp import PPO, SAC, WarpStep
-from gaussrl.agents.warp.networks import QMLP, GaussianMLPPolicy, ValueMLP, matmul_tile
+from gaussrl.agents.warp.networks import QMLP, GaussianMLPPolicy, ValueMLP
+from gaussrl.agents.warp.tiles import matmul_tile, small_batch_tile
 from gaussrl.envs.gymnasium import Step, TorchVecEnv
 
 if TYPE_CHECKING:
@@ -246,11 +247,13 @@ def build_warp_ppo(
     """
     sizes, per_update = config.hidden_sizes, config.rollouts * num_envs
     # The minibatches' gradient steps are most of the networks' time, so their rows pick the tile.
-    tile_2d = matmul_tile(device, -(-per_update // config.mini_batches))
+    # The rollout's acts (one row per environment) go to a copy of the policy's layers with a small tile.
+    minibatch = -(-per_update // config.mini_batches)
+    tile_2d, small_tile_2d = matmul_tile(device, minibatch), small_batch_tile(device, minibatch, num_envs)
     policy = GaussianMLPPolicy(
         observation_space, action_space, hidden_sizes=sizes, activation=config.activation,
         initialization=config.initialization, initial_log_std=config.initial_log_std, device=device, seed=seed,
-        tile_2d=tile_2d,
+        tile_2d=tile_2d, small_tile_2d=small_tile_2d,
     )  # fmt: skip
     value = ValueMLP(
         observation_space, hidden_sizes=sizes, activation=config.activation, initialization=config.initialization,
@@ -282,7 +285,8 @@ def build_warp_sac(
     Returns:
         The agent.
     """
-    tile_2d = matmul_tile(device, config.batch_size)
+    batch = config.batch_size
+    tile_2d, small_tile_2d = matmul_tile(device, batch), small_batch_tile(device, batch, num_envs)
     policy = GaussianMLPPolicy(
         observation_space,
         action_space,
@@ -293,6 +297,7 @@ def build_warp_sac(
         device=device,
         seed=seed,
         tile_2d=tile_2d,
+        small_tile_2d=small_tile_2d,  # the acts: one row per environment
     )
     critics = [
         QMLP(

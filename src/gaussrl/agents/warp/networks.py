@@ -8,57 +8,32 @@ actions live in the normalised Box ``[-1, 1]^A``.
 
 from __future__ import annotations
 
-import contextlib
 import math
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
 import numpy as np
 import warp as wp
 from warp_nn import nn
-from warp_nn.utils import kernel_config
 
 from gaussrl.agents.config import Initialization
 from gaussrl.agents.warp.kernels import concat_kernel, split_kernel
+from gaussrl.agents.warp.tiles import CPU_TILE_2D, CPU_TILE_MIN_BATCH, SmallBatchNet, Tile, matmul_tile, tile
 from gaussrl.core.spaces import SpaceLike
 from gaussrl.models.warp import DeterministicMixin, GaussianMixin, Model
 
 Activation = Literal["tanh", "relu"]
 ACTIVATIONS: dict[str, type[nn.Module]] = {"tanh": nn.Tanh, "relu": nn.ReLU}
-CPU_TILE_2D = (64, 64)
-"""Tile of the warp-nn matrix products on Warp's CPU device for batches of at least ``CPU_TILE_MIN_BATCH``.
-
-warp-nn's default (16, 64) tile is chosen for CUDA; on the CPU device, a 256-row forward and
-backward pass of a 4-128-128-1 MLP takes about 1.4x less time with (64, 64), and PPO's 128-row
-minibatches through 64-wide layers about 1.3x less (one thread, benchmarks/results/tried.md).
-Smaller batches (a rollout step's act) run a little faster on the default tile.
-"""
-CPU_TILE_MIN_BATCH = 64
-Tile = tuple[int, int]
-
-
-def matmul_tile(device: str | wp.Device | None, batch_size: int) -> Tile | None:
-    """The warp-nn tile for networks trained on batches of ``batch_size`` rows on ``device``.
-
-    Args:
-        device: Warp device of the networks.
-        batch_size: Rows of the batches their gradient steps run on.
-
-    Returns:
-        ``CPU_TILE_2D`` on the CPU device for large batches; None (warp-nn's default) otherwise.
-    """
-    large = batch_size >= CPU_TILE_MIN_BATCH
-    return CPU_TILE_2D if large and wp.get_device(device).is_cpu else None
-
-
-@contextlib.contextmanager
-def _tile(tile_2d: Tile | None) -> Iterator[None]:
-    """warp-nn's kernel configuration for the layers built inside (its default when None)."""
-    if tile_2d is None:
-        yield
-    else:
-        with kernel_config(tile_2d=tile_2d):
-            yield
+__all__ = [
+    "CPU_TILE_2D",
+    "CPU_TILE_MIN_BATCH",
+    "QMLP",
+    "GaussianMLPPolicy",
+    "ValueMLP",
+    "matmul_tile",
+    "mlp",
+    "orthogonal",
+]
 
 
 def orthogonal(rng: np.random.Generator, rows: int, cols: int, gain: float) -> np.ndarray:
@@ -107,7 +82,7 @@ def mlp(
     sizes = [num_inputs, *hidden_sizes, num_outputs]
     layers: list[nn.Module] = []
     for index in range(len(sizes) - 1):
-        with _tile(tile_2d):
+        with tile(tile_2d):
             layer = nn.Linear(sizes[index], sizes[index + 1])
         fan_in, fan_out = sizes[index], sizes[index + 1]
         if initialization == "uniform":
@@ -143,6 +118,8 @@ class GaussianMLPPolicy(GaussianMixin, Model):
         device: Warp device.
         seed: Seed of the initial weights and of the sampling.
         tile_2d: warp-nn's matrix-product tile (see :func:`matmul_tile`); None: its default.
+        small_tile_2d: The tile of calls on fewer than ``CPU_TILE_MIN_BATCH`` rows, such as a rollout step's act
+            (see :func:`gaussrl.agents.warp.tiles.small_batch_tile`); None: ``tile_2d`` for every call.
     """
 
     def __init__(
@@ -159,6 +136,7 @@ class GaussianMLPPolicy(GaussianMixin, Model):
         device: str | wp.Device | None = None,
         seed: int = 0,
         tile_2d: Tile | None = None,
+        small_tile_2d: Tile | None = None,
     ) -> None:
         Model.__init__(self, observation_space=observation_space, action_space=action_space, device=device)
         GaussianMixin.__init__(self, squash_actions=squash_actions, min_log_std=-20.0, max_log_std=2.0)
@@ -171,6 +149,7 @@ class GaussianMLPPolicy(GaussianMixin, Model):
             )
             log_std = np.full(self.num_actions, initial_log_std, np.float32)
             self.log_std_parameter = nn.Parameter(wp.array(log_std, dtype=wp.float32, device=self.device))
+        self._forward = SmallBatchNet(self.net, small_tile_2d)
         self.state_dependent_std = state_dependent_std
         self.seed(seed)
         self.__post_init__()
@@ -185,7 +164,7 @@ class GaussianMLPPolicy(GaussianMixin, Model):
         Returns:
             Mean (N, A) and ``{"log_std": (A,) or (N, A)}``.
         """
-        output = self.net(inputs["observations"])
+        output = self._forward(inputs["observations"])
         if not self.state_dependent_std:
             return output, {"log_std": self.log_std_parameter.data}
         shape = (output.shape[0], self.num_actions)
