@@ -173,3 +173,17 @@ def test_random_stream_is_fresh_per_call_and_seedable():
     policy.seed(7)
     np.testing.assert_array_equal(policy.act(obs)[0].numpy(), first)
     assert not np.any(first == second)
+
+
+def test_act_without_gradients_gives_the_same_values_and_no_gradient_arrays():
+    """``requires_grad=False`` (the agents' rollout): the reference values, outputs without gradient arrays."""
+    policy = ADAPTER.policy(box(), state_dependent=True, reduction="sum")
+    mean, log_std, taken = draw(0, n=8), draw(1, n=8, scale=0.3), draw(2, n=8)
+    obs = _array(np.concatenate([mean, log_std], 1), requires_grad=True)
+    inputs = {"observations": obs, "taken_actions": _array(taken)}
+    want = reference.reduce_log_prob(reference.gaussian_log_prob(taken, mean, log_std), "sum")
+    for requires_grad in (True, False):
+        actions, outputs = policy.act(inputs, requires_grad=requires_grad)
+        np.testing.assert_allclose(outputs["log_prob"].numpy(), want, rtol=1e-5, atol=4e-5)
+        arrays = [actions, outputs["log_prob"], outputs["log_std"], outputs["mean_actions"], policy.get_entropy()]
+        assert [a.requires_grad for a in arrays] == [requires_grad] * 5

@@ -98,7 +98,7 @@ class PPO:
         else:
             self.obs_scaler.update(observations)
             self.obs_scaler.normalize(observations, out=x)
-        actions, outputs = self.policy.act({"observations": x}, role="policy")
+        actions, outputs = self.policy.act({"observations": x}, role="policy", requires_grad=False)  # no tape
         self.rollout.write("actions", actions)
         self.rollout.write("log_prob", outputs["log_prob"])
         self.rollout.write("mean_actions", outputs["mean_actions"])
@@ -231,7 +231,8 @@ class PPO:
         Returns:
             Actions (N, A) and ``states``.
         """
-        actions, outputs = self.policy.act({"observations": self._normalize(observations)}, role="policy")
+        inputs = {"observations": self._normalize(observations)}
+        actions, outputs = self.policy.act(inputs, role="policy", requires_grad=False)
         return (outputs["mean_actions"] if deterministic else actions), states
 
     def eval_states(self, batch: int) -> list[Any]:

@@ -99,7 +99,8 @@ class SAC:
         if self.timesteps < self.config.random_timesteps:
             actions, _ = self.policy.random_act({"observations": observations}, role="policy")
         else:
-            actions, _ = self.policy.act({"observations": self._normalize(observations)}, role="policy")
+            inputs = {"observations": self._normalize(observations)}
+            actions, _ = self.policy.act(inputs, role="policy", requires_grad=False)
         self.memory.write("actions", actions)
         return self.memory.row("actions")
 
@@ -135,7 +136,7 @@ class SAC:
     def _critic_step(self, batch: dict[str, wp.array], x: wp.array, metrics: wp.array) -> None:
         cfg, n, device = self.config, batch["rewards"].shape[0], self.device
         next_x = self._normalize(batch["next_observations"])
-        next_actions, outputs = self.policy.act({"observations": next_x}, role="policy")
+        next_actions, outputs = self.policy.act({"observations": next_x}, role="policy", requires_grad=False)
         next_q1, next_q2 = self._q(self.target_critics, next_x, next_actions)
         target, loss = self.target, self.critic_loss
         inputs = [batch["rewards"], batch["terminated"], next_q1, next_q2, outputs["log_prob"], self.alpha]
@@ -204,7 +205,8 @@ class SAC:
         Returns:
             Actions (N, A) and ``states``.
         """
-        actions, outputs = self.policy.act({"observations": self._normalize(observations)}, role="policy")
+        inputs = {"observations": self._normalize(observations)}
+        actions, outputs = self.policy.act(inputs, role="policy", requires_grad=False)
         return (outputs["mean_actions"] if deterministic else actions), states
 
     def eval_states(self, batch: int) -> list[Any]:

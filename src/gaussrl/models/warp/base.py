@@ -196,12 +196,15 @@ class Model(nn.Module):
         """
         raise missing_compute_error(type(self).__name__)
 
-    def act(self, inputs: Mapping[str, Any], *, role: str = "") -> tuple[Any, dict[str, Any]]:
+    def act(
+        self, inputs: Mapping[str, Any], *, role: str = "", requires_grad: bool = True
+    ) -> tuple[Any, dict[str, Any]]:
         """Act in response to the inputs; provided by a mixin.
 
         Args:
             inputs: Model inputs.
             role: Role played by the model.
+            requires_grad: False for a call that no ``wp.Tape`` records: new outputs get no gradient arrays.
 
         Returns:
             Actions and extra outputs.

@@ -27,12 +27,16 @@ class DeterministicMixin(DeterministicOptions):
     def _init_deterministic(self, spec: DeterministicSpec, bounds: ActionBounds | None) -> None:
         self._deterministic = (spec, bounds)
 
-    def act(self, inputs: Mapping[str, Any], *, role: str = "") -> tuple[wp.array, dict[str, Any]]:
+    def act(
+        self, inputs: Mapping[str, Any], *, role: str = "", requires_grad: bool = True
+    ) -> tuple[wp.array, dict[str, Any]]:
         """Run ``compute`` and optionally clip its output.
 
         Args:
             inputs: Model inputs (Warp arrays on the model's device).
             role: Role played by the model.
+            requires_grad: False for a call that no ``wp.Tape`` records: the clipped output (when
+                clipping) gets no gradient array.
 
         Returns:
             The output (N, num_actions or 1) and the extra outputs of ``compute``.
@@ -53,7 +57,8 @@ class DeterministicMixin(DeterministicOptions):
             )
         values = np.stack([bounds.low, bounds.high]).astype(wp.dtype_to_numpy(actions.dtype))
         table: wp.array = wp.array(values, dtype=actions.dtype, device=actions.device)
-        out = wp.empty(actions.shape, dtype=actions.dtype, device=actions.device, requires_grad=actions.requires_grad)
+        grad = requires_grad and actions.requires_grad
+        out = wp.empty(actions.shape, dtype=actions.dtype, device=actions.device, requires_grad=grad)
         wp.launch(
             clip_kernel(actions.dtype), dim=actions.shape, inputs=[actions, table], outputs=[out], device=out.device
         )
