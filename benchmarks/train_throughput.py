@@ -331,11 +331,11 @@ def table(results: dict[str, dict[str, list[float]]], command: str) -> str:
         "|---|---|---|---|---|",
     ]
     for algo, runs in results.items():
-        ours = statistics.median(runs["gaussrl"])
+        ours = statistics.median(runs["gaussrl"]) if "gaussrl" in runs else None  # not measured: no ratio column
         for name, values in runs.items():
             median = statistics.median(values)
-            ratio = "-" if name == "gaussrl" else f"{ours / median:.2f}x"
-            if name == "gaussrl-jax":
+            ratio = "-" if name == "gaussrl" or ours is None else f"{ours / median:.2f}x"
+            if name == "gaussrl-jax" and ours is not None:
                 ratio = f"jax / torch: {median / ours:.2f}x"
             repeats = ", ".join(f"{v:.0f}" for v in values)
             lines.append(f"| {algo.upper()} | {name} | {median:.0f} | {repeats} | {ratio} |")
