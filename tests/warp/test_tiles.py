@@ -94,3 +94,12 @@ def test_retiled_rejects_layers_it_cannot_copy():
         net = nn.Sequential(nn.Linear(3, 4), nn.Sigmoid())
     with pytest.raises(TypeError, match="Linear, Tanh and ReLU"):
         retiled(net, (4, 64))
+
+
+def test_the_small_copy_rounds_as_the_network_does():
+    """Both tiles sum each product in the same order (chunks of the input features), so a run's values do not move."""
+    policy = _policy((4, 64))
+    x = wp.array(np.random.default_rng(2).standard_normal((4, 3)).astype(np.float32), device="cpu")
+    small, _ = policy.compute({"observations": x})
+    small = small.numpy().copy()
+    np.testing.assert_array_equal(small, policy.net(x).numpy())  # policy.net: the (64, 64) tile
