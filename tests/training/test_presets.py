@@ -61,6 +61,7 @@ def test_describe_names_the_values():
         "preset for Pendulum-v1: ppo.discount_factor=0.95, ppo.gae_lambda=0.9 (options on the command line override it)"
     )
     assert describe("MountainCarContinuous-v0") is None
+    assert describe("Pendulum-v1", "sac") is None  # its preset is PPO's alone: no empty note
     note = describe("Ant-v5", "sac")
     assert note.startswith("preset for the MuJoCo locomotion family: sac.hidden_sizes=(256, 256), ")
     assert "ppo." not in note and "num_envs=1" in note

@@ -168,7 +168,8 @@ def describe(env_id: str, algo: str | None = None) -> str | None:
         algo: Show only this agent's fields (and the run's); None: every agent's.
 
     Returns:
-        e.g. ``"preset for Pendulum-v1: ppo.discount_factor=0.95, ppo.gae_lambda=0.9 (...)"``.
+        e.g. ``"preset for Pendulum-v1: ppo.discount_factor=0.95, ppo.gae_lambda=0.9 (...)"``; None also
+        when the preset sets nothing for ``algo`` (Pendulum-v1's for SAC).
     """
     found = preset_for(env_id)
     if not found:
@@ -180,4 +181,6 @@ def describe(env_id: str, algo: str | None = None) -> str | None:
         if algo is None or agent in ("train", algo)
         for name, value in fields.items()
     )
+    if not values:
+        return None
     return f"preset for {target}: {values} (options on the command line override it)"
