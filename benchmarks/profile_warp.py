@@ -97,6 +97,8 @@ def _agents() -> tuple[Any, Any, Any]:
 
 def phases() -> None:
     """A PPO rollout act and a minibatch step, a SAC gradient step, each by phase."""
+    import torch
+
     ppo, sac, envs = _agents()
     observations = wp.array(np.zeros((ppo.num_envs, 3), np.float32), device="cpu")
     inputs = {"observations": observations}
@@ -104,7 +106,7 @@ def phases() -> None:
         f"PPO act, {ppo.num_envs} rows: agent {_per_call(lambda: ppo.act(observations), 500):.0f} us, "
         f"policy.act {_per_call(lambda: ppo.policy.act(inputs, role='policy'), 500):.0f} us, "
         f"policy.compute {_per_call(lambda: ppo.policy.compute(inputs), 500):.0f} us; "
-        f"environment step {_per_call(lambda: envs['ppo'].step(np.zeros((ppo.num_envs, 1))), 500):.0f} us"
+        f"environment step {_per_call(lambda: envs['ppo'].step(torch.zeros(ppo.num_envs, 1)), 500):.0f} us"
     )
     update = _per_call(lambda: ppo.update(observations), 2)
     print(f"PPO update ({ppo.config.rollouts * ppo.num_envs} samples): {update / 1e3:.0f} ms")
