@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 import textwrap
 from pathlib import Path
 
@@ -24,6 +22,7 @@ import jax.numpy as jnp  # noqa: E402
 from gaussrl.core.errors import ConfigError  # noqa: E402
 from gaussrl.envs import gymnax as gymnax_envs  # noqa: E402
 from gaussrl.trainer.cli import main  # noqa: E402
+from tests.jax.conftest import run_script  # noqa: E402
 
 TINY = ["--num-envs", "8", "--ppo.rollouts", "8", "--ppo.learning-epochs", "2", "--ppo.mini-batches", "2"]
 TINY += ["--ppo.hidden-sizes", "16", "16", "--eval-episodes", "2", "--no-progress", "--no-tensorboard"]
@@ -155,17 +154,7 @@ def test_two_devices_average_to_the_one_device_update(tmp_path):
     # One full-batch minibatch per epoch: the data-parallel update must equal the single-device one
     # (gradients, advantage and value statistics averaged over the devices), then a 2-device run.
     env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=2", "JAX_PLATFORMS": "cpu"}
-    script = tmp_path / "two_devices.py"
-    script.write_text(TWO_DEVICES)
-    result = subprocess.run(
-        [sys.executable, str(script), str(tmp_path / "run")],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
-    assert result.returncode == 0 and "OK" in result.stdout, result.stderr[-3000:]
+    run_script(tmp_path, TWO_DEVICES, tmp_path / "run", env)
 
 
 def test_gymnax_preset_applies_under_the_command_line():

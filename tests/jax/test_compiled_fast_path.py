@@ -7,8 +7,6 @@ trainer's torch ``Evaluator``, the compiled initialisation against the models' o
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import textwrap
 
 import numpy as np
@@ -25,6 +23,7 @@ from gaussrl.agents.jax import networks, ppo_compiled, ppo_core  # noqa: E402
 from gaussrl.envs import gymnax as gymnax_envs  # noqa: E402
 from gaussrl.trainer.compiled_state import gymnasium_returns  # noqa: E402
 from gaussrl.trainer.evaluate import EVAL_SEED_OFFSET, Evaluator  # noqa: E402
+from tests.jax.conftest import run_script  # noqa: E402
 
 WEIGHTS = np.array([[0.7], [-0.4], [0.25]])
 
@@ -113,13 +112,4 @@ NO_TORCH = textwrap.dedent(
 
 def test_the_compiled_path_imports_no_torch(tmp_path):
     # Parsing, building the run (gymnax, the models, the carry) and a checkpoint of NumPy arrays: no torch.
-    script = tmp_path / "no_torch.py"
-    script.write_text(NO_TORCH)
-    result = subprocess.run(
-        [sys.executable, str(script), str(tmp_path / "checkpoints")],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
-    assert result.returncode == 0 and "OK" in result.stdout, result.stderr[-3000:]
+    run_script(tmp_path, NO_TORCH, tmp_path / "checkpoints")
