@@ -10,7 +10,8 @@ import torch
 from gaussrl.agents.config import PPOConfig, SACConfig
 from gaussrl.envs.gymnasium import Step
 
-TINY_PPO = PPOConfig(rollouts=100, learning_epochs=2, mini_batches=4, hidden_sizes=(16, 16))
+TINY_PPO = PPOConfig(rollouts=100, learning_epochs=2, mini_batches=4, hidden_sizes=(16, 16), reward_normalization=True)
+"""Reward normalisation on, so that the merge of the reward scale's statistics is in the digests and the resumes."""
 TINY_SAC = SACConfig(batch_size=32, memory_size=2000, learning_starts=100, random_timesteps=100, hidden_sizes=(16, 16))
 GRAD_PPO = PPOConfig(rollouts=8, learning_epochs=1, mini_batches=1, hidden_sizes=(16, 16))
 GRAD_SAC = SACConfig(
@@ -29,9 +30,13 @@ def digest(tensors: list[torch.Tensor]) -> str:
 
 
 def agent_parameters(agent) -> list[torch.Tensor]:
-    """Every learned tensor of a PPO or SAC agent."""
-    if hasattr(agent, "value"):
-        return [*agent.policy.parameters(), *agent.value.parameters()]
+    """Every learned tensor of a PPO or SAC agent (and PPO's running statistics)."""
+    if hasattr(agent, "value"):  # with the merged statistics of the observations and of the reward scale
+        moments = agent.reward_scaler.moments if agent.reward_scaler is not None else None
+        statistics = [agent.obs_scaler.mean, agent.obs_scaler.var] if agent.obs_scaler is not None else []
+        if moments is not None:
+            statistics += [torch.from_numpy(moments.mean), torch.from_numpy(moments.var)]
+        return [*agent.policy.parameters(), *agent.value.parameters(), *statistics]
     modules = [agent.policy, *agent.critics, *agent.target_critics]
     return [p for m in modules for p in m.parameters()] + [agent.log_entropy_coefficient]
 

@@ -15,6 +15,7 @@ import torch
 from gaussrl.agents.torch.distributed import (
     EXCHANGE_MAX_RANKS,
     DistributedError,
+    SyncedReturnNormalizer,
     SyncedScaler,
     World,
     merge_moments,
@@ -210,6 +211,55 @@ def test_synced_scaler_state_round_trip_keeps_pending_and_merged():
     for a, b in ((scaler, restored), (scaler.pending, restored.pending), (scaler.merged, restored.merged)):
         for key in ("mean", "var", "count"):
             assert torch.equal(getattr(a, key), getattr(b, key))
+
+
+def test_synced_reward_scales_end_with_the_std_of_every_rank_s_returns_in_one_collective():
+    """Each rank's discounted returns, recomputed here with a plain loop, pooled over both ranks."""
+    rng = np.random.default_rng(3)
+    discount, steps, num_envs = 0.9, 6, 2
+    normalizers = [SyncedReturnNormalizer(num_envs, discount) for _ in range(2)]
+    scalers = [SyncedScaler(3), SyncedScaler(3)]
+    exchange = Exchange(2)
+    worlds = [ThreadWorld(rank, exchange) for rank in (0, 1)]
+    pooled: list[float] = []
+    running = [np.zeros(num_envs), np.zeros(num_envs)]
+    for round_ in range(2):
+        for rank in (0, 1):
+            for step in range(steps):
+                rewards = rng.normal(3.0 * rank - round_, 1.0 + rank, size=(num_envs, 1))
+                dones = np.array([[step == 2], [False]])
+                normalizers[rank](rewards, dones)
+                scalers[rank].update(torch.from_numpy(rng.normal(size=(num_envs, 3))))
+                for env in range(num_envs):
+                    running[rank][env] = discount * running[rank][env] + rewards[env, 0]
+                    pooled.append(running[rank][env])
+                    if dones[env, 0]:
+                        running[rank][env] = 0.0
+        exchange.run(*(lambda r=r: worlds[r].sync(scalers[r], None, normalizers[r]) for r in (0, 1)))
+        assert exchange.calls == round_ + 1  # the scalers and the reward scales share one collective
+        for normalizer in normalizers:
+            assert normalizer.moments.count == len(pooled)
+            np.testing.assert_allclose(normalizer.moments.mean, [np.mean(pooled)], rtol=1e-12)
+            np.testing.assert_allclose(normalizer.moments.var, [np.var(pooled)], rtol=1e-12)
+        np.testing.assert_array_equal(normalizers[0].moments.var, normalizers[1].moments.var)
+        np.testing.assert_array_equal(scalers[0].mean.numpy(), scalers[1].mean.numpy())
+
+
+def test_synced_reward_scale_state_round_trip_keeps_pending_merged_and_returns():
+    normalizer = SyncedReturnNormalizer(2, 0.99)
+    normalizer(np.array([[1.0], [2.0]]), np.array([[False], [True]]))
+    restored = SyncedReturnNormalizer(2, 0.99)
+    restored.load_state(normalizer.state())
+    np.testing.assert_array_equal(restored.returns, normalizer.returns)
+    for a, b in ((normalizer.moments, restored.moments), (normalizer.pending, restored.pending)):
+        assert (a.count, a.mean.tolist(), a.var.tolist()) == (b.count, b.mean.tolist(), b.var.tolist())
+    assert restored.merged.count == 0.0 and restored.pending.count == 2.0
+    plain = World().return_normalizer(2, 0.99)
+    plain(np.array([[1.0], [2.0]]), np.array([[False], [False]]))
+    from_one_rank = SyncedReturnNormalizer(2, 0.99)
+    from_one_rank.load_state(plain.state())  # a one-rank checkpoint resumed on several ranks: taken as merged
+    assert from_one_rank.merged.count == 2.0 and from_one_rank.pending.count == 0.0
+    assert type(plain) is not SyncedReturnNormalizer
 
 
 def test_one_rank_world_is_the_identity():

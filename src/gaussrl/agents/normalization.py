@@ -116,11 +116,19 @@ class ReturnNormalizer:
         """
         flat = np.asarray(rewards, dtype=np.float64).reshape(-1)
         self.returns = self.returns * self.discount_factor + flat
-        self.moments.update(self.returns[:, None])
+        self.fold(self.returns[:, None])
         std = max(float(np.sqrt(self.moments.var[0])), STD_FLOOR)
         scaled = np.clip(np.asarray(rewards) / std, -RETURN_CLIP, RETURN_CLIP).astype(np.asarray(rewards).dtype)
         self.returns[np.asarray(dones).reshape(-1)] = 0.0
         return scaled
+
+    def fold(self, returns: np.ndarray) -> None:
+        """Fold this step's discounted returns into the statistics that set the scale.
+
+        Args:
+            returns: Shape (N, 1), float64.
+        """
+        self.moments.update(returns)
 
     def state(self) -> dict[str, np.ndarray]:
         """The returns in progress and their statistics, for a checkpoint.

@@ -11,9 +11,10 @@ environments and computes gradients on its own data, and the agents call
 * :meth:`World.mean` for the KL that drives the adaptive learning rate and early stopping;
 * :meth:`World.mean_std` for advantage standardisation over the union of the rollouts (and, in the
   same collective, the merge of a normaliser's statistics);
-* :meth:`World.scaler` and :meth:`World.sync` for running normalisers whose statistics are merged
-  across ranks exactly (Chan et al.'s pairwise update, in rank order, so that every rank ends with
-  the same bits).
+* :meth:`World.scaler`, :meth:`World.return_normalizer` and :meth:`World.sync` for running
+  normalisers (observations, PPO's reward scale) whose statistics are merged across ranks exactly
+  (Chan et al.'s pairwise update, in rank order, so that every rank ends with the same bits), all
+  of them in one collective.
 
 Each collective costs a rank a fraction of a millisecond of gloo's threads and at least the
 round trip between the ranks, so the agents make as few as the algorithm allows: one per
@@ -33,6 +34,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
+from gaussrl.agents.normalization import ReturnNormalizer, RunningMoments
 from gaussrl.agents.torch.memory import RunningStandardScaler
 from gaussrl.core.errors import GaussrlError
 from gaussrl.core.running import merge_moments as fold_moments
@@ -222,17 +224,41 @@ class World:
         """
         return RunningStandardScaler(size, device) if self.size == 1 else SyncedScaler(size, device)
 
-    def sync(self, scaler: RunningStandardScaler | None) -> None:
-        """Merge the statistics every rank gathered since the last sync into every rank's normaliser.
+    def return_normalizer(self, num_envs: int, discount_factor: float) -> ReturnNormalizer:
+        """PPO's reward scale; with several ranks one whose return statistics :meth:`sync` merges.
 
         Args:
-            scaler: A normaliser made by :meth:`scaler`, or None (nothing to do).
+            num_envs: This rank's environments.
+            discount_factor: The agent's discount.
+
+        Returns:
+            The normaliser.
+        """
+        if self.size == 1:
+            return ReturnNormalizer(num_envs, discount_factor)
+        return SyncedReturnNormalizer(num_envs, discount_factor)
+
+    def sync(self, *normalizers: RunningStandardScaler | ReturnNormalizer | None) -> None:
+        """Merge the statistics every rank gathered since the last sync into every rank's normalisers.
+
+        One collective for all of them: each rank's pending moments, concatenated in argument order.
+
+        Args:
+            normalizers: Normalisers made by :meth:`scaler` or :meth:`return_normalizer`; None and plain
+                (one-rank) normalisers are skipped.
 
         Raises:
             DistributedError: If the collective fails.
         """
-        if isinstance(scaler, SyncedScaler):
-            scaler.sync(self)
+        synced = [n for n in normalizers if isinstance(n, SyncedScaler | SyncedReturnNormalizer)]
+        if not synced:
+            return
+        pending = [n.pending_moments() for n in synced]
+        parts = self.all_gather(torch.cat(pending), "normaliser merging")
+        start = 0
+        for normalizer, own in zip(synced, pending, strict=True):
+            normalizer.merge([part[start : start + own.numel()] for part in parts])
+            start += own.numel()
 
 
 def lost_contact(world: World, what: str, error: Exception) -> DistributedError:
@@ -403,3 +429,79 @@ class SyncedScaler(RunningStandardScaler):
         self.merged.load_state(state.get("merged", {k: state[k] for k in ("mean", "var", "count")}))
         if "pending" in state:
             self.pending.load_state(state["pending"])
+
+
+class SyncedReturnNormalizer(ReturnNormalizer):
+    """A :class:`ReturnNormalizer` whose return statistics are merged across ranks, as :class:`SyncedScaler`'s.
+
+    Between syncs each rank scales its rewards with the merged statistics folded with its own new
+    returns; :meth:`World.sync` merges every rank's new returns, in rank order, so that every rank
+    then divides by the same std. The discounted returns in progress stay per rank (they follow
+    that rank's environments).
+
+    Args:
+        num_envs: This rank's environments.
+        discount_factor: The agent's discount.
+    """
+
+    def __init__(self, num_envs: int, discount_factor: float) -> None:
+        super().__init__(num_envs, discount_factor)
+        self.pending = RunningMoments(1)
+        self.merged = RunningMoments(1)
+
+    def fold(self, returns: np.ndarray) -> None:
+        """Fold the returns into this rank's statistics and into its returns since the last sync.
+
+        Args:
+            returns: Shape (N, 1), float64.
+        """
+        super().fold(returns)
+        self.pending.update(returns)
+
+    def pending_moments(self) -> torch.Tensor:
+        """This rank's returns since the last sync: count, mean and variance in one float64 tensor.
+
+        Returns:
+            Shape (3,).
+        """
+        return torch.tensor([self.pending.count, self.pending.mean[0], self.pending.var[0]], dtype=torch.float64)
+
+    def merge(self, parts: Sequence[torch.Tensor]) -> None:
+        """Merge every rank's :meth:`pending_moments`, in rank order, into the merged statistics.
+
+        Args:
+            parts: Each rank's :meth:`pending_moments`, in rank order.
+        """
+        moments = (self.merged.count, self.merged.mean, self.merged.var)
+        for part in parts:
+            values = part.numpy()
+            moments = merge_moments(moments, (float(values[0]), values[1:2], values[2:3]))
+        merged = {"count": np.asarray(moments[0]), "mean": np.array(moments[1]), "var": np.array(moments[2])}
+        self.merged.load_state(merged)
+        self.moments.load_state(merged)
+        self.pending = RunningMoments(1)
+
+    def state(self) -> dict[str, np.ndarray]:
+        """The returns in progress and this rank's, the merged and the pending statistics, for a checkpoint.
+
+        Returns:
+            :meth:`ReturnNormalizer.state`'s arrays and ``merged_*`` and ``pending_*`` ones (flat, float64).
+        """
+        state = super().state()
+        for name, moments in (("merged", self.merged), ("pending", self.pending)):
+            state.update({f"{name}_{key}": value for key, value in moments.state().items()})
+        return state
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        """Restore what :meth:`state` wrote (or a one-rank normaliser's state, taken as merged).
+
+        Args:
+            state: As returned by :meth:`state`.
+        """
+        super().load_state(state)
+        keys = ("mean", "var", "count")
+        merged = {k: state[f"merged_{k}"] for k in keys} if "merged_count" in state else {k: state[k] for k in keys}
+        self.merged.load_state(merged)
+        self.pending = RunningMoments(1)
+        if "pending_count" in state:
+            self.pending.load_state({k: state[f"pending_{k}"] for k in keys})

@@ -12,7 +12,6 @@ import torch
 import torch.nn.functional as F
 
 from gaussrl.agents.config import PPOConfig
-from gaussrl.agents.normalization import ReturnNormalizer
 from gaussrl.agents.schedules import adapt_learning_rate, linear_fraction
 from gaussrl.agents.torch.distributed import World
 from gaussrl.agents.torch.memory import TensorStore, compute_gae
@@ -63,7 +62,9 @@ class PPO:
         num_obs, num_actions = policy.num_observations, policy.num_actions
         self.obs_scaler = self.world.scaler(num_obs, self.device) if config.observation_normalization else None
         self.value_scaler = self.world.scaler(1, self.device) if config.value_normalization else None
-        self.reward_scaler = ReturnNormalizer(num_envs, config.discount_factor) if config.reward_normalization else None
+        self.reward_scaler = (
+            self.world.return_normalizer(num_envs, config.discount_factor) if config.reward_normalization else None
+        )
         f32 = torch.float32
         specs: dict[str, tuple[tuple[int, ...], torch.dtype]] = {
             "observations": ((num_obs,), f32),
@@ -316,7 +317,7 @@ class PPO:
             fraction = linear_fraction(self.updates, self.total_updates)
             for group in self.optimizer.param_groups:
                 group["lr"] = cfg.learning_rate * fraction
-        self.world.sync(self.obs_scaler)
+        self.world.sync(self.obs_scaler, self.reward_scaler)
         with torch.no_grad():
             units = self._units(self._targets(next_observations))
         history: list[dict[str, torch.Tensor]] = []
