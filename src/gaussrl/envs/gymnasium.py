@@ -19,8 +19,10 @@ does the resets itself, so that
 
 from __future__ import annotations
 
+import functools
 import signal
 import threading
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -70,6 +72,61 @@ def describe_value(values: np.ndarray) -> str:
     return "NaN" if np.isnan(first) else ("inf" if first > 0 else "-inf")
 
 
+class MujocoWarning(UserWarning):
+    """A warning of the MuJoCo simulator, such as a deprecated attribute in an environment's model file."""
+
+
+MUJOCO_WARNED: set[str] = set()
+"""The MuJoCo messages this process has warned about (each is shown once, whatever the warning filters)."""
+
+
+def _warn_mujoco(message: str) -> None:
+    if message not in MUJOCO_WARNED:
+        MUJOCO_WARNED.add(message)
+        warnings.warn(f"MuJoCo: {message}", MujocoWarning, stacklevel=1)
+
+
+def route_mujoco_warnings(env_id: str) -> bool:
+    """Send MuJoCo's warnings through Python's ``warnings`` when ``env_id`` runs on MuJoCo.
+
+    Left alone, MuJoCo prints each warning for every model it compiles (every environment copy and
+    evaluation environment: the same line many times over a run's output) and appends it to
+    ``MUJOCO_LOG.TXT`` in the working directory. Through ``warnings`` (category
+    :class:`MujocoWarning`) a message shows once per process (:data:`MUJOCO_WARNED`), no file is
+    written, and the usual filters apply (``python -W ignore::gaussrl.envs.gymnasium.MujocoWarning``, or ``-W error`` to
+    stop on one). Uses MuJoCo's public ``set_mju_user_warning``; other environments are untouched.
+
+    Args:
+        env_id: A Gymnasium id.
+
+    Returns:
+        Whether the environment runs on MuJoCo (and the warnings are now routed).
+    """
+    try:
+        entry_point = gymnasium.spec(env_id).entry_point
+    except gymnasium.error.Error:
+        return False
+    if "mujoco" not in str(entry_point):
+        return False
+    import mujoco  # noqa: PLC0415 (an extra: imported only for the MuJoCo environments)
+
+    mujoco.set_mju_user_warning(_warn_mujoco)
+    return True
+
+
+def make_env(env_id: str) -> gymnasium.Env[Any, Any]:
+    """``gymnasium.make(env_id)`` with MuJoCo's warnings routed (:func:`route_mujoco_warnings`).
+
+    Args:
+        env_id: A registered Gymnasium id.
+
+    Returns:
+        The environment.
+    """
+    route_mujoco_warnings(env_id)
+    return gymnasium.make(env_id)
+
+
 def check_env_id(env_id: str) -> gymnasium.Env[Any, Any]:
     """Make one environment, checking that it exists and has a Box action space.
 
@@ -84,7 +141,7 @@ def check_env_id(env_id: str) -> gymnasium.Env[Any, Any]:
     """
     register_envs()
     try:
-        env = gymnasium.make(env_id)
+        env = make_env(env_id)
     except (gymnasium.error.Error, ModuleNotFoundError) as error:  # "module:Id" imports the module
         raise EnvError(f"cannot make environment {env_id!r}: {error}") from None
     if not isinstance(env.action_space, spaces.Box):
@@ -132,7 +189,7 @@ def make_vector_env(env_id: str, num_envs: int, vectorization: Vectorization = "
     if num_envs < 1:
         raise ValueError(f"num_envs={num_envs} must be at least 1.")
     check_env_id(env_id).close()
-    fns = [lambda: gymnasium.make(env_id) for _ in range(num_envs)]
+    fns = [functools.partial(make_env, env_id) for _ in range(num_envs)]  # in each subprocess when async
     if vectorization == "sync":
         return SyncVectorEnv(fns, autoreset_mode=AutoresetMode.DISABLED)
     if vectorization == "async":
