@@ -37,10 +37,27 @@ def test_preset_applies_under_the_command_line(args, discount):
 def test_every_mujoco_locomotion_task_gets_the_family_preset(env):
     command = parse(["train", "--algo", "sac", "--env", env])
     assert command.num_envs == 1 and command.eval_episodes == 10
-    assert command.ppo.reward_normalization and command.ppo.activation == "relu"
-    assert command.ppo.initialization == "uniform"
-    assert command.ppo.hidden_sizes == (256, 256) and command.sac.hidden_sizes == (256, 256)
+    assert command.ppo.reward_normalization and command.ppo.observation_normalization
+    assert not command.ppo.value_normalization
+    assert command.sac.hidden_sizes == (256, 256)
     assert command.sac.learning_starts == 10_000 and command.sac.critic_learning_rate == 3e-4
+    cheetah = env.startswith(("HalfCheetah", "Ant"))  # the tasks with their own tuned PPO
+    assert command.ppo.rollouts == (512 if cheetah else 2048)
+    assert command.ppo.learning_rate_scheduler == ("constant" if cheetah else "linear")
+    assert command.ppo.hidden_sizes == ((256, 256) if cheetah else (64, 64))
+    assert command.ppo.activation == ("relu" if cheetah else "tanh")
+    assert command.ppo.initialization == ("uniform" if cheetah else "orthogonal")
+
+
+def test_a_task_tuned_value_stays_with_its_task():
+    cheetah = preset_for("HalfCheetah-v5")
+    hopper = preset_for("Hopper-v5")
+    assert cheetah is not None and hopper is not None
+    assert cheetah[0] == "the MuJoCo locomotion family with HalfCheetah's tuned PPO"
+    assert cheetah[1]["ppo"]["learning_rate"] == 2.0633e-5 and hopper[1]["ppo"]["learning_rate"] == 3e-4
+    assert cheetah[1]["sac"] == hopper[1]["sac"] and cheetah[1]["train"] == hopper[1]["train"]
+    assert cheetah[1]["ppo"]["reward_normalization"]  # the family's values under the task's
+    assert preset_for("Ant-v5") == ("the MuJoCo locomotion family with Ant's tuned PPO", cheetah[1])
 
 
 @pytest.mark.parametrize("env", ["InvertedPendulum-v5", "HalfCheetahish-v5", "Reacher-v5", "Pendulum-v1"])
@@ -51,9 +68,9 @@ def test_other_tasks_do_not_get_the_mujoco_preset(env):
 
 
 def test_the_family_preset_stays_under_the_command_line():
-    command = parse(["train", "--env", "Ant-v5", "--ppo.no-reward-normalization", "--num-envs", "4"])
+    command = parse(["train", "--env", "Hopper-v5", "--ppo.no-reward-normalization", "--num-envs", "4"])
     assert not command.ppo.reward_normalization and command.num_envs == 4
-    assert command.ppo.learning_epochs == 20
+    assert command.ppo.rollouts == 2048
 
 
 def test_describe_names_the_values():
@@ -65,3 +82,7 @@ def test_describe_names_the_values():
     note = describe("Ant-v5", "sac")
     assert note.startswith("preset for the MuJoCo locomotion family: sac.hidden_sizes=(256, 256), ")
     assert "ppo." not in note and "num_envs=1" in note
+    cheetah = describe("HalfCheetah-v5", "ppo")
+    assert cheetah.startswith("preset for the MuJoCo locomotion family with HalfCheetah's tuned PPO: ")
+    assert "ppo.learning_rate=2.0633e-05" in cheetah and "sac." not in cheetah
+    assert describe("HalfCheetah-v5", "sac").startswith("preset for the MuJoCo locomotion family: sac.")
