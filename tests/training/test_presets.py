@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
-from gaussrl.agents.config import PPOConfig
-from gaussrl.trainer.cli import parse
+from gaussrl.agents.config import PPOConfig, SACConfig
+from gaussrl.trainer.cli import main, parse
 from gaussrl.trainer.presets import describe, env_from_args, preset_for
+from tests.training.run_helpers import TINY
 
 
 def test_general_default_discount_is_for_long_horizons():
@@ -86,3 +89,25 @@ def test_describe_names_the_values():
     assert cheetah.startswith("preset for the MuJoCo locomotion family with HalfCheetah's tuned PPO: ")
     assert "ppo.learning_rate=2.0633e-05" in cheetah and "sac." not in cheetah
     assert describe("HalfCheetah-v5", "sac").startswith("preset for the MuJoCo locomotion family: sac.")
+
+
+@pytest.mark.parametrize("env", ["Hopper-v5", "HalfCheetah-v5", "Pendulum-v1"])
+def test_no_preset_starts_from_the_plain_defaults_under_the_command_line(env):
+    command = parse(["train", "--env", env, "--no-preset", "--ppo.learning-rate", "0.002"])
+    assert command.env == env and not command.preset
+    assert command.ppo == PPOConfig(learning_rate=0.002) and command.sac == SACConfig()
+    assert command.num_envs is None and command.eval_episodes == 20
+    assert parse(["train", "--env", env, "--no-preset", "--preset"]).ppo == parse(["train", "--env", env]).ppo
+    assert parse(["train", "--env", env]).preset
+
+
+@pytest.mark.parametrize("flag", [[], ["--no-preset"]])
+def test_the_run_notes_its_preset_only_when_it_applies(tmp_path, capsys, flag):
+    capsys.readouterr()
+    argv = ["train", "--timesteps", "128", "--out", str(tmp_path / "run"), *TINY, *flag]
+    assert main(argv) == 0
+    notes = [line for line in capsys.readouterr().err.splitlines() if line.startswith("gaussrl: preset for")]
+    assert notes == ([] if flag else [f"gaussrl: {describe('Pendulum-v1', 'ppo')}"])
+    saved = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert saved["preset"] is not bool(flag)
+    assert saved["ppo"]["discount_factor"] == (0.99 if flag else 0.95)

@@ -27,7 +27,7 @@ from gaussrl.envs import is_gymnax_id
 from gaussrl.io.checkpoint import CheckpointError
 from gaussrl.trainer.config import TrainConfig, use_one_xla_thread
 from gaussrl.trainer.export import ExportArgs, export_run, load_agent_state
-from gaussrl.trainer.presets import describe, env_from_args, train_defaults
+from gaussrl.trainer.presets import describe, env_from_args, preset_from_args, train_defaults
 from gaussrl.trainer.resume import flatten, resumed_config, typed_options
 from gaussrl.trainer.rundir import load_run_checkpoint
 from gaussrl.trainer.stops import Interrupted
@@ -151,7 +151,7 @@ def _train(config: TrainConfig) -> int:
 
 def _train_with(make_trainer: Callable[[], Any], config: TrainConfig, is_main: bool) -> int:
     trainer = make_trainer()
-    note = describe(config.env, config.algo)
+    note = describe(config.env, config.algo) if config.preset else None
     resumed_step = getattr(trainer, "resumed_step", None)
     if resumed_step is not None:
         note = f"resuming {trainer.dir} from its checkpoint of step {resumed_step}"
@@ -197,7 +197,7 @@ def _plot(command: PlotArgs) -> int:
 
 
 def parse(args: Sequence[str]) -> TrainConfig | EvalArgs | PlotArgs | ExportArgs:
-    """Parse a command line; ``train``'s defaults include the preset of its ``--env``.
+    """Parse a command line; ``train``'s defaults include the preset of its ``--env`` (unless ``--no-preset``).
 
     Args:
         args: Command-line arguments without the program name.
@@ -207,8 +207,9 @@ def parse(args: Sequence[str]) -> TrainConfig | EvalArgs | PlotArgs | ExportArgs
         change on resume (see :mod:`gaussrl.trainer.resume`).
     """
     env_id = env_from_args(args)
+    defaults = train_defaults(env_id) if preset_from_args(args) else TrainConfig(env=env_id, preset=False)
     commands = Union[  # noqa: UP007 (tyro reads the subcommands from a typing.Union)
-        Annotated[TrainConfig, tyro.conf.subcommand("train", default=train_defaults(env_id))],
+        Annotated[TrainConfig, tyro.conf.subcommand("train", default=defaults)],
         Annotated[EvalArgs, tyro.conf.subcommand("eval")],
         Annotated[PlotArgs, tyro.conf.subcommand("plot")],
         Annotated[ExportArgs, tyro.conf.subcommand("export")],

@@ -70,6 +70,9 @@ class TrainConfig:
     """With --resume: the step of the checkpoint to continue from; None: the newest."""
     force: bool = False
     """Start a new run in a directory that holds one, deleting that run's files first."""
+    preset: bool = True
+    """Start from the env's preset (trainer/presets.py: Pendulum-v1's PPO discount, the MuJoCo locomotion
+    family, ...); --no-preset: from the plain defaults. Options on the command line override either."""
     nonfinite: NonFinite = "stop"
     """NaN/inf from the environment: stop (after a checkpoint), or skip (leave that environment step out of
     training; counted in summary.json)."""

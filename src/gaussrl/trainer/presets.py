@@ -178,6 +178,19 @@ def env_from_args(args: Sequence[str]) -> str:
     return TrainConfig().env
 
 
+def preset_from_args(args: Sequence[str]) -> bool:
+    """Whether a ``train`` command line keeps its env's preset (no ``--no-preset``).
+
+    Args:
+        args: Command-line arguments without the program name.
+
+    Returns:
+        False when the last of ``--preset`` / ``--no-preset`` is ``--no-preset``.
+    """
+    flags = [arg for arg in args if arg in ("--preset", "--no-preset")]
+    return not flags or flags[-1] == "--preset"
+
+
 def train_defaults(env_id: str) -> TrainConfig:
     """The defaults of ``gaussrl train --env ENV_ID``: the dataclass defaults with the env's preset.
 
