@@ -10,9 +10,9 @@ see benchmarks/time_to_solve.py). The partially observable variant keeps ``disco
 
 Families: one preset for every task of a family, so that its settings are judged on tasks they
 were not tuned on. ``MUJOCO_LOCOMOTION`` covers Gymnasium's MuJoCo locomotion tasks (any
-version): PPO's values are the generic MuJoCo settings (2048-step rollouts, 3e-4 annealed to 0,
-normalised observations and rewards; the RL Baselines3 Zoo runs Ant and Humanoid with these),
-SAC's the zoo's defaults for every MuJoCo task. A family may name tasks whose own tuned values
+version): PPO's values are the generic MuJoCo settings (SB3's PPO defaults with normalised
+observations and rewards, as the RL Baselines3 Zoo runs Ant-v3 and Swimmer-v3, with the rate
+annealed linearly to 0), SAC's the zoo's defaults for every MuJoCo task. A family may name tasks whose own tuned values
 go over the family's (``TASKS``): HalfCheetah's and Ant's PPO take the zoo's tuned HalfCheetah
 settings (the zoo tunes per task too); no other task gets them. An exact-id preset (``PRESETS``)
 wins over both.
@@ -126,8 +126,8 @@ FAMILIES: dict[str, tuple[tuple[str, ...], dict[str, dict[str, Any]]]] = {
 
 TASKS: dict[str, dict[str, dict[str, Any]]] = {
     "HalfCheetah": {"ppo": HALFCHEETAH_PPO},
-    # Ant-v5 PPO 1M, seed 0: 1918 with HalfCheetah's values, 602 with the family's (the zoo's Ant-v3 setting, which
-    # the zoo reports at 1327): chosen for Ant by that measurement, as the zoo chooses per task.
+    # Ant-v5 PPO 1M, seed 0: 1918 with HalfCheetah's values, 602 with the family's (near the zoo's Ant-v3 setting,
+    # SB3's defaults with normalisation, which the zoo reports at 1327): chosen for Ant by that measurement.
     "Ant": {"ppo": HALFCHEETAH_PPO},
 }
 """Task name without its ``-vN`` suffix -> its own tuned values, applied over its family's preset. The
