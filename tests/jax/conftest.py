@@ -14,10 +14,11 @@ def _no_compilation_cache(monkeypatch):
     monkeypatch.setenv("GAUSSRL_JAX_CACHE_DIR", "")
 
 
-def run_script(directory: Path, source: str, argument: Path, env: dict[str, str] | None = None) -> None:
-    """Run ``source`` as a fresh Python process with one path argument; it must exit 0 and print OK.
+def run_script(directory: Path, source: str, argument: Path, env: dict[str, str] | None = None) -> str:
+    """Run ``source`` as a fresh Python process with one path argument; it must exit 0; its last stdout line.
 
-    For what one process cannot test twice: which modules a path imports, or XLA's device count.
+    For what one process cannot test twice: which modules a path imports, or XLA's device count. The
+    scripts assert inside and print ``OK`` last, which the caller checks.
     """
     script = directory / "script.py"
     script.write_text(source)
@@ -29,4 +30,6 @@ def run_script(directory: Path, source: str, argument: Path, env: dict[str, str]
         timeout=600,
         check=False,
     )
-    assert result.returncode == 0 and "OK" in result.stdout, result.stderr[-3000:]
+    assert result.returncode == 0, result.stderr[-3000:]
+    lines = result.stdout.strip().splitlines()
+    return lines[-1] if lines else ""

@@ -154,7 +154,7 @@ def test_two_devices_average_to_the_one_device_update(tmp_path):
     # One full-batch minibatch per epoch: the data-parallel update must equal the single-device one
     # (gradients, advantage and value statistics averaged over the devices), then a 2-device run.
     env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=2", "JAX_PLATFORMS": "cpu"}
-    run_script(tmp_path, TWO_DEVICES, tmp_path / "run", env)
+    assert run_script(tmp_path, TWO_DEVICES, tmp_path / "run", env) == "OK"
 
 
 def test_gymnax_preset_applies_under_the_command_line():

@@ -112,4 +112,4 @@ NO_TORCH = textwrap.dedent(
 
 def test_the_compiled_path_imports_no_torch(tmp_path):
     # Parsing, building the run (gymnax, the models, the carry) and a checkpoint of NumPy arrays: no torch.
-    run_script(tmp_path, NO_TORCH, tmp_path / "checkpoints")
+    assert run_script(tmp_path, NO_TORCH, tmp_path / "checkpoints") == "OK"
