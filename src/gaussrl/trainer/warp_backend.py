@@ -19,7 +19,6 @@ from gymnasium import spaces
 from gaussrl.agents.config import PPOConfig, SACConfig
 from gaussrl.agents.warp import PPO, SAC, WarpStep
 from gaussrl.agents.warp.networks import QMLP, GaussianMLPPolicy, ValueMLP
-from gaussrl.agents.warp.tiles import matmul_tile, small_batch_tile
 from gaussrl.envs.gymnasium import Step, TorchVecEnv
 
 if TYPE_CHECKING:
@@ -246,18 +245,13 @@ def build_warp_ppo(
         The agent.
     """
     sizes, per_update = config.hidden_sizes, config.rollouts * num_envs
-    # The minibatches' gradient steps are most of the networks' time, so their rows pick the tile.
-    # The rollout's acts (one row per environment) go to a copy of the policy's layers with a small tile.
-    minibatch = -(-per_update // config.mini_batches)
-    tile_2d, small_tile_2d = matmul_tile(device, minibatch), small_batch_tile(device, minibatch, num_envs)
     policy = GaussianMLPPolicy(
         observation_space, action_space, hidden_sizes=sizes, activation=config.activation,
         initialization=config.initialization, initial_log_std=config.initial_log_std, device=device, seed=seed,
-        tile_2d=tile_2d, small_tile_2d=small_tile_2d,
     )  # fmt: skip
     value = ValueMLP(
         observation_space, hidden_sizes=sizes, activation=config.activation, initialization=config.initialization,
-        device=device, seed=seed + 1, tile_2d=tile_2d,
+        device=device, seed=seed + 1,
     )  # fmt: skip
     total_updates = -(-total_timesteps // per_update) if total_timesteps else None
     return PPO(policy=policy, value=value, config=config, num_envs=num_envs, total_updates=total_updates, seed=seed)
@@ -285,8 +279,6 @@ def build_warp_sac(
     Returns:
         The agent.
     """
-    batch = config.batch_size
-    tile_2d, small_tile_2d = matmul_tile(device, batch), small_batch_tile(device, batch, num_envs)
     policy = GaussianMLPPolicy(
         observation_space,
         action_space,
@@ -296,16 +288,11 @@ def build_warp_sac(
         squash_actions=True,
         device=device,
         seed=seed,
-        tile_2d=tile_2d,
-        small_tile_2d=small_tile_2d,  # the acts: one row per environment
     )
     critics = [
-        QMLP(
-            observation_space, action_space, hidden_sizes=config.hidden_sizes, device=device, seed=seed + 1 + i,
-            tile_2d=tile_2d,
-        )
+        QMLP(observation_space, action_space, hidden_sizes=config.hidden_sizes, device=device, seed=seed + 1 + i)
         for i in range(4)
-    ]  # fmt: skip
+    ]
     return SAC(
         policy=policy,
         critics=(critics[0], critics[1]),

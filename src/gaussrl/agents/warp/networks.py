@@ -1,8 +1,9 @@
 """The default networks of gaussrl's Warp agents: MLP Gaussian policies, values and Q-functions.
 
 The Warp counterparts of :mod:`gaussrl.agents.torch.networks`, with the same layers, shapes and
-initialisation scheme (orthogonal, gain sqrt(2) hidden, zero biases), built from ``warp_nn``
-layers on the ``gaussrl.models.warp`` mixins. Inputs are already-normalised observations;
+initialisation scheme (orthogonal, gain sqrt(2) hidden, zero biases), built from our
+:class:`~gaussrl.agents.warp.dense.Dense` layers (``warp_nn`` ``Linear`` layers with our own
+kernels) and ``warp_nn`` activations on the ``gaussrl.models.warp`` mixins. Inputs are already-normalised observations;
 actions live in the normalised Box ``[-1, 1]^A``.
 """
 
@@ -17,23 +18,14 @@ import warp as wp
 from warp_nn import nn
 
 from gaussrl.agents.config import Initialization
+from gaussrl.agents.warp.dense import Dense, ReLU, Tanh
 from gaussrl.agents.warp.kernels import concat_kernel, split_kernel
-from gaussrl.agents.warp.tiles import CPU_TILE_2D, CPU_TILE_MIN_BATCH, SmallBatchNet, Tile, matmul_tile, tile
 from gaussrl.core.spaces import SpaceLike
 from gaussrl.models.warp import DeterministicMixin, GaussianMixin, Model
 
 Activation = Literal["tanh", "relu"]
-ACTIVATIONS: dict[str, type[nn.Module]] = {"tanh": nn.Tanh, "relu": nn.ReLU}
-__all__ = [
-    "CPU_TILE_2D",
-    "CPU_TILE_MIN_BATCH",
-    "QMLP",
-    "GaussianMLPPolicy",
-    "ValueMLP",
-    "matmul_tile",
-    "mlp",
-    "orthogonal",
-]
+ACTIVATIONS: dict[str, type[nn.Module]] = {"tanh": Tanh, "relu": ReLU}
+__all__ = ["QMLP", "GaussianMLPPolicy", "ValueMLP", "mlp", "orthogonal"]
 
 
 def orthogonal(rng: np.random.Generator, rows: int, cols: int, gain: float) -> np.ndarray:
@@ -61,10 +53,9 @@ def mlp(
     activation: Activation,
     output_gain: float,
     rng: np.random.Generator,
-    tile_2d: Tile | None = None,
     initialization: Initialization = "orthogonal",
 ) -> nn.Sequential:
-    """An MLP of ``warp_nn`` layers, initialised as :func:`gaussrl.agents.torch.networks.mlp`.
+    """An MLP of :class:`Dense` layers and ``warp_nn`` activations, initialised as the torch agents' ``mlp``.
 
     Args:
         num_inputs: Input features.
@@ -73,7 +64,6 @@ def mlp(
         activation: ``"tanh"`` or ``"relu"`` between layers.
         output_gain: Orthogonal gain of the last layer.
         rng: Source of the initial weights.
-        tile_2d: warp-nn's matrix-product tile for these layers (see :func:`matmul_tile`); None: its default.
         initialization: ``"orthogonal"`` or ``"uniform"`` (weights and biases in +-1/sqrt(fan_in); gains unused).
 
     Returns:
@@ -82,8 +72,7 @@ def mlp(
     sizes = [num_inputs, *hidden_sizes, num_outputs]
     layers: list[nn.Module] = []
     for index in range(len(sizes) - 1):
-        with tile(tile_2d):
-            layer = nn.Linear(sizes[index], sizes[index + 1])
+        layer = Dense(sizes[index], sizes[index + 1])
         fan_in, fan_out = sizes[index], sizes[index + 1]
         if initialization == "uniform":
             bound = 1.0 / math.sqrt(fan_in)
@@ -117,9 +106,6 @@ class GaussianMLPPolicy(GaussianMixin, Model):
         squash_actions: Passed to ``GaussianMixin`` (``True`` for SAC's tanh-squashed policy).
         device: Warp device.
         seed: Seed of the initial weights and of the sampling.
-        tile_2d: warp-nn's matrix-product tile (see :func:`matmul_tile`); None: its default.
-        small_tile_2d: The tile of calls on fewer than ``CPU_TILE_MIN_BATCH`` rows, such as a rollout step's act
-            (see :func:`gaussrl.agents.warp.tiles.small_batch_tile`); None: ``tile_2d`` for every call.
     """
 
     def __init__(
@@ -135,8 +121,6 @@ class GaussianMLPPolicy(GaussianMixin, Model):
         squash_actions: bool = False,
         device: str | wp.Device | None = None,
         seed: int = 0,
-        tile_2d: Tile | None = None,
-        small_tile_2d: Tile | None = None,
     ) -> None:
         Model.__init__(self, observation_space=observation_space, action_space=action_space, device=device)
         GaussianMixin.__init__(self, squash_actions=squash_actions, min_log_std=-20.0, max_log_std=2.0)
@@ -144,12 +128,9 @@ class GaussianMLPPolicy(GaussianMixin, Model):
         outputs = 2 * self.num_actions if state_dependent_std else self.num_actions
         with wp.ScopedDevice(self.device):
             size = (self.num_observations, hidden_sizes, outputs)
-            self.net = mlp(
-                *size, activation=activation, output_gain=0.01, rng=rng, tile_2d=tile_2d, initialization=initialization
-            )
+            self.net = mlp(*size, activation=activation, output_gain=0.01, rng=rng, initialization=initialization)
             log_std = np.full(self.num_actions, initial_log_std, np.float32)
             self.log_std_parameter = nn.Parameter(wp.array(log_std, dtype=wp.float32, device=self.device))
-        self._forward = SmallBatchNet(self.net, small_tile_2d)
         self.state_dependent_std = state_dependent_std
         self.seed(seed)
         self.__post_init__()
@@ -164,7 +145,7 @@ class GaussianMLPPolicy(GaussianMixin, Model):
         Returns:
             Mean (N, A) and ``{"log_std": (A,) or (N, A)}``.
         """
-        output = self._forward(inputs["observations"])
+        output = self.net(inputs["observations"])
         if not self.state_dependent_std:
             return output, {"log_std": self.log_std_parameter.data}
         shape = (output.shape[0], self.num_actions)
@@ -183,7 +164,6 @@ class ValueMLP(DeterministicMixin, Model):
         initialization: ``"orthogonal"`` or ``"uniform"`` (see :func:`mlp`).
         device: Warp device.
         seed: Seed of the initial weights.
-        tile_2d: warp-nn's matrix-product tile (see :func:`matmul_tile`); None: its default.
     """
 
     def __init__(
@@ -195,16 +175,13 @@ class ValueMLP(DeterministicMixin, Model):
         initialization: Initialization = "orthogonal",
         device: str | wp.Device | None = None,
         seed: int = 0,
-        tile_2d: Tile | None = None,
     ) -> None:
         Model.__init__(self, observation_space=observation_space, action_space=1, device=device)
         DeterministicMixin.__init__(self)
         with wp.ScopedDevice(self.device):
             rng = np.random.default_rng(seed)
             size = (self.num_observations, hidden_sizes, 1)
-            self.net = mlp(
-                *size, activation=activation, output_gain=1.0, rng=rng, tile_2d=tile_2d, initialization=initialization
-            )
+            self.net = mlp(*size, activation=activation, output_gain=1.0, rng=rng, initialization=initialization)
         self.__post_init__()
 
     def compute(self, inputs: Mapping[str, Any], role: str = "") -> tuple[wp.array, dict[str, Any]]:
@@ -229,7 +206,6 @@ class QMLP(DeterministicMixin, Model):
         hidden_sizes: Hidden layer widths.
         device: Warp device.
         seed: Seed of the initial weights.
-        tile_2d: warp-nn's matrix-product tile (see :func:`matmul_tile`); None: its default.
     """
 
     def __init__(
@@ -240,14 +216,13 @@ class QMLP(DeterministicMixin, Model):
         hidden_sizes: Sequence[int] = (256, 256),
         device: str | wp.Device | None = None,
         seed: int = 0,
-        tile_2d: Tile | None = None,
     ) -> None:
         Model.__init__(self, observation_space=observation_space, action_space=action_space, device=device)
         DeterministicMixin.__init__(self)
         with wp.ScopedDevice(self.device):
             rng = np.random.default_rng(seed)
             inputs = self.num_observations + self.num_actions
-            self.net = mlp(inputs, hidden_sizes, 1, activation="relu", output_gain=1.0, rng=rng, tile_2d=tile_2d)
+            self.net = mlp(inputs, hidden_sizes, 1, activation="relu", output_gain=1.0, rng=rng)
         self.__post_init__()
 
     def compute(self, inputs: Mapping[str, Any], role: str = "") -> tuple[wp.array, dict[str, Any]]:

@@ -17,6 +17,7 @@ import warp as wp
 
 from gaussrl.agents.config import PPOConfig
 from gaussrl.agents.schedules import linear_fraction
+from gaussrl.agents.warp.dense import Tape
 from gaussrl.agents.warp.kernels import bootstrap_kernel, scale_kernel
 from gaussrl.agents.warp.losses import (
     PPO_METRICS,
@@ -162,7 +163,7 @@ class PPO:
         """One gradient step on a minibatch; adds its metrics and its mean KL to ``kl[epoch]``."""
         cfg, n = self.config, batch["advantages"].shape[0]
         loss = wp.zeros(1, dtype=f32, device=self.device, requires_grad=True)
-        tape = wp.Tape()
+        tape = Tape()
         with tape:
             inputs = {"observations": batch["observations"], "taken_actions": batch["actions"]}
             _, outputs = self.policy.act(inputs, role="policy")

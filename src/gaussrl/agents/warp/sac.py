@@ -16,6 +16,7 @@ import numpy as np
 import warp as wp
 
 from gaussrl.agents.config import SACConfig
+from gaussrl.agents.warp.dense import Tape
 from gaussrl.agents.warp.kernels import scale_kernel
 from gaussrl.agents.warp.losses import (
     SAC_METRICS,
@@ -63,7 +64,8 @@ class SAC:
             target.freeze_parameters(True)
         clip = config.grad_norm_clip
         self.policy_optimizer = Adam(policy.parameters(), config.actor_learning_rate, clip)
-        self.critic_optimizer = Adam([p for c in critics for p in c.parameters()], config.critic_learning_rate, clip)
+        self.critic_parameters = [p for c in critics for p in c.parameters()]
+        self.critic_optimizer = Adam(self.critic_parameters, config.critic_learning_rate, clip)
         self.log_alpha: wp.array = wp.array([math.log(config.initial_entropy_value)], dtype=f32, device=self.device)
         self.log_alpha.requires_grad = True
         self.entropy_optimizer = Adam([self.log_alpha], config.entropy_learning_rate, clip)
@@ -142,7 +144,7 @@ class SAC:
         inputs = [batch["rewards"], batch["terminated"], next_q1, next_q2, outputs["log_prob"], self.alpha]
         wp.launch(soft_target_kernel, n, inputs=[*inputs, cfg.discount_factor], outputs=[target], device=device)
         loss.zero_()
-        tape = wp.Tape()
+        tape = Tape()
         with tape:
             q1, q2 = self._q(self.critics, x, batch["actions"])
             wp.launch(critic_loss_kernel, n, inputs=[q1, q2, target, 1.0 / n], outputs=[loss, metrics], device=device)
@@ -153,7 +155,7 @@ class SAC:
     def _policy_step(self, x: wp.array, metrics: wp.array) -> wp.array:
         n, device, loss = x.shape[0], self.device, self.policy_loss
         loss.zero_()
-        tape = wp.Tape()
+        tape = Tape(frozen=self.critic_parameters)  # the loss's gradient for the policy only
         with tape:
             actions, outputs = self.policy.act({"observations": x}, role="policy")
             q1, q2 = self._q(self.critics, x, actions)
@@ -161,7 +163,7 @@ class SAC:
             wp.launch(actor_loss_kernel, n, inputs=inputs, outputs=[loss, metrics], device=device)
         tape.backward(loss=loss)
         self.policy_optimizer.step()
-        tape.zero()  # also the critics' weight gradients, which this loss does not use
+        tape.zero()
         log_prob: wp.array = outputs["log_prob"]
         return log_prob
 
