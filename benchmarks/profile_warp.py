@@ -2,6 +2,7 @@
 
     python benchmarks/profile_warp.py phases     # a PPO rollout act and minibatch step, a SAC gradient step, by phase
     python benchmarks/profile_warp.py tiles ROWS WIDTH {relu,tanh} ROUNDS TILE...   # e.g. 128 64 tanh 7 64x64 128x32
+    python benchmarks/profile_warp.py dense ROWS IN OUT ROUNDS   # gaussrl's Dense against warp-nn's Linear
 
 Every figure is CPU time of this process (``time.process_time``), so that other jobs on a shared
 machine do not inflate it; ``tiles`` gives the minimum over interleaved rounds of a forward and a
@@ -70,6 +71,50 @@ def tiles(rows: int, width: int, activation: str, rounds: int, shapes: list[str]
         print(f"{name}: forward {forward:.0f} us, forward+backward {both:.0f} us")
 
 
+def dense(rows: int, n_in: int, n_out: int, rounds: int) -> None:
+    """One layer's forward and forward + backward: warp-nn's ``Linear`` ((64, 64) tile) against ``Dense``.
+
+    Both from the same parameters, interleaved, minimum over the rounds; ``Dense`` under its own
+    tape (its backward kernels), under a plain ``wp.Tape`` (Warp's adjoint of its forward kernel)
+    and with its parameters frozen (the input gradient alone, as for SAC's critics in the policy step).
+    """
+    from warp_nn import nn
+    from warp_nn.utils import kernel_config
+
+    from gaussrl.agents.warp.dense import Dense, Tape
+
+    rng = np.random.default_rng(0)
+    with wp.ScopedDevice("cpu"), kernel_config(tile_2d=(64, 64)):
+        linear = nn.Linear(n_in, n_out)
+        ours = Dense(n_in, n_out)
+    ours.weight.data.assign(linear.weight.data)
+    ours.bias.data.assign(linear.bias.data)
+    x = wp.array(rng.standard_normal((rows, n_in)).astype(np.float32), device="cpu", requires_grad=True)
+    g = wp.array(rng.standard_normal((rows, n_out)).astype(np.float32), device="cpu")
+
+    def forward_backward(layer: Any, tape: Any) -> None:
+        with tape:
+            y = layer(x)
+        tape.backward(grads={y: g})
+        tape.zero()
+
+    frozen = [ours.weight.data, ours.bias.data]
+    cases: dict[str, tuple[Callable[[], Any], Callable[[], Any]]] = {
+        "warp-nn Linear, wp.Tape": (lambda: linear(x), lambda: forward_backward(linear, wp.Tape())),
+        "Dense, gaussrl Tape": (lambda: ours(x), lambda: forward_backward(ours, Tape())),
+        "Dense, wp.Tape": (lambda: ours(x), lambda: forward_backward(ours, wp.Tape())),
+        "Dense, gaussrl Tape, frozen": (lambda: ours(x), lambda: forward_backward(ours, Tape(frozen=frozen))),
+    }
+    best: dict[str, list[float]] = defaultdict(lambda: [float("inf")] * 2)
+    calls = max(5, 20000 // rows)
+    for _ in range(rounds):
+        for name, (forward, both) in cases.items():
+            best[name][0] = min(best[name][0], _per_call(forward, calls))
+            best[name][1] = min(best[name][1], _per_call(both, calls))
+    for name, (forward, both) in best.items():
+        print(f"{rows} x {n_in} -> {n_out}, {name}: forward {forward:.0f} us, forward+backward {both:.0f} us")
+
+
 def _agents() -> tuple[Any, Any, Any]:
     import torch
 
@@ -125,5 +170,7 @@ if __name__ == "__main__":
     wp.config.log_level = wp.LOG_WARNING
     if sys.argv[1] == "tiles":
         tiles(int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], int(sys.argv[5]), sys.argv[6:])
+    elif sys.argv[1] == "dense":
+        dense(*(int(v) for v in sys.argv[2:6]))
     else:
         phases()
