@@ -10,6 +10,7 @@ gaussrl and keeps its traceback.
 from __future__ import annotations
 
 import dataclasses
+import gc
 import json
 import os
 import shlex
@@ -133,24 +134,38 @@ def evaluate_run(
 
 
 def _train(config: TrainConfig) -> int:
-    """Train: the compiled loop for ``gymnax/<id>`` environments (one process, no torch), else the Gymnasium one."""
-    if is_gymnax_id(config.env):
-        use_one_xla_thread(config.threads)  # before JAX starts its backend, which importing the trainer does
-        from gaussrl.trainer.compiled import CompiledTrainer  # noqa: PLC0415 (imports jax)
+    """Train: the compiled loop for ``gymnax/<id>`` environments (one process, no torch), else the Gymnasium one.
 
-        return _train_with(lambda: CompiledTrainer(config), config, is_main=True)
-    from gaussrl.trainer.distributed import start_world, stop_world  # noqa: PLC0415 (imports torch)
-    from gaussrl.trainer.loop import Trainer  # noqa: PLC0415
-
-    world, device = start_world(config.device, config.dist_timeout)
+    Python's cyclic garbage collector is paused from here until the trainer is built: importing
+    the backend (JAX and gymnax with pandas, seaborn and scipy.stats; or torch) creates several
+    hundred thousand long-lived objects and no garbage cycles, and the collector's passes over them
+    cost about half a second of a start-up. They are then moved out of the collector's sight
+    (``gc.freeze``), so that later collections do not walk them again.
+    """
+    gc.disable()
     try:
-        return _train_with(lambda: Trainer(dataclasses.replace(config, device=device), world), config, world.is_main)
+        if is_gymnax_id(config.env):
+            use_one_xla_thread(config.threads)  # before JAX starts its backend, which importing the trainer does
+            from gaussrl.trainer.compiled import CompiledTrainer  # noqa: PLC0415 (imports jax)
+
+            return _train_with(lambda: CompiledTrainer(config), config, is_main=True)
+        from gaussrl.trainer.distributed import start_world, stop_world  # noqa: PLC0415 (imports torch)
+        from gaussrl.trainer.loop import Trainer  # noqa: PLC0415
+
+        world, device = start_world(config.device, config.dist_timeout)
+        on_device = dataclasses.replace(config, device=device)
+        try:
+            return _train_with(lambda: Trainer(on_device, world), config, world.is_main)
+        finally:
+            stop_world(world)
     finally:
-        stop_world(world)
+        gc.enable()
 
 
 def _train_with(make_trainer: Callable[[], Any], config: TrainConfig, is_main: bool) -> int:
     trainer = make_trainer()
+    gc.freeze()  # what start-up created (see _train)
+    gc.enable()
     note = describe(config.env, config.algo) if config.preset else None
     resumed_step = getattr(trainer, "resumed_step", None)
     if resumed_step is not None:
