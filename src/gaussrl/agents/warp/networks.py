@@ -1,9 +1,9 @@
 """The default networks of gaussrl's Warp agents: MLP Gaussian policies, values and Q-functions.
 
 The Warp counterparts of :mod:`gaussrl.agents.torch.networks`, with the same layers, shapes and
-initialisation scheme (orthogonal, gain sqrt(2) hidden, zero biases), built from our
-:class:`~gaussrl.agents.warp.dense.Dense` layers (``warp_nn`` ``Linear`` layers with our own
-kernels) and ``warp_nn`` activations on the ``gaussrl.models.warp`` mixins. Inputs are already-normalised observations;
+initialisation scheme (orthogonal, gain sqrt(2) hidden, zero biases), built from the layers of
+:mod:`gaussrl.agents.warp.dense` (``Dense``: a ``warp_nn`` ``Linear`` with our kernels; ``Tanh``,
+``ReLU``) on the ``gaussrl.models.warp`` mixins. Inputs are already-normalised observations;
 actions live in the normalised Box ``[-1, 1]^A``.
 """
 
@@ -55,7 +55,7 @@ def mlp(
     rng: np.random.Generator,
     initialization: Initialization = "orthogonal",
 ) -> nn.Sequential:
-    """An MLP of :class:`Dense` layers and ``warp_nn`` activations, initialised as the torch agents' ``mlp``.
+    """An MLP of :class:`Dense` layers and our activations, initialised as the torch agents' ``mlp``.
 
     Args:
         num_inputs: Input features.
