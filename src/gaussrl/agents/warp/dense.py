@@ -159,30 +159,18 @@ class Dense(nn.Linear):
         rows, device, block_dim = x.shape[0], x.device, _block_dim(x.device)
         tile, depth = tiles[:2], tiles[2]
 
+        def tiled(kernel: Any, dim: tuple[int, int], inputs: list[wp.array], output: wp.array) -> None:
+            launch = {"device": device, "block_dim": block_dim, "record_tape": False}
+            wp.launch_tiled(kernel, dim=dim, inputs=inputs, outputs=[output], **launch)
+
         def backward() -> None:
             dy = y.grad
             if any(a is x for a in wanted):
                 dim = (_blocks(rows, tile[0]), _blocks(self.in_features, depth))
-                wp.launch_tiled(
-                    kernels.input_grad,
-                    dim=dim,
-                    inputs=[dy, weight],
-                    outputs=[x.grad],
-                    device=device,
-                    block_dim=block_dim,
-                    record_tape=False,
-                )
+                tiled(kernels.input_grad, dim, [dy, weight], x.grad)
             if any(a is weight for a in wanted):
                 dim = (_blocks(self.out_features, tile[1]), _blocks(self.in_features, depth))
-                wp.launch_tiled(
-                    kernels.weight_grad,
-                    dim=dim,
-                    inputs=[dy, x],
-                    outputs=[weight.grad],
-                    device=device,
-                    block_dim=block_dim,
-                    record_tape=False,
-                )
+                tiled(kernels.weight_grad, dim, [dy, x], weight.grad)
             if any(a is bias for a in wanted):
                 wp.launch(
                     kernels.bias_grad,
