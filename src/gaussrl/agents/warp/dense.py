@@ -105,6 +105,12 @@ def _blocks(n: int, tile: int) -> int:
     return (n + tile - 1) // tile
 
 
+def _new_output(input: wp.array, cols: int, tape: Tape | None, wanted: bool, module: nn.Module) -> wp.array:
+    """A new (N, cols) output; with gradient arrays when this tape wants them, or (no such tape) when any tape may."""
+    grad = wanted if tape is not None else module.requires_grad or input.requires_grad
+    return wp.empty((input.shape[0], cols), dtype=wp.float32, device=input.device, requires_grad=grad)
+
+
 class Dense(nn.Linear):
     """``y = x W^T + b``: a ``warp_nn.nn.Linear`` with our forward kernel and, under :class:`Tape`, our backward pass.
 
@@ -134,8 +140,7 @@ class Dense(nn.Linear):
         kernels = dense_kernels(*tile, depth)
         weight, bias = self.weight.data, self.bias.data
         wanted = [a for a in (input, weight, bias) if a.requires_grad and not (tape and tape.is_frozen(a))]
-        grad = bool(wanted) if tape is not None else self.requires_grad or input.requires_grad
-        output = wp.empty((rows, self.out_features), dtype=wp.float32, device=input.device, requires_grad=grad)
+        output = _new_output(input, self.out_features, tape, bool(wanted), self)
         if rows == 0:
             return output
         wp.launch_tiled(
@@ -148,39 +153,30 @@ class Dense(nn.Linear):
             record_tape=tape is None,  # a plain wp.Tape differentiates the launch itself
         )
         if tape is not None and wanted:
-            backward = self._backward(kernels, (*tile, depth), input, output, wanted)
-            tape.record_func(backward, arrays=[output, *wanted])
+            tape.record_func(self._backward(kernels, tile, depth, input, output, wanted), arrays=[output, *wanted])
         return output
 
-    def _backward(
-        self, kernels: DenseKernels, tiles: tuple[int, int, int], x: wp.array, y: wp.array, wanted: list[wp.array]
+    def _backward(  # noqa: PLR0917 (the forward pass's pieces)
+        self, kernels: DenseKernels, tile: tuple[int, int], depth: int, x: wp.array, y: wp.array, wanted: list[wp.array]
     ) -> Any:
-        """The backward function of one call: ``tiles`` (rows, columns, chunk) as in its forward pass."""
+        """The backward function of one call (its forward pass's tile and chunk); ``wanted``: the arrays to reach."""
         weight, bias = self.weight.data, self.bias.data
-        rows, device, block_dim = x.shape[0], x.device, _block_dim(x.device)
-        tile, depth = tiles[:2], tiles[2]
-
-        def tiled(kernel: Any, dim: tuple[int, int], inputs: list[wp.array], output: wp.array) -> None:
-            launch = {"device": device, "block_dim": block_dim, "record_tape": False}
-            wp.launch_tiled(kernel, dim=dim, inputs=inputs, outputs=[output], **launch)
+        want_x, want_w, want_b = (any(a is b for a in wanted) for b in (x, weight, bias))
+        device = x.device
+        launch: dict[str, Any] = {"device": device, "block_dim": _block_dim(device), "record_tape": False}
+        rows, in_blocks = x.shape[0], _blocks(self.in_features, depth)
 
         def backward() -> None:
             dy = y.grad
-            if any(a is x for a in wanted):
-                dim = (_blocks(rows, tile[0]), _blocks(self.in_features, depth))
-                tiled(kernels.input_grad, dim, [dy, weight], x.grad)
-            if any(a is weight for a in wanted):
-                dim = (_blocks(self.out_features, tile[1]), _blocks(self.in_features, depth))
-                tiled(kernels.weight_grad, dim, [dy, x], weight.grad)
-            if any(a is bias for a in wanted):
-                wp.launch(
-                    kernels.bias_grad,
-                    dim=self.out_features,
-                    inputs=[dy],
-                    outputs=[bias.grad],
-                    device=device,
-                    record_tape=False,
-                )
+            if want_x:
+                dim = (_blocks(rows, tile[0]), in_blocks)
+                wp.launch_tiled(kernels.input_grad, dim=dim, inputs=[dy, weight], outputs=[x.grad], **launch)
+            if want_w:
+                dim = (_blocks(self.out_features, tile[1]), in_blocks)
+                wp.launch_tiled(kernels.weight_grad, dim=dim, inputs=[dy, x], outputs=[weight.grad], **launch)
+            if want_b:
+                dim_b, outputs = self.out_features, [bias.grad]
+                wp.launch(kernels.bias_grad, dim=dim_b, inputs=[dy], outputs=outputs, device=device, record_tape=False)
 
         return backward
 
@@ -221,9 +217,8 @@ class Activation(nn.Module):
         (rows, cols), tape = input.shape, _ACTIVE.get()
         tile = tiles(input.device, rows, cols, cols)[0]
         kernels = activation_kernels(self.function, *tile)
-        wanted = tape is not None and input.requires_grad
-        grad = wanted if tape is not None else self.requires_grad or input.requires_grad
-        output = wp.empty((rows, cols), dtype=wp.float32, device=input.device, requires_grad=grad)
+        wanted = input.requires_grad and tape is not None
+        output = _new_output(input, cols, tape, wanted, self)
         if rows == 0:
             return output
         dim, block_dim = (_blocks(rows, tile[0]), _blocks(cols, tile[1])), _block_dim(input.device)
