@@ -170,7 +170,9 @@ def test_killed_rank_ends_the_run_with_an_error_in_bounded_time(tmp_path):
             launcher.kill()
     assert time.monotonic() - killed < 60
     assert launcher.returncode == 1
-    assert (
-        "gaussrl: error: the run stopped: rank 1 exited with signal SIGKILL; the launcher then stopped rank 0."
-        in stderr
-    )
+    # Rank 0 either finds rank 1 gone first (exit status 3) or is stopped by the launcher: a race.
+    last = stderr.strip().splitlines()[-1]
+    assert last in (
+        "gaussrl: error: the run stopped: rank 1 exited with signal SIGKILL; the launcher then stopped rank 0.",
+        "gaussrl: error: the run stopped: rank 1 exited with signal SIGKILL; rank 0 then lost contact and stopped.",
+    ), stderr

@@ -14,13 +14,13 @@ import torch
 
 from gaussrl.agents.torch.distributed import (
     EXCHANGE_MAX_RANKS,
-    DistributedError,
     SyncedReturnNormalizer,
     SyncedScaler,
     World,
     merge_moments,
 )
 from gaussrl.agents.torch.memory import RunningStandardScaler
+from gaussrl.core.errors import DistributedError
 from gaussrl.io.checkpoint import save_checkpoint
 from gaussrl.trainer.distributed import describe_failures, pack, rank_seed, unpack
 from gaussrl.trainer.loop import ResumeError, TrainConfig, load_resume
@@ -295,6 +295,20 @@ def test_describe_failures_names_the_rank_that_failed_first():
         describe_failures({0: _failure(2), 1: _failure(2)})
         == "rank 0 exited with status 2, rank 1 exited with status 2."
     )
+    # A rank that found the other gone (exit status 3) before the launcher stopped it comes second.
+    assert (
+        describe_failures({0: _failure(3), 1: _failure(-9, "SIGKILL")})
+        == "rank 1 exited with signal SIGKILL; rank 0 then lost contact and stopped."
+    )
+    assert (
+        describe_failures({0: _failure(3), 1: _failure(1), 2: _failure(-15, "SIGTERM"), 3: _failure(3)})
+        == "rank 1 exited with status 1; ranks 0, 3 then lost contact and stopped; the launcher then stopped rank 2."
+    )
+    # A rank that hung: the others time out (status 3) and the launcher stops it.
+    assert (
+        describe_failures({0: _failure(3), 1: _failure(-15, "SIGTERM")})
+        == "rank 0 exited with status 3; the launcher then stopped rank 1."
+    )
 
 
 def test_resume_with_another_rank_count_is_a_one_line_error(tmp_path):
@@ -335,3 +349,4 @@ def test_a_failed_collective_is_a_one_line_distributed_error(monkeypatch):
     assert message.startswith("rank 1 of 2 lost contact with the other ranks during gradient averaging: another rank")
     assert "(--dist-timeout)" in message and "Timed out waiting 5000ms" in message
     assert isinstance(caught.value, RuntimeError)
+    assert caught.value.exit_status == 3  # the CLI's status for a rank that stopped because of another

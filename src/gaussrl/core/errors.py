@@ -69,6 +69,20 @@ class NotReadyError(GaussrlError, RuntimeError):
     """A method needs state that an earlier call creates (e.g. ``get_entropy()`` before ``act()``)."""
 
 
+LOST_CONTACT_STATUS = 3
+"""Exit status of a rank that stopped because it lost contact with the other ranks of its run."""
+
+
+class DistributedError(GaussrlError, RuntimeError):
+    """A collective failed: another rank died or stopped answering within the timeout.
+
+    The CLI exits with :data:`LOST_CONTACT_STATUS`, so the launcher can tell the ranks that stopped
+    because of another from the rank that failed first.
+    """
+
+    exit_status = LOST_CONTACT_STATUS
+
+
 class NonFiniteOutputError(GaussrlError, FloatingPointError):
     """``compute()`` returned NaN or infinity while finite-value checks were switched on."""
 

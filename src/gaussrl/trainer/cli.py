@@ -265,7 +265,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         message = " ".join(str(error).split())
         print(f"gaussrl: error: {message}", file=sys.stderr)
-        return 2
+        return error.exit_status
     except KeyboardInterrupt as error:
         if isinstance(error, Interrupted):
             print(f"gaussrl: {error}", file=sys.stderr)

@@ -34,10 +34,10 @@ import torch.distributed as dist
 from safetensors.torch import load as load_tensors
 from safetensors.torch import save as save_tensors
 
-from gaussrl.agents.torch.distributed import DistributedError, World, lost_contact
+from gaussrl.agents.torch.distributed import World, lost_contact
 from gaussrl.agents.torch.ppo import PPO
 from gaussrl.agents.torch.sac import SAC
-from gaussrl.core.errors import GaussrlError
+from gaussrl.core.errors import LOST_CONTACT_STATUS, DistributedError, GaussrlError
 from gaussrl.io.checkpoint import flatten_state, unflatten_state
 
 LAUNCHER_VARIABLES = ("WORLD_SIZE", "RANK", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")
@@ -243,7 +243,11 @@ def scatter_from_main(world: World, load: Callable[[], Sequence[T]], error_type:
 
 
 def describe_failures(failures: Mapping[int, Any]) -> str:
-    """Which ranks failed first and which the launcher stopped after them, in one line.
+    """Which ranks failed first and which stopped after them, in one line.
+
+    A rank stops after another either when the launcher sends it SIGTERM or when it finds that it
+    lost contact with the others (exit status :data:`~gaussrl.core.errors.LOST_CONTACT_STATUS`);
+    whichever the race, the rank that failed first comes first.
 
     Args:
         failures: The elastic agent's ``ChildFailedError.failures``: rank to ``ProcessFailure``.
@@ -255,14 +259,19 @@ def describe_failures(failures: Mapping[int, Any]) -> str:
     def how(failure: Any) -> str:
         return f"signal {failure.signal_name()}" if failure.exitcode < 0 else f"status {failure.exitcode}"
 
+    def ranks(group: Sequence[int]) -> str:
+        return f"rank{'s' if len(group) > 1 else ''} {', '.join(map(str, group))}"
+
     # A rank stopped by the launcher's SIGTERM either dies of it or exits 143 after gaussrl's own handler.
     stopped = {rank for rank, f in failures.items() if f.exitcode in (-signal.SIGTERM, 128 + signal.SIGTERM)}
-    causes = sorted(set(failures) - stopped) or sorted(stopped)
-    text = ", ".join(f"rank {rank} exited with {how(failures[rank])}" for rank in causes)
-    after = sorted(stopped - set(causes))
-    if after:
-        text += f"; the launcher then stopped rank{'s' if len(after) > 1 else ''} {', '.join(map(str, after))}"
-    return text + "."
+    lost = {rank for rank, f in failures.items() if f.exitcode == LOST_CONTACT_STATUS}
+    causes = sorted(set(failures) - stopped - lost) or sorted(lost) or sorted(stopped)
+    parts = [", ".join(f"rank {rank} exited with {how(failures[rank])}" for rank in causes)]
+    if lost_after := sorted(lost - set(causes)):
+        parts.append(f"{ranks(lost_after)} then lost contact and stopped")
+    if stopped_after := sorted(stopped - set(causes)):
+        parts.append(f"the launcher then stopped {ranks(stopped_after)}")
+    return "; ".join(parts) + "."
 
 
 def launch(nproc: int, argv: Sequence[str]) -> int:

@@ -36,7 +36,7 @@ import torch.distributed as dist
 
 from gaussrl.agents.normalization import ReturnNormalizer, RunningMoments
 from gaussrl.agents.torch.memory import RunningStandardScaler
-from gaussrl.core.errors import GaussrlError
+from gaussrl.core.errors import DistributedError
 from gaussrl.core.running import merge_moments as fold_moments
 
 EXCHANGE_MAX_RANKS = 4
@@ -45,10 +45,6 @@ every other and sums all of them in rank order (one round of messages), instead 
 all-reduce (2 (P - 1) rounds). With 2 ranks on a 2-core machine that halves both the CPU time of
 gloo's threads and the latency per average (``benchmarks/collectives.py``); beyond a few ranks the
 ring's smaller traffic wins."""
-
-
-class DistributedError(GaussrlError, RuntimeError):
-    """A collective that failed: another rank died, hung past the timeout, or disagrees on the data."""
 
 
 @dataclass(frozen=True)
