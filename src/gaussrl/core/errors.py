@@ -17,6 +17,9 @@ class GaussrlError(Exception):
     ...), so ``except ValueError`` keeps working.
     """
 
+    exit_status = 2
+    """The CLI's exit status for this error."""
+
 
 class ConfigError(GaussrlError, ValueError):
     """An option or configuration value that is out of range, of the wrong type, or inconsistent."""
