@@ -53,13 +53,27 @@ for _id, _kwargs in ENVS.items():
         gymnasium.register(id=_id, entry_point=_make, kwargs=_kwargs, max_episode_steps=200)
 
 
+NAN_REWARD = ("gaussrl_test/NanReward-v0", "NaN in its reward")
+INF_OBSERVATION = ("gaussrl_test/InfObservation-v0", "-inf in its observation")
+
+
 @pytest.mark.parametrize(
-    ("env_id", "what"),
-    [("gaussrl_test/NanReward-v0", "NaN in its reward"), ("gaussrl_test/InfObservation-v0", "-inf in its observation")],
+    ("injected", "agent"),
+    [
+        (NAN_REWARD, ("torch", "ppo")),
+        (INF_OBSERVATION, ("torch", "ppo")),
+        (NAN_REWARD, ("jax", "ppo")),
+        (INF_OBSERVATION, ("jax", "sac")),
+        (NAN_REWARD, ("warp", "sac")),
+        (INF_OBSERVATION, ("warp", "ppo")),
+    ],
+    ids=lambda case: "-".join(case).split("/")[-1],
 )
-def test_nonfinite_env_data_stops_the_run_after_a_checkpoint(tmp_path, capsys, env_id, what):
+def test_nonfinite_env_data_stops_the_run_after_a_checkpoint(tmp_path, capsys, injected, agent):
+    (env_id, what), (backend, algo) = injected, agent
     run = tmp_path / "run"
-    argv = ["train", "--env", env_id, "--timesteps", "1024", "--out", str(run), *TINY]
+    argv = ["train", "--backend", backend, "--algo", algo, "--env", env_id, "--timesteps", "1024", "--out", str(run)]
+    argv += TINY
     message = cli_error(capsys, argv)
     # Both copies hit the value at their 300th step: the vector step that would have reached step 600.
     assert message == (
@@ -75,9 +89,14 @@ def test_nonfinite_env_data_stops_the_run_after_a_checkpoint(tmp_path, capsys, e
     assert max(r["step"] for r in records(run)) <= 598
 
 
-def test_skip_leaves_the_steps_out_and_counts_them(tmp_path):
+BACKENDS = ["torch", "jax", "warp"]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_skip_leaves_the_steps_out_and_counts_them(tmp_path, backend):
     run = tmp_path / "run"
-    argv = ["train", "--env", "gaussrl_test/NanReward-v0", "--timesteps", "1024", "--out", str(run)]
+    argv = ["train", "--backend", backend, "--env", "gaussrl_test/NanReward-v0", "--timesteps", "1024"]
+    argv += ["--out", str(run)]
     assert main([*argv, "--nonfinite", "skip", *TINY]) == 0
     summary = strict_json((run / "summary.json").read_text())
     assert summary["nonfinite_skipped"] == 2 and summary["timesteps"] == 1024
@@ -104,10 +123,12 @@ def test_summary_is_strict_json_when_no_evaluation_episode_is_finite(tmp_path):
     assert evals == [{"kind": "eval", "step": 256, "return_mean": None, "return_std": None}]
 
 
-def test_nonfinite_loss_stops_without_saving_the_poisoned_state(tmp_path, capsys):
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_nonfinite_loss_stops_without_saving_the_poisoned_state(tmp_path, capsys, backend):
     # Rewards of 1e30 are finite in float32, but SAC's squared critic error overflows to inf.
     run = tmp_path / "run"
-    argv = ["train", "--algo", "sac", "--env", "gaussrl_test/HugeReward-v0", "--timesteps", "1000"]
+    argv = ["train", "--backend", backend, "--algo", "sac", "--env", "gaussrl_test/HugeReward-v0"]
+    argv += ["--timesteps", "1000"]
     argv += ["--out", str(run), "--no-progress", "--no-tensorboard", "--checkpoint-interval", "100"]
     argv += ["--sac.learning-starts", "200", "--sac.batch-size", "16", "--sac.hidden-sizes", "16", "16"]
     message = cli_error(capsys, argv)
@@ -119,4 +140,14 @@ def test_nonfinite_loss_stops_without_saving_the_poisoned_state(tmp_path, capsys
     )
     assert checkpoint_steps(run) == [100]
     state, _ = load_checkpoint(run / "checkpoints")
-    assert all(torch.isfinite(tensor).all() for tensor in state["agent"]["policy"].values())
+    parameters = list(_tensors(state["agent"]["learning" if backend == "jax" else "policy"]))
+    assert parameters and all(torch.isfinite(tensor).all() for tensor in parameters)
+
+
+def _tensors(tree):
+    """Every tensor in nested dicts and lists."""
+    if isinstance(tree, torch.Tensor):
+        yield tree
+    elif isinstance(tree, dict | list | tuple):
+        for item in tree.values() if isinstance(tree, dict) else tree:
+            yield from _tensors(item)
