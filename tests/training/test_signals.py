@@ -15,10 +15,13 @@ import threading
 import time
 from collections import Counter
 
+import pytest
+
 from gaussrl.trainer.cli import main
 from tests.training.run_helpers import TINY, checkpoint_steps, records, spawn, strict_json
 
 PER_UPDATE = 128  # --ppo.rollouts 64 x --num-envs 2
+BACKENDS = ["torch", "jax", "warp"]
 
 
 def _start(tmp_path, interval, *options):
@@ -84,7 +87,8 @@ def test_sigterm_writes_a_checkpoint_and_says_how_to_resume(tmp_path, capsys):
     _resume_and_check(capsys, run, step, before, in_process=False)
 
 
-def test_sigint_in_process_returns_130_after_a_checkpoint(tmp_path, capsys):
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_sigint_in_process_returns_130_after_a_checkpoint(tmp_path, capsys, backend):
     run = tmp_path / "run"
     delay = random.Random().uniform(0.0, 0.5)  # a random moment after the first checkpoint
 
@@ -96,15 +100,17 @@ def test_sigint_in_process_returns_130_after_a_checkpoint(tmp_path, capsys):
 
     timer = threading.Thread(target=interrupt, daemon=True)
     timer.start()
-    argv = ["train", "--timesteps", "1000000", "--checkpoint-interval", "512", "--out", str(run), *TINY]
+    argv = ["train", "--backend", backend, "--timesteps", "1000000", "--checkpoint-interval", "512"]
+    argv += ["--out", str(run), *TINY]
     assert main(argv) == 130
     timer.join()
     step, before = _check_interrupted(capsys.readouterr().err, run, "SIGINT", delay)
     _resume_and_check(capsys, run, step, before)
 
 
-def test_kill_9_loses_only_the_steps_since_the_last_checkpoint(tmp_path, capsys):
-    process, run, delay = _start(tmp_path, 512)
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_kill_9_loses_only_the_steps_since_the_last_checkpoint(tmp_path, capsys, backend):
+    process, run, delay = _start(tmp_path, 512, "--backend", backend)
     process.kill()
     process.communicate(timeout=60)
     assert process.returncode == -signal.SIGKILL, delay
