@@ -99,6 +99,32 @@ def test_smoke_run_writes_everything(tmp_path, capsys):
     assert "mean actions only" in capsys.readouterr().err
 
 
+@pytest.mark.filterwarnings("ignore:`torch.jit.:DeprecationWarning")
+def test_export_of_a_compiled_run_acts_as_its_jax_policy(tmp_path, capsys):
+    torch = pytest.importorskip("torch")
+    from gaussrl.io.checkpoint import load_checkpoint
+    from gaussrl.trainer.cli import read_run_config
+    from gaussrl.trainer.compiled import build_run
+    from gaussrl.trainer.compiled_state import carry_from_tensors, policy_mean_actions
+
+    run = tmp_path / "run"
+    _train(run, "--timesteps", "512")
+    assert main(["export", str(run), "--format", "torchscript", "--out", str(tmp_path / "policy.pt")]) == 0
+    assert "wrote" in capsys.readouterr().out
+    exported = torch.jit.load(str(tmp_path / "policy.pt"))
+    observations = np.random.default_rng(0).normal(0.0, 3.0, (64, 3)).astype(np.float32)
+    got = exported(torch.from_numpy(observations)).detach().numpy()
+    # The oracle: the run's own JAX policy (mean actions) and the gymnax environment's action mapping.
+    config = read_run_config(run)
+    models, env, template = build_run(config)
+    carry = carry_from_tensors(template, load_checkpoint(run / "checkpoints")[0]["carry"])
+    act = policy_mean_actions(models, carry.ppo.params["policy"], carry.obs_stats, config.ppo.observation_normalization)
+    want = np.asarray(env.to_env_actions(act(jnp.asarray(observations))))
+    assert got.shape == want.shape == (64, 1)
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+    assert np.abs(want).max() > 1e-3 and np.abs(want).max() <= 2.0  # acts, within gymnax Pendulum's [-2, 2]
+
+
 TWO_DEVICES = textwrap.dedent(
     """
     import jax, jax.numpy as jnp, numpy as np

@@ -36,10 +36,16 @@ TINY = {
 }
 
 
-@pytest.fixture(scope="module", params=["ppo", "sac"])
+@pytest.fixture(
+    scope="module",
+    params=[(backend, algo) for backend in ("torch", "jax", "warp") for algo in ("ppo", "sac")],
+    ids="-".join,
+)
 def run_dir(request, tmp_path_factory):
-    out = tmp_path_factory.mktemp(request.param) / "run"
-    train(TrainConfig(algo=request.param, out=str(out), **TINY))
+    """A short run of each backend and agent; JAX and Warp runs export through their torch twin."""
+    backend, algo = request.param
+    out = tmp_path_factory.mktemp(f"{backend}-{algo}") / "run"
+    train(TrainConfig(backend=backend, algo=algo, out=str(out), **TINY))
     return out
 
 

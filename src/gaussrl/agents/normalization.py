@@ -75,8 +75,8 @@ class RunningMoments:
         Args:
             state: ``{"mean", "var", "count"}``, arrays or CPU tensors.
         """
-        self.mean = np.array(state["mean"], dtype=np.float64)
-        self.var = np.array(state["var"], dtype=np.float64)
+        self.mean = np.asarray(state["mean"]).astype(np.float64)  # a copy; np.array(tensor, dtype) warns
+        self.var = np.asarray(state["var"]).astype(np.float64)
         self.count = float(np.asarray(state["count"]))
 
 
@@ -144,5 +144,5 @@ class ReturnNormalizer:
         Args:
             state: ``{"returns", "mean", "var", "count"}``, arrays or CPU tensors.
         """
-        self.returns = np.array(state["returns"], dtype=np.float64)
+        self.returns = np.asarray(state["returns"]).astype(np.float64)
         self.moments.load_state(state)

@@ -3,19 +3,20 @@
 The boundary is NumPy. The trainer's loop and evaluator step a :class:`~gaussrl.envs.TorchVecEnv`
 (CPU torch tensors) and drive an agent through the ``Agent`` protocol of
 :mod:`gaussrl.trainer.evaluate`. The torch agents implement it directly. An agent of any other
-backend implements :class:`ArrayAgent`, the same six methods over NumPy arrays:
+backend implements :class:`ArrayAgent`, the same six methods over NumPy arrays, and one for export:
 
 - ``act(observations) -> actions``: (N, num_observations) float32 in, (N, A) in [-1, 1] out;
 - ``observe(step: ArrayStep) -> metrics``: the environment's answer as NumPy arrays;
 - ``act_eval(observations, states, *, deterministic) -> (actions, states)`` and ``eval_states(batch)``;
 - ``state()`` / ``load_state(state)``: nested dicts/lists of NumPy arrays, numbers, strings and
   None (checkpointed as safetensors + JSON; arrays come back as CPU torch tensors, which
-  ``np.asarray`` reads without a copy).
+  ``np.asarray`` reads without a copy);
+- ``policy_arrays() -> PolicyArrays``: the policy under its torch twin's names (``gaussrl export``).
 
 :class:`ArrayBoundary` wraps an ``ArrayAgent`` into the torch protocol (zero-copy conversions on
 CPU). To add a backend: write its agents with the ``ArrayAgent`` methods, then add a branch to
 :func:`build_array_agent`; the loop, evaluation, metrics, checkpoints, ``--resume`` and
-``gaussrl eval`` need no change.
+``gaussrl eval`` and ``gaussrl export`` need no change.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ import numpy as np
 import torch
 
 from gaussrl.agents.config import PPOConfig, SACConfig
+from gaussrl.agents.policy_arrays import PolicyArrays
 from gaussrl.core.errors import ConfigError
 from gaussrl.envs.gymnasium import Step, TorchVecEnv
 from gaussrl.envs.step import ArrayStep
@@ -60,6 +62,10 @@ class ArrayAgent(Protocol):
 
     def load_state(self, state: dict[str, Any]) -> None:
         """Restore checkpoint state."""
+        ...
+
+    def policy_arrays(self) -> PolicyArrays:
+        """The policy's parameters and observation statistics under the torch twin's names."""
         ...
 
 
@@ -104,6 +110,10 @@ class ArrayBoundary:
     def load_state(self, state: dict[str, Any]) -> None:
         """See ``Agent.load_state``."""
         self.agent.load_state(state)
+
+    def policy_arrays(self) -> PolicyArrays:
+        """See :meth:`ArrayAgent.policy_arrays`."""
+        return self.agent.policy_arrays()
 
 
 def build_array_agent(

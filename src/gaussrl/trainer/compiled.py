@@ -31,8 +31,10 @@ import numpy as np
 from gymnasium import spaces
 
 from gaussrl.agents.jax import ppo_compiled, ppo_core
-from gaussrl.agents.jax.networks import GaussianMLPPolicy, ValueMLP
+from gaussrl.agents.jax.networks import GaussianMLPPolicy, ValueMLP, params_to_torch
+from gaussrl.agents.policy_arrays import PolicyArrays
 from gaussrl.core.errors import ConfigError
+from gaussrl.core.running import STD_FLOOR
 from gaussrl.envs import GYMNAX_PREFIX
 from gaussrl.envs import gymnax as gymnax_envs
 from gaussrl.envs.step import NonFiniteDataError
@@ -151,6 +153,27 @@ def evaluate_compiled_run(config: TrainConfig, state: dict[str, Any], *, episode
         devices=jax.local_device_count(),
     )
     return float(np.mean(np.asarray(evaluate(carry.ppo.params, carry.obs_stats), np.float64)))
+
+
+def compiled_policy_arrays(config: TrainConfig, state: dict[str, Any]) -> tuple[PolicyArrays, spaces.Box]:
+    """The policy of a compiled run's checkpoint under its torch twin's names, and the environment's actions.
+
+    Args:
+        config: The run's configuration (its ``config.json``).
+        state: The checkpoint's state.
+
+    Returns:
+        The policy's arrays (``gaussrl export``) and the gymnax environment's action Box, which the
+        policy's actions in [-1, 1] are clipped and rescaled onto, as :meth:`VecEnv.to_env_actions` does.
+    """
+    _, env, template = build_run(config)
+    carry = carry_from_tensors(template, state["carry"])
+    arrays = params_to_torch(carry.ppo.params["policy"])
+    box = spaces.Box(env.low.astype(np.float32), env.high.astype(np.float32), dtype=np.float32)
+    if not config.ppo.observation_normalization:
+        return PolicyArrays(arrays, None, None), box
+    mean, var = np.asarray(carry.obs_stats.mean), np.asarray(carry.obs_stats.var)
+    return PolicyArrays(arrays, mean, np.maximum(np.sqrt(var), STD_FLOOR)), box
 
 
 class CompiledTrainer:

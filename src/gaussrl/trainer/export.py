@@ -1,7 +1,9 @@
-"""``gaussrl export``: a run's checkpoint to one self-contained ONNX or TorchScript file (torch agents only).
+"""``gaussrl export``: a run's checkpoint to one self-contained ONNX or TorchScript file.
 
 The run's agent is rebuilt from its ``config.json``, its checkpoint is loaded, and the policy
 with the observation statistics and the action rescaling goes to :mod:`gaussrl.io.export`.
+A JAX or Warp run's policy is first loaded into its torch twin (the same layers; the agent's
+``policy_arrays()``), so every backend exports through the one torch exporter.
 """
 
 from __future__ import annotations
@@ -12,10 +14,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
+import numpy as np
 import tyro
 
+from gaussrl.agents.policy_arrays import PolicyArrays
 from gaussrl.core.errors import ConfigError
 from gaussrl.core.running import NORMALIZED_CLIP
+from gaussrl.envs import is_gymnax_id
 from gaussrl.io.checkpoint import CheckpointError
 from gaussrl.trainer.config import TrainConfig
 from gaussrl.trainer.rundir import load_run_checkpoint
@@ -99,19 +104,67 @@ def export_run(
     command = f"gaussrl export {shlex.quote(str(run_dir))}"
     state, _, step = load_run_checkpoint(run_dir, checkpoint, device="cpu", command=command)
     config = dataclasses.replace(saved, device="cpu", resume=None, tensorboard=False)
+    if is_gymnax_id(config.env):
+        module = _compiled_run_policy(config, state)
+        (export_onnx if format == "onnx" else export_jit)(module, target)
+        return target
     env = TorchVecEnv(make_vector_env(config.env, config.envs), seed=config.seed, device="cpu")
     try:
-        agent: Any = build_agent(config, env)  # PPO or SAC: both have .policy and .obs_scaler
+        agent: Any = build_agent(config, env)
         load_agent_state(agent, state, run_dir, step)
-        scaler = agent.obs_scaler
-        normalization = None
-        if scaler is not None:
-            normalization = ObservationNormalization(scaler.mean, scaler.var.sqrt(), NORMALIZED_CLIP)
-        module = DeterministicPolicy(agent.policy, env.env_action_space, normalization)
+        if config.backend == "torch":  # PPO or SAC: both have .policy and .obs_scaler
+            policy, scaler = agent.policy, agent.obs_scaler
+            normalization = None
+            if scaler is not None:
+                normalization = ObservationNormalization(scaler.mean, scaler.var.sqrt(), NORMALIZED_CLIP)
+        else:
+            twin: Any = build_agent(dataclasses.replace(config, backend="torch"), env)
+            policy, normalization = _load_twin(twin.policy, agent.policy_arrays())
+        module = DeterministicPolicy(policy, env.env_action_space, normalization)
     finally:
         env.close()
     (export_onnx if format == "onnx" else export_jit)(module, target)
     return target
+
+
+def _load_twin(policy: Any, arrays: PolicyArrays) -> tuple[Any, Any]:
+    """Load a JAX or Warp policy's arrays into its torch twin ``policy``; return it and the observation statistics.
+
+    Args:
+        policy: The torch policy of the run's configuration (freshly built).
+        arrays: The agent's ``policy_arrays()``.
+
+    Returns:
+        ``policy`` and the ``ObservationNormalization`` (None without one).
+    """
+    import torch  # noqa: PLC0415
+
+    from gaussrl.io.export import ObservationNormalization  # noqa: PLC0415
+
+    def tensor(array: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(np.array(array, np.float32))
+
+    policy.load_state_dict({name: tensor(array) for name, array in arrays.state_dict.items()})
+    if arrays.obs_mean is None or arrays.obs_std is None:
+        return policy, None
+    return policy, ObservationNormalization(tensor(arrays.obs_mean), tensor(arrays.obs_std), NORMALIZED_CLIP)
+
+
+def _compiled_run_policy(config: TrainConfig, state: dict[str, Any]) -> Any:
+    """The ``DeterministicPolicy`` of a compiled gymnax run's checkpoint (its torch twin; the gymnax action Box)."""
+    from gymnasium import spaces  # noqa: PLC0415
+
+    from gaussrl.io.export import DeterministicPolicy  # noqa: PLC0415
+    from gaussrl.trainer.build import build_ppo  # noqa: PLC0415
+    from gaussrl.trainer.compiled import compiled_policy_arrays  # noqa: PLC0415 (imports JAX and gymnax)
+
+    arrays, env_box = compiled_policy_arrays(config, state)
+    num_observations = arrays.state_dict["net.0.weight"].shape[1]  # (out, in)
+    observation_space = spaces.Box(-np.inf, np.inf, (num_observations,), np.float32)
+    action_space = spaces.Box(-1.0, 1.0, env_box.shape, np.float32)
+    twin = build_ppo(config.ppo, observation_space, action_space, num_envs=config.envs, policy="mlp", device="cpu")
+    policy, normalization = _load_twin(twin.policy, arrays)
+    return DeterministicPolicy(policy, env_box, normalization)
 
 
 def check_output_file(path: Path) -> None:

@@ -17,6 +17,7 @@ import warp as wp
 from gymnasium import spaces
 
 from gaussrl.agents.config import PPOConfig, SACConfig
+from gaussrl.agents.policy_arrays import PolicyArrays
 from gaussrl.agents.warp import PPO, SAC, WarpStep
 from gaussrl.agents.warp.networks import QMLP, GaussianMLPPolicy, ValueMLP
 from gaussrl.envs.gymnasium import Step, TorchVecEnv
@@ -138,6 +139,14 @@ class WarpArrayAgent:
         """
         self.agent.load_state(state)
 
+    def policy_arrays(self) -> PolicyArrays:
+        """The policy under its torch twin's names, and the observation statistics (``gaussrl export``).
+
+        Returns:
+            The arrays.
+        """
+        return self.agent.policy_arrays()
+
 
 class WarpAgent:
     """A :class:`WarpArrayAgent` behind the trainer's torch-tensor ``Agent`` protocol.
@@ -218,6 +227,14 @@ class WarpAgent:
             state: Nested dicts of tensors and JSON values.
         """
         self.agent.load_state(state)
+
+    def policy_arrays(self) -> PolicyArrays:
+        """See :meth:`WarpArrayAgent.policy_arrays`.
+
+        Returns:
+            The arrays.
+        """
+        return self.agent.policy_arrays()
 
 
 def build_warp_ppo(

@@ -235,3 +235,23 @@ def params_from_torch(state_dict: Mapping[str, Any]) -> dict[str, Any]:
     if "log_std_parameter" in arrays:
         params["log_std"] = jnp.asarray(arrays["log_std_parameter"])
     return {"params": params}
+
+
+def params_to_torch(params: Mapping[str, Any]) -> dict[str, np.ndarray]:
+    """The ``state_dict`` of an MLP network's torch twin from its Flax parameters (:func:`params_from_torch` inverted).
+
+    Args:
+        params: ``{"params": {"Dense_i": {"kernel", "bias"}, ["log_std"]}}``.
+
+    Returns:
+        ``net.{2 i}.weight`` (out, in) and ``net.{2 i}.bias`` for ``Dense_i`` (the torch ``Sequential``
+        puts an activation between two layers), and ``log_std_parameter`` where there is one; NumPy copies.
+    """
+    layers = params["params"]
+    arrays: dict[str, np.ndarray] = {}
+    for i in range(sum(name.startswith("Dense_") for name in layers)):
+        arrays[f"net.{2 * i}.weight"] = np.array(layers[f"Dense_{i}"]["kernel"]).T.copy()
+        arrays[f"net.{2 * i}.bias"] = np.array(layers[f"Dense_{i}"]["bias"])
+    if "log_std" in layers:
+        arrays["log_std_parameter"] = np.array(layers["log_std"])
+    return arrays

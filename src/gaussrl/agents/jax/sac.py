@@ -21,10 +21,11 @@ import jax.numpy as jnp
 import numpy as np
 
 from gaussrl.agents.config import SACConfig
-from gaussrl.agents.jax.networks import QMLP, GaussianMLPPolicy
+from gaussrl.agents.jax.networks import QMLP, GaussianMLPPolicy, params_to_torch
 from gaussrl.agents.jax.optim import adam, adam_step, soft_update
 from gaussrl.agents.jax.storage import EVAL_SEED, Replay, jax_key, key_array, normalize, restore_leaves
 from gaussrl.agents.normalization import RunningMoments
+from gaussrl.agents.policy_arrays import PolicyArrays
 from gaussrl.envs.step import ArrayStep
 
 METRICS = ("critic_loss", "policy_loss", "alpha", "q_value")
@@ -400,3 +401,13 @@ class SAC:
             self.obs_scaler.load_state(state["obs_scaler"])
         self.replay = self.replay.load_state(state["replay"])
         self.timesteps = int(state["timesteps"])
+
+    def policy_arrays(self) -> PolicyArrays:
+        """The policy's parameters and observation statistics under the torch twin's names (``gaussrl export``).
+
+        Returns:
+            The arrays; mean and std are those the policy's inputs are normalised with.
+        """
+        stats = self._stats()
+        mean, std = (None, None) if stats is None else stats
+        return PolicyArrays(params_to_torch(self.learning.policy), mean, std)

@@ -15,6 +15,7 @@ import numpy as np
 import warp as wp
 
 from gaussrl.agents.normalizer import STD_FLOOR
+from gaussrl.agents.policy_arrays import PolicyArrays
 from gaussrl.agents.warp.kernels import denormalize_kernel, fold_kernel, gather_kernel, normalize_kernel
 
 f32 = wp.float32
@@ -279,6 +280,22 @@ def model_arrays(model: Any) -> dict[str, np.ndarray]:
         Name to array.
     """
     return {k: v.numpy().copy() for k, v in model.state_dict().items()}
+
+
+def policy_arrays(policy: Any, scaler: Scaler | None) -> PolicyArrays:
+    """A policy's parameters under its torch twin's names and shapes, and the normaliser's statistics.
+
+    Args:
+        policy: A Warp MLP policy (its ``state_dict`` names are the torch twin's; biases are (out, 1) here).
+        scaler: Its observation normaliser, or None.
+
+    Returns:
+        The arrays; mean and std are the float32 ones :meth:`Scaler.normalize` applies.
+    """
+    arrays = {k: v.reshape(-1) if k.endswith(".bias") else v for k, v in model_arrays(policy).items()}
+    if scaler is None:
+        return PolicyArrays(arrays, None, None)
+    return PolicyArrays(arrays, scaler.mean32.numpy().copy(), scaler.std32.numpy().copy())
 
 
 def load_arrays(model: Any, arrays: dict[str, Any]) -> None:

@@ -16,6 +16,7 @@ import numpy as np
 import warp as wp
 
 from gaussrl.agents.config import PPOConfig
+from gaussrl.agents.policy_arrays import PolicyArrays
 from gaussrl.agents.schedules import linear_fraction
 from gaussrl.agents.warp.dense import Tape
 from gaussrl.agents.warp.kernels import bootstrap_kernel, scale_kernel
@@ -28,7 +29,17 @@ from gaussrl.agents.warp.losses import (
     ppo_loss_kernel,
     standardize_kernel,
 )
-from gaussrl.agents.warp.memory import ArrayStore, Scaler, WarpStep, column, gather, load_arrays, model_arrays, reseed
+from gaussrl.agents.warp.memory import (
+    ArrayStore,
+    Scaler,
+    WarpStep,
+    column,
+    gather,
+    load_arrays,
+    model_arrays,
+    policy_arrays,
+    reseed,
+)
 from gaussrl.agents.warp.optim import Adam
 from gaussrl.models.warp import Model
 
@@ -281,3 +292,11 @@ class PPO:
         self.rollout_log_std.assign(np.asarray(state["rollout_log_std"], np.float32))
         self.rng.bit_generator.state = state["rng"]
         self.updates = int(state["updates"])
+
+    def policy_arrays(self) -> PolicyArrays:
+        """The policy's parameters and observation statistics under the torch twin's names (``gaussrl export``).
+
+        Returns:
+            The arrays.
+        """
+        return policy_arrays(self.policy, self.obs_scaler)

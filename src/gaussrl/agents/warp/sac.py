@@ -16,6 +16,7 @@ import numpy as np
 import warp as wp
 
 from gaussrl.agents.config import SACConfig
+from gaussrl.agents.policy_arrays import PolicyArrays
 from gaussrl.agents.warp.dense import Tape
 from gaussrl.agents.warp.kernels import scale_kernel
 from gaussrl.agents.warp.losses import (
@@ -26,7 +27,7 @@ from gaussrl.agents.warp.losses import (
     soft_target_kernel,
     temperature_grad_kernel,
 )
-from gaussrl.agents.warp.memory import ArrayStore, Scaler, WarpStep, load_arrays, model_arrays, reseed
+from gaussrl.agents.warp.memory import ArrayStore, Scaler, WarpStep, load_arrays, model_arrays, policy_arrays, reseed
 from gaussrl.agents.warp.optim import Adam
 from gaussrl.models.warp import Model
 
@@ -260,3 +261,11 @@ class SAC:
         self.memory.load_state(state["memory"])
         self.rng.bit_generator.state = state["rng"]
         self.timesteps = int(state["timesteps"])
+
+    def policy_arrays(self) -> PolicyArrays:
+        """The policy's parameters and observation statistics under the torch twin's names (``gaussrl export``).
+
+        Returns:
+            The arrays.
+        """
+        return policy_arrays(self.policy, self.obs_scaler)
