@@ -14,6 +14,7 @@ no evaluation inside it, the checkpoint written after the clock stops) and ``met
   the global batch and the number of updates of the 1-rank run).
 
     python benchmarks/scaling.py [--ranks 2] [--markdown benchmarks/results/scaling.md]
+    python benchmarks/scaling.py --skip-learning --env HalfCheetah-v5 --ppo-steps 20480 --sac-steps 2000
 
 The machine's load average is recorded beside the figures: on a shared machine, ranks compete
 with other processes for the cores and the speed-up falls.
@@ -62,14 +63,14 @@ def load() -> str:
     return " / ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
-def throughput(root: Path, ranks: int) -> list[str]:
+def throughput(root: Path, ranks: int, env: str, total_steps: dict[str, int]) -> list[str]:
     """Rows of the throughput table."""
     rows = []
-    for algo, steps in THROUGHPUT_STEPS.items():
+    for algo, steps in total_steps.items():
         rates, cpu = {}, {}
         for count in (1, ranks):
             before = load()
-            options = ("--algo", algo, "--eval-interval", "0", *(SAC_OPTIONS if algo == "sac" else ()))
+            options = ("--env", env, "--algo", algo, "--eval-interval", "0", *(SAC_OPTIONS if algo == "sac" else ()))
             base, _ = train(root / f"{algo}-{count}-base", count, *options, "--timesteps", str(BASELINE_STEPS[algo]))
             summary, _ = train(root / f"{algo}-{count}", count, *options, "--timesteps", str(steps))
             rates[count] = summary["env_steps_per_s"]
@@ -110,15 +111,20 @@ def main() -> None:
     parser.add_argument("--ranks", type=int, default=2)
     parser.add_argument("--markdown", type=Path, default=None)
     parser.add_argument("--skip-learning", action="store_true")
+    parser.add_argument("--env", default="Pendulum-v1", help="environment of the throughput runs (its preset applies)")
+    parser.add_argument("--ppo-steps", type=int, default=THROUGHPUT_STEPS["ppo"], help="total PPO steps per run")
+    parser.add_argument("--sac-steps", type=int, default=THROUGHPUT_STEPS["sac"], help="total SAC steps per run")
     args = parser.parse_args()
+    total_steps = {"ppo": args.ppo_steps, "sac": args.sac_steps}
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         lines = [f"Machine: {os.cpu_count()} cores; load average (1/5/15 min) at the start: {load()}.", ""]
+        lines += [f"Throughput on {args.env}.", ""]
         lines += [
             "| algo | total steps | 1 rank steps/s | N ranks steps/s | speed-up | 1 rank loop CPU s "
             "| N ranks loop CPU s | speed-up, a core per rank | load after |"
         ]
-        lines += ["|---|---|---|---|---|---|---|---|---|", *throughput(root, args.ranks), ""]
+        lines += ["|---|---|---|---|---|---|---|---|---|", *throughput(root, args.ranks, args.env, total_steps), ""]
         if not args.skip_learning:
             lines += ["| setup | seed | eval return every 10k steps | final eval |", "|---|---|---|---|"]
             lines += learning(root, args.ranks)
