@@ -32,9 +32,9 @@ from gymnasium import spaces
 
 from gaussrl.agents.jax import ppo_compiled, ppo_core
 from gaussrl.agents.jax.networks import GaussianMLPPolicy, ValueMLP, params_to_torch
+from gaussrl.agents.jax.normalization import mean_std
 from gaussrl.agents.policy_arrays import PolicyArrays
 from gaussrl.core.errors import ConfigError
-from gaussrl.core.running import STD_FLOOR
 from gaussrl.envs import GYMNAX_PREFIX
 from gaussrl.envs import gymnax as gymnax_envs
 from gaussrl.envs.step import NonFiniteDataError
@@ -170,10 +170,8 @@ def compiled_policy_arrays(config: TrainConfig, state: dict[str, Any]) -> tuple[
     carry = carry_from_tensors(template, state["carry"])
     arrays = params_to_torch(carry.ppo.params["policy"])
     box = spaces.Box(env.low.astype(np.float32), env.high.astype(np.float32), dtype=np.float32)
-    if not config.ppo.observation_normalization:
-        return PolicyArrays(arrays, None, None), box
-    mean, var = np.asarray(carry.obs_stats.mean), np.asarray(carry.obs_stats.var)
-    return PolicyArrays(arrays, mean, np.maximum(np.sqrt(var), STD_FLOOR)), box
+    mean, std = mean_std(carry.obs_stats) if config.ppo.observation_normalization else (None, None)
+    return PolicyArrays(arrays, mean, std), box
 
 
 class CompiledTrainer:

@@ -10,6 +10,7 @@ from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from gaussrl.core.running import NORMALIZED_CLIP, STD_FLOOR, merge_moments
 
@@ -51,6 +52,11 @@ def normalize(stats: RunningStats, x: jax.Array) -> jax.Array:
     """``(x - mean) / std`` clipped to +-5, std at least 1e-8."""
     std = jnp.maximum(jnp.sqrt(stats.var), STD_FLOOR)
     return jnp.clip((x - stats.mean) / std, -NORMALIZED_CLIP, NORMALIZED_CLIP)
+
+
+def mean_std(stats: RunningStats) -> tuple[np.ndarray, np.ndarray]:
+    """The mean and the std :func:`normalize` applies, as NumPy arrays (``gaussrl export``)."""
+    return np.asarray(stats.mean), np.maximum(np.sqrt(np.asarray(stats.var)), STD_FLOOR)
 
 
 def denormalize(stats: RunningStats, y: jax.Array) -> jax.Array:

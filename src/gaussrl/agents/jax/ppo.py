@@ -19,12 +19,18 @@ import numpy as np
 
 from gaussrl.agents.config import PPOConfig
 from gaussrl.agents.jax.networks import GaussianMLPPolicy, ValueMLP, params_to_torch
-from gaussrl.agents.jax.normalization import RunningStats, denormalize, normalize, stats_init, stats_update
+from gaussrl.agents.jax.normalization import (
+    RunningStats,
+    denormalize,
+    mean_std,
+    normalize,
+    stats_init,
+    stats_update,
+)
 from gaussrl.agents.jax.ppo_core import PPOModels, PPOState, Rollout, init_state, make_update
 from gaussrl.agents.jax.storage import EVAL_SEED, jax_key, key_array, restore_leaves
 from gaussrl.agents.normalization import ReturnNormalizer
 from gaussrl.agents.policy_arrays import PolicyArrays
-from gaussrl.core.running import STD_FLOOR
 from gaussrl.envs.step import ArrayStep
 
 ROLLOUT_FIELDS = Rollout._fields
@@ -260,8 +266,5 @@ class PPO:
         Returns:
             The arrays; the std is the one :func:`~gaussrl.agents.jax.normalization.normalize` divides by.
         """
-        stats = self.obs_stats
-        if stats is None:
-            return PolicyArrays(params_to_torch(self.learning.params["policy"]), None, None)
-        mean, var = np.asarray(stats.mean), np.asarray(stats.var)
-        return PolicyArrays(params_to_torch(self.learning.params["policy"]), mean, np.maximum(np.sqrt(var), STD_FLOOR))
+        mean, std = (None, None) if self.obs_stats is None else mean_std(self.obs_stats)
+        return PolicyArrays(params_to_torch(self.learning.params["policy"]), mean, std)
