@@ -133,9 +133,10 @@ class TrainConfig:
                 f"policy={self.policy!r} trains on the torch backend only; use --backend torch or --policy mlp."
             )
         if self.backend != "torch" and self.nproc != 1:
+            jax_devices = " (a gymnax env on --backend jax uses every local device by itself)"
             raise ConfigError(
                 f"nproc={self.nproc}: data-parallel processes train on the torch backend only; use --nproc 1 "
-                f"with --backend {self.backend}."
+                f"with --backend {self.backend}{jax_devices if self.backend == 'jax' else ''}."
             )
         if self.backend == "warp" and self.algo == "ppo" and self.ppo.reward_normalization:
             raise ConfigError(
