@@ -53,6 +53,7 @@ for _id, _kwargs in ENVS.items():
         gymnasium.register(id=_id, entry_point=_make, kwargs=_kwargs, max_episode_steps=200)
 
 
+BACKENDS = ["torch", "jax", "warp"]
 NAN_REWARD = ("gaussrl_test/NanReward-v0", "NaN in its reward")
 INF_OBSERVATION = ("gaussrl_test/InfObservation-v0", "-inf in its observation")
 
@@ -87,9 +88,6 @@ def test_nonfinite_env_data_stops_the_run_after_a_checkpoint(tmp_path, capsys, i
     assert state["steps"] == 598
     assert not (run / "summary.json").exists()
     assert max(r["step"] for r in records(run)) <= 598
-
-
-BACKENDS = ["torch", "jax", "warp"]
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
