@@ -7,6 +7,7 @@ from typing import Any, Protocol
 import numpy as np
 import torch
 
+from gaussrl.agents.policy_arrays import PolicyArrays
 from gaussrl.agents.torch.recurrent import reset_states
 from gaussrl.envs.gymnasium import Step, TorchVecEnv, make_vector_env
 from gaussrl.envs.step import NonFinite
@@ -42,6 +43,10 @@ class Agent(Protocol):
 
     def load_state(self, state: dict[str, Any]) -> None:
         """Restore checkpoint state."""
+        ...
+
+    def policy_arrays(self) -> PolicyArrays:
+        """The policy's parameters and observation statistics under the torch twin's names (``gaussrl export``)."""
         ...
 
 

@@ -2,8 +2,9 @@
 
 The run's agent is rebuilt from its ``config.json``, its checkpoint is loaded, and the policy
 with the observation statistics and the action rescaling goes to :mod:`gaussrl.io.export`.
-A JAX or Warp run's policy is first loaded into its torch twin (the same layers; the agent's
-``policy_arrays()``), so every backend exports through the one torch exporter.
+Every agent gives its policy as arrays under the torch twin's names (``policy_arrays()``), which
+are loaded into a fresh torch policy of the run's configuration, so every backend exports
+through the one torch exporter.
 """
 
 from __future__ import annotations
@@ -88,7 +89,6 @@ def export_run(
     from gaussrl.envs.gymnasium import TorchVecEnv, make_vector_env  # noqa: PLC0415
     from gaussrl.io.export import (  # noqa: PLC0415
         DeterministicPolicy,
-        ObservationNormalization,
         export_jit,
         export_onnx,
         require_onnx,
@@ -110,16 +110,10 @@ def export_run(
         return target
     env = TorchVecEnv(make_vector_env(config.env, config.envs), seed=config.seed, device="cpu")
     try:
-        agent: Any = build_agent(config, env)
+        agent = build_agent(config, env)
         load_agent_state(agent, state, run_dir, step)
-        if config.backend == "torch":  # PPO or SAC: both have .policy and .obs_scaler
-            policy, scaler = agent.policy, agent.obs_scaler
-            normalization = None
-            if scaler is not None:
-                normalization = ObservationNormalization(scaler.mean, scaler.var.sqrt(), NORMALIZED_CLIP)
-        else:
-            twin: Any = build_agent(dataclasses.replace(config, backend="torch"), env)
-            policy, normalization = _load_twin(twin.policy, agent.policy_arrays())
+        twin: Any = build_agent(dataclasses.replace(config, backend="torch"), env)
+        policy, normalization = _load_twin(twin.policy, agent.policy_arrays())
         module = DeterministicPolicy(policy, env.env_action_space, normalization)
     finally:
         env.close()
@@ -128,7 +122,7 @@ def export_run(
 
 
 def _load_twin(policy: Any, arrays: PolicyArrays) -> tuple[Any, Any]:
-    """Load a JAX or Warp policy's arrays into its torch twin ``policy``; return it and the observation statistics.
+    """Load an agent's policy arrays into its torch twin ``policy``; return it and the observation statistics.
 
     Args:
         policy: The torch policy of the run's configuration (freshly built).

@@ -8,6 +8,7 @@ import numpy as np
 import torch
 
 from gaussrl.agents.normalization import batch_moments
+from gaussrl.agents.policy_arrays import PolicyArrays
 from gaussrl.core.running import NORMALIZED_CLIP, STD_FLOOR, merge_moments
 
 NUMPY_DTYPES = {torch.float32: np.float32, torch.float64: np.float64}
@@ -115,6 +116,23 @@ class RunningStandardScaler:
         for key, array in (("mean", self._mean), ("var", self._var), ("count", self._count)):
             array[...] = state[key].detach().to("cpu", torch.float64).numpy()
         self._cache, self._numpy_cache = {}, {}
+
+
+def policy_arrays(policy: torch.nn.Module, scaler: RunningStandardScaler | None) -> PolicyArrays:
+    """A policy's parameters and its observation normaliser's statistics as NumPy copies.
+
+    Args:
+        policy: A torch policy.
+        scaler: Its observation normaliser, or None.
+
+    Returns:
+        The arrays; mean and std are those :meth:`RunningStandardScaler.normalize` applies (float64 here).
+    """
+    arrays = {name: tensor.detach().cpu().numpy().copy() for name, tensor in policy.state_dict().items()}
+    if scaler is None:
+        return PolicyArrays(arrays, None, None)
+    mean, var = scaler.mean.numpy().copy(), scaler.var.numpy()
+    return PolicyArrays(arrays, mean, np.maximum(np.sqrt(var), STD_FLOOR))
 
 
 def compute_gae(

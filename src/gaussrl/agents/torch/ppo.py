@@ -12,9 +12,10 @@ import torch
 import torch.nn.functional as F
 
 from gaussrl.agents.config import PPOConfig
+from gaussrl.agents.policy_arrays import PolicyArrays
 from gaussrl.agents.schedules import adapt_learning_rate, linear_fraction
 from gaussrl.agents.torch.distributed import World
-from gaussrl.agents.torch.memory import TensorStore, compute_gae
+from gaussrl.agents.torch.memory import TensorStore, compute_gae, policy_arrays
 from gaussrl.agents.torch.networks import GaussianMLPPolicy
 from gaussrl.agents.torch.optim import adam, clip_grad_norm
 from gaussrl.agents.torch.recurrent import reset_states, rnn_sizes, zero_states
@@ -407,3 +408,11 @@ class PPO:
         self.policy_states = [s.to(self.device) for s in state["policy_states"]]
         self.value_states = [s.to(self.device) for s in state["value_states"]]
         self.updates = int(state["updates"])
+
+    def policy_arrays(self) -> PolicyArrays:
+        """The policy's parameters and observation statistics under the torch twin's names (``gaussrl export``).
+
+        Returns:
+            The arrays.
+        """
+        return policy_arrays(self.policy, self.obs_scaler)

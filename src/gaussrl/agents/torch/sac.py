@@ -14,8 +14,9 @@ import torch
 import torch.nn.functional as F
 
 from gaussrl.agents.config import SACConfig
+from gaussrl.agents.policy_arrays import PolicyArrays
 from gaussrl.agents.torch.distributed import PendingAverage, World
-from gaussrl.agents.torch.memory import TensorStore
+from gaussrl.agents.torch.memory import TensorStore, policy_arrays
 from gaussrl.agents.torch.optim import adam, clip_grad_norm, soft_update
 from gaussrl.envs.gymnasium import Step
 from gaussrl.models.torch import Model
@@ -278,3 +279,11 @@ class SAC:
             self.obs_scaler.load_state(state["obs_scaler"])
         self.memory.load_state(state["memory"])
         self.timesteps = int(state["timesteps"])
+
+    def policy_arrays(self) -> PolicyArrays:
+        """The policy's parameters and observation statistics under the torch twin's names (``gaussrl export``).
+
+        Returns:
+            The arrays.
+        """
+        return policy_arrays(self.policy, self.obs_scaler)
